@@ -1,0 +1,109 @@
+package schema
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+)
+
+// Severity says whether a diagnostic stops a tree from being served.
+type Severity string
+
+const (
+	Error   Severity = "error"
+	Warning Severity = "warning"
+)
+
+// Pos is a position in a file of the tree: 1-based line and column.
+// A zero Line means the whole file.
+type Pos struct {
+	File string `json:"file"`
+	Line int    `json:"line,omitempty"`
+	Col  int    `json:"column,omitempty"`
+}
+
+func (p Pos) String() string {
+	switch {
+	case p.Line == 0:
+		return p.File
+	case p.Col == 0:
+		return fmt.Sprintf("%s:%d", p.File, p.Line)
+	}
+	return fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Col)
+}
+
+// Diagnostic is one finding about a tree, anchored where a person would fix it.
+type Diagnostic struct {
+	Pos
+	Severity Severity `json:"severity"`
+	Message  string   `json:"message"`
+}
+
+func (d Diagnostic) String() string {
+	return fmt.Sprintf("%s: %s: %s", d.Pos, d.Severity, d.Message)
+}
+
+// Diagnostics collects every finding of a tree, not just the first.
+type Diagnostics []Diagnostic
+
+func (ds *Diagnostics) errorf(p Pos, format string, args ...any) {
+	*ds = append(*ds, Diagnostic{Pos: p, Severity: Error, Message: fmt.Sprintf(format, args...)})
+}
+
+func (ds *Diagnostics) warnf(p Pos, format string, args ...any) {
+	*ds = append(*ds, Diagnostic{Pos: p, Severity: Warning, Message: fmt.Sprintf(format, args...)})
+}
+
+// Errors counts the diagnostics that make a tree invalid.
+func (ds Diagnostics) Errors() int {
+	n := 0
+	for _, d := range ds {
+		if d.Severity == Error {
+			n++
+		}
+	}
+	return n
+}
+
+// Warnings counts the diagnostics that do not block serving.
+func (ds Diagnostics) Warnings() int { return len(ds) - ds.Errors() }
+
+// Sort orders diagnostics by file, line and column so output is stable.
+func (ds Diagnostics) Sort() {
+	slices.SortStableFunc(ds, func(a, b Diagnostic) int {
+		return cmp.Or(
+			cmp.Compare(a.File, b.File),
+			cmp.Compare(a.Line, b.Line),
+			cmp.Compare(a.Col, b.Col),
+			cmp.Compare(a.Severity, b.Severity),
+			cmp.Compare(a.Message, b.Message),
+		)
+	})
+}
+
+// Err returns the diagnostics as an error when any of them is an error.
+func (ds Diagnostics) Err() error {
+	if ds.Errors() == 0 {
+		return nil
+	}
+	return &InvalidError{Diagnostics: ds}
+}
+
+// InvalidError reports a tree that failed validation. It needs a human:
+// retrying the same revision gives the same answer.
+type InvalidError struct{ Diagnostics Diagnostics }
+
+func (e *InvalidError) Error() string {
+	first := ""
+	for _, d := range e.Diagnostics {
+		if d.Severity == Error {
+			first = d.String()
+			break
+		}
+	}
+	n := e.Diagnostics.Errors()
+	if n == 1 {
+		return "invalid tree: " + first
+	}
+	return fmt.Sprintf("invalid tree: %s (and %d more errors)", first, n-1)
+}

@@ -1,0 +1,263 @@
+package schema
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"io/fs"
+	"path"
+	"reflect"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Bounds on the tree as a whole; a repository past them is refused with an
+// error rather than read into memory.
+const (
+	MaxFileSize = 1 << 20 // bytes in any one file
+	MaxObjects  = 100_000 // entries in any one directory
+)
+
+// SettingsFile is the optional repository settings file.
+const SettingsFile = "pxeops.yaml"
+
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+
+// Load reads a config repository from fsys, decodes every file strictly
+// and validates the whole. The tree is usable only when diags has no
+// errors. It reads nothing outside profiles/, groups/, images/, templates/
+// and pxeops.yaml, and never writes.
+func Load(fsys fs.FS) (*Tree, Diagnostics) {
+	l := loader{fsys: fsys}
+	t := &Tree{
+		Profiles:  map[string]*Profile{},
+		Groups:    map[string]*Group{},
+		Images:    map[string]*Image{},
+		Templates: map[string]*Template{},
+	}
+	l.settings(&t.Settings)
+	for _, f := range l.objects("profiles") {
+		p := &Profile{}
+		if l.decode(f, p, &p.meta) {
+			t.Profiles[p.id] = p
+		}
+	}
+	for _, f := range l.objects("groups") {
+		g := &Group{}
+		if l.decode(f, g, &g.meta) {
+			t.Groups[g.id] = g
+		}
+	}
+	for _, f := range l.objects("images") {
+		im := &Image{}
+		if l.decode(f, im, &im.meta) {
+			t.Images[im.id] = im
+		}
+	}
+	l.templates(t)
+	l.keyring(&t.Settings)
+	validate(t, &l.diags)
+	l.diags.Sort()
+	return t, l.diags
+}
+
+type loader struct {
+	fsys  fs.FS
+	diags Diagnostics
+}
+
+type object struct {
+	id, file string
+	data     []byte
+}
+
+// objects lists the YAML objects of one directory, in name order.
+func (l *loader) objects(dir string) []object {
+	var out []object
+	for _, e := range l.entries(dir) {
+		name := e.Name()
+		file := path.Join(dir, name)
+		id, ok := strings.CutSuffix(name, ".yaml")
+		switch {
+		case e.IsDir():
+			l.diags.warnf(Pos{File: file}, "subdirectory ignored: objects live directly in %s/", dir)
+			continue
+		case !ok && strings.HasSuffix(name, ".yml"):
+			l.diags.errorf(Pos{File: file}, "files in %s/ must end in .yaml; rename to %s.yaml", dir, strings.TrimSuffix(name, ".yml"))
+			continue
+		case !ok:
+			l.diags.warnf(Pos{File: file}, "ignored: only .yaml files are read in %s/", dir)
+			continue
+		case !idPattern.MatchString(id):
+			l.diags.errorf(Pos{File: file}, "invalid id %q: use letters, digits, '.', '_' and '-', starting with a letter or digit", id)
+			continue
+		}
+		data, ok := l.read(file)
+		if ok {
+			out = append(out, object{id: id, file: file, data: data})
+		}
+	}
+	return out
+}
+
+// entries lists a directory; hidden entries (editor swap files, the
+// ..data links of Kubernetes ConfigMaps) are skipped.
+func (l *loader) entries(dir string) []fs.DirEntry {
+	es, err := fs.ReadDir(l.fsys, dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		l.diags.errorf(Pos{File: dir}, "cannot read directory: %v", unwrapPath(err))
+		return nil
+	}
+	if len(es) > MaxObjects {
+		l.diags.errorf(Pos{File: dir}, "%d entries, more than the %d allowed; split the fleet across repositories", len(es), MaxObjects)
+		return nil
+	}
+	es = slices.DeleteFunc(es, func(e fs.DirEntry) bool { return strings.HasPrefix(e.Name(), ".") })
+	return es
+}
+
+// read returns a file's contents, refusing files over MaxFileSize without
+// reading them whole.
+func (l *loader) read(file string) ([]byte, bool) {
+	f, err := l.fsys.Open(file)
+	if err != nil {
+		l.diags.errorf(Pos{File: file}, "cannot read: %v", unwrapPath(err))
+		return nil, false
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		l.diags.errorf(Pos{File: file}, "cannot read: %v", unwrapPath(err))
+		return nil, false
+	}
+	if len(data) > MaxFileSize {
+		l.diags.errorf(Pos{File: file}, "file is larger than %d bytes; config files are small, is this the right file?", MaxFileSize)
+		return nil, false
+	}
+	return data, true
+}
+
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+var yamlErrLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// decode parses one file holding exactly one YAML mapping into out. An
+// object whose values were partly rejected is still kept, so the rest of
+// it is validated and nothing refers to it in vain.
+func (l *loader) decode(o object, out any, m *meta) bool {
+	m.id, m.file = o.id, o.file
+	root, ok := l.parse(o.file, o.data)
+	if !ok {
+		return false
+	}
+	d := newDecoder(o.file, &l.diags)
+	d.decode(root, reflect.ValueOf(out).Elem(), "", 0)
+	m.pos, m.bad = d.pos, d.bad
+	return true
+}
+
+// parse returns the single document's root node of a YAML file.
+func (l *loader) parse(file string, data []byte) (root *yaml.Node, ok bool) {
+	defer func() {
+		// yaml.v3 has panicked on hostile input before; a config file must
+		// never take the process down.
+		if r := recover(); r != nil {
+			l.diags.errorf(Pos{File: file}, "YAML parser failed: %v", r)
+			root, ok = nil, false
+		}
+	}()
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	err := dec.Decode(&doc)
+	if errors.Is(err, io.EOF) || (err == nil && (len(doc.Content) == 0 || isNull(doc.Content[0]))) {
+		l.diags.errorf(Pos{File: file, Line: 1, Col: 1}, "file is empty; write the object's fields or delete the file")
+		return nil, false
+	}
+	if err != nil {
+		l.yamlError(file, err)
+		return nil, false
+	}
+	var next yaml.Node
+	if err := dec.Decode(&next); !errors.Is(err, io.EOF) {
+		if err != nil {
+			l.yamlError(file, err)
+		} else {
+			l.diags.errorf(Pos{File: file, Line: next.Line, Col: next.Column}, "second YAML document: one object per file; move it to a file of its own")
+		}
+		return nil, false
+	}
+	return doc.Content[0], true
+}
+
+func (l *loader) yamlError(file string, err error) {
+	msg := err.Error()
+	if m := yamlErrLine.FindStringSubmatch(msg); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		l.diags.errorf(Pos{File: file, Line: line}, "invalid YAML: %s", m[2])
+		return
+	}
+	l.diags.errorf(Pos{File: file}, "invalid YAML: %s", strings.TrimPrefix(msg, "yaml: "))
+}
+
+func (l *loader) settings(s *Settings) {
+	s.file = SettingsFile
+	data, err := fs.ReadFile(l.fsys, SettingsFile)
+	if err == nil && len(data) > MaxFileSize {
+		l.diags.errorf(Pos{File: SettingsFile}, "file is larger than %d bytes", MaxFileSize)
+	} else if err == nil {
+		l.decode(object{id: "pxeops", file: SettingsFile, data: data}, s, &s.meta)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		l.diags.errorf(Pos{File: SettingsFile}, "cannot read: %v", unwrapPath(err))
+	}
+	applyDefaults(reflect.ValueOf(s).Elem())
+}
+
+func (l *loader) templates(t *Tree) {
+	for _, e := range l.entries("templates") {
+		file := path.Join("templates", e.Name())
+		if e.IsDir() {
+			l.diags.warnf(Pos{File: file}, "subdirectory ignored: templates live directly in templates/")
+			continue
+		}
+		data, ok := l.read(file)
+		if !ok {
+			continue
+		}
+		tm := &Template{Source: string(data), meta: meta{id: e.Name(), file: file}}
+		tmpl, err := parseTemplate(file, tm.Source)
+		if err != nil {
+			l.diags.errorf(templateErrPos(file, 1, 1, err), "template: %s", templateErrMsg(err))
+			continue
+		}
+		tm.tmpl = tmpl
+		t.Templates[tm.id] = tm
+	}
+}
+
+// keyring checks that a keyring named in pxeops.yaml is a file of the tree.
+func (l *loader) keyring(s *Settings) {
+	k := s.Omaha.Keyring
+	if k == "" {
+		return
+	}
+	if !fs.ValidPath(k) {
+		l.diags.errorf(s.Pos("omaha.keyring"), "invalid keyring path %q: a relative path inside the repository, e.g. keys/flatcar.asc", k)
+		return
+	}
+	if info, err := fs.Stat(l.fsys, k); err != nil || !info.Mode().IsRegular() {
+		l.diags.errorf(s.Pos("omaha.keyring"), "keyring %q is not a file in the repository", k)
+	}
+}

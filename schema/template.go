@@ -1,0 +1,183 @@
+package schema
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/template"
+
+	"gopkg.in/yaml.v3"
+)
+
+// TemplateData is what profile arguments and config templates see.
+type TemplateData struct {
+	MAC       string
+	UUID      string
+	Hostname  string
+	Serial    string
+	Arch      string
+	Labels    map[string]string
+	Metadata  map[string]any
+	Group     string
+	Profile   string
+	Image     ImageData
+	ServerURL string
+}
+
+// ImageData describes the profile's image to templates; {{ .Image }} alone
+// prints its id.
+type ImageData struct {
+	ID, OS, Channel, Arch, Version string
+}
+
+func (i ImageData) String() string { return i.ID }
+
+// MirrorData is what the omaha mirror and branch templates see.
+type MirrorData struct {
+	Channel, Arch, Board, Version, Image string
+}
+
+// Config types a profile may serve.
+const (
+	ConfigIgnition    = "ignition"
+	ConfigCloudConfig = "cloud-config"
+	ConfigRaw         = "raw"
+)
+
+func parseTemplate(name, text string) (*template.Template, error) {
+	return template.New(name).Option("missingkey=error").Parse(text)
+}
+
+// templateErrPos maps a text/template error to a position in the file
+// the template came from; line and col are where the template text starts.
+func templateErrPos(file string, line, col int, err error) Pos {
+	p := Pos{File: file, Line: line, Col: col}
+	rest, ok := strings.CutPrefix(err.Error(), "template: "+templateName(err)+":")
+	if !ok {
+		return p
+	}
+	loc, _, _ := strings.Cut(rest, ": ")
+	parts := strings.Split(loc, ":")
+	l, errL := strconv.Atoi(parts[0])
+	if errL != nil {
+		return p
+	}
+	c := 1
+	if len(parts) > 1 {
+		if v, err := strconv.Atoi(parts[1]); err == nil {
+			c = v
+		}
+	}
+	if l == 1 {
+		return Pos{File: file, Line: line, Col: col + c - 1}
+	}
+	return Pos{File: file, Line: line + l - 1, Col: c}
+}
+
+// templateErrMsg keeps what a person needs from a text/template error: the
+// cause, without the template name and position already in the Pos.
+func templateErrMsg(err error) string {
+	msg := err.Error()
+	rest, ok := strings.CutPrefix(msg, "template: "+templateName(err)+":")
+	if !ok {
+		return msg
+	}
+	_, after, found := strings.Cut(rest, ": ")
+	if !found {
+		return msg
+	}
+	// "executing "name" at <.X>: cause" → "<.X>: cause"
+	if strings.HasPrefix(after, "executing ") {
+		if i := strings.Index(after, " at <"); i >= 0 {
+			after = after[i+4:]
+		}
+	}
+	return after
+}
+
+func templateName(err error) string {
+	var ee template.ExecError
+	if errors.As(err, &ee) {
+		return ee.Name
+	}
+	msg := strings.TrimPrefix(err.Error(), "template: ")
+	// Parse errors: "name:line: message"; names here never hold ':'.
+	name, _, _ := strings.Cut(msg, ":")
+	return name
+}
+
+// WriteArg writes the profile's i-th kernel argument for data.
+func (p *Profile) WriteArg(w io.Writer, i int, data *TemplateData) error {
+	if t := p.args[i]; t != nil {
+		return t.Execute(w, data)
+	}
+	_, err := io.WriteString(w, p.Args[i])
+	return err
+}
+
+// ArgIsStatic reports whether argument i is the same for every machine.
+func (p *Profile) ArgIsStatic(i int) bool { return p.args[i] == nil }
+
+// WriteConfig renders the profile's config for data: ignition as JSON
+// (the template may be written in YAML), anything else as the template
+// produces it. It fails when the profile has no config.
+func (p *Profile) WriteConfig(w io.Writer, data *TemplateData) error {
+	t := p.config
+	if t == nil {
+		return errors.New("profile has no config")
+	}
+	if p.Config.Type != ConfigIgnition && p.Config.Type != ConfigCloudConfig {
+		return t.tmpl.Execute(w, data)
+	}
+	var buf bytes.Buffer
+	if err := t.tmpl.Execute(&buf, data); err != nil {
+		return err
+	}
+	if p.Config.Type == ConfigCloudConfig {
+		if err := checkCloudConfig(buf.Bytes()); err != nil {
+			return err
+		}
+		_, err := w.Write(buf.Bytes())
+		return err
+	}
+	out, err := ignitionJSON(buf.Bytes())
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(out)
+	return err
+}
+
+// ignitionJSON turns a rendered Ignition config written in YAML or JSON
+// into the JSON that Ignition reads.
+func ignitionJSON(rendered []byte) ([]byte, error) {
+	var v map[string]any
+	if err := yaml.Unmarshal(rendered, &v); err != nil {
+		return nil, fmt.Errorf("rendered ignition config is not YAML or JSON: %w", err)
+	}
+	ign, _ := v["ignition"].(map[string]any)
+	if ver, _ := ign["version"].(string); ver == "" {
+		return nil, errors.New(`rendered ignition config has no ignition.version (e.g. ignition: {version: "3.4.0"})`)
+	}
+	return json.Marshal(v)
+}
+
+func checkCloudConfig(rendered []byte) error {
+	first, _, _ := bytes.Cut(rendered, []byte("\n"))
+	first = bytes.TrimSpace(first)
+	switch {
+	case bytes.Equal(first, []byte("#cloud-config")):
+		var v map[string]any
+		if err := yaml.Unmarshal(rendered, &v); err != nil {
+			return fmt.Errorf("rendered cloud-config is not valid YAML: %w", err)
+		}
+		return nil
+	case bytes.HasPrefix(first, []byte("#!")):
+		return nil
+	}
+	return errors.New("rendered cloud-config must start with #cloud-config or #! (a script); cloud-init ignores anything else")
+}

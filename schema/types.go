@@ -1,0 +1,134 @@
+package schema
+
+import (
+	"text/template"
+)
+
+// Tree is a decoded and validated config repository: the desired boot
+// state of a fleet at one revision. Maps are keyed by object id (the file
+// name without .yaml; for templates, the file name).
+type Tree struct {
+	Settings  Settings             `json:"settings"`
+	Profiles  map[string]*Profile  `json:"profiles"`
+	Groups    map[string]*Group    `json:"groups"`
+	Images    map[string]*Image    `json:"images"`
+	Templates map[string]*Template `json:"templates"`
+}
+
+// Profile says what to boot.
+type Profile struct {
+	Description string     `yaml:"description" json:"description,omitempty" doc:"Free text, shown by render and /status."`
+	Image       string     `yaml:"image" json:"image,omitempty" doc:"Id of images/<id>.yaml supplying kernel and initrd. Use either image or kernel."`
+	Kernel      string     `yaml:"kernel" json:"kernel,omitempty" doc:"Kernel URL: http(s)://... or a path under /assets/. Use either image or kernel."`
+	Initrd      []string   `yaml:"initrd" json:"initrd,omitempty" doc:"Initrd URLs, same forms as kernel. Only with kernel."`
+	Args        []string   `yaml:"args" json:"args,omitempty" doc:"Kernel arguments, one per item; Go templates over the template data. No newlines."`
+	Config      *ConfigRef `yaml:"config" json:"config,omitempty" doc:"The config served at /config."`
+
+	meta
+	args   []*template.Template // nil entries for arguments without template actions
+	image  *Image               // resolved Image reference
+	config *Template            // resolved Config.Template reference
+}
+
+// ResolvedImage is the image the profile boots, nil when it names a kernel.
+func (p *Profile) ResolvedImage() *Image { return p.image }
+
+// ConfigType is the type of the profile's config, "" when it has none.
+func (p *Profile) ConfigType() string {
+	if p.Config == nil {
+		return ""
+	}
+	return p.Config.Type
+}
+
+// ConfigRef names the template served to a machine at /config.
+type ConfigRef struct {
+	Template string `yaml:"template" json:"template" doc:"File under templates/, e.g. worker.ign.yaml. Required."`
+	Type     string `yaml:"type" json:"type" doc:"ignition (rendered YAML or JSON, served as JSON), cloud-config, or raw. Default raw."`
+}
+
+// Group says which machines get which profile.
+type Group struct {
+	Description string            `yaml:"description" json:"description,omitempty" doc:"Free text, shown by render and /status."`
+	Profile     string            `yaml:"profile" json:"profile" doc:"Id of profiles/<id>.yaml. Required."`
+	Selector    map[string]string `yaml:"selector" json:"selector,omitempty" doc:"All keys must match: mac, uuid, hostname, serial, arch, or any label. Empty or absent: the default group (at most one)."`
+	Metadata    map[string]any    `yaml:"metadata" json:"metadata,omitempty" doc:"Free-form values, visible to templates as .Metadata."`
+
+	meta
+}
+
+// Image is an OS image pinned to a version; the updater edits these files.
+type Image struct {
+	OS      string `yaml:"os" json:"os" doc:"flatcar, coreos or linux. Required."`
+	Channel string `yaml:"channel" json:"channel,omitempty" doc:"Release channel, e.g. stable, beta, alpha. Required with update: omaha."`
+	Arch    string `yaml:"arch" json:"arch" doc:"amd64 or arm64. Default amd64."`
+	Version string `yaml:"version" json:"version" doc:"Release version, e.g. 4081.2.0. Required."`
+	Kernel  File   `yaml:"kernel" json:"kernel" doc:"The kernel. Required."`
+	Initrd  []File `yaml:"initrd" json:"initrd" doc:"The initrds, in load order. At least one."`
+	Update  string `yaml:"update" json:"update,omitempty" doc:"omaha: the updater tracks this image. Absent: pinned by hand."`
+
+	meta
+}
+
+// File is one downloadable piece of an image.
+type File struct {
+	URL    string `yaml:"url" json:"url" doc:"http(s)://... or a path under /assets/. Required."`
+	SHA256 string `yaml:"sha256" json:"sha256,omitempty" doc:"Hex SHA-256 of the file; a file that does not match is never served or mirrored."`
+}
+
+// Settings is the optional pxeops.yaml.
+type Settings struct {
+	Omaha OmahaSettings `yaml:"omaha" json:"omaha" doc:"How the updater follows release channels."`
+
+	meta
+}
+
+// OmahaSettings configure the updater. Defaults follow Flatcar.
+type OmahaSettings struct {
+	Server   string       `yaml:"server" json:"server" doc:"Upstream Omaha endpoint." default:"https://public.update.flatcar-linux.net/v1/update/"`
+	Interval Duration     `yaml:"interval" json:"interval" doc:"Time between checks, jittered; at least 1m." default:"1h"`
+	Mirror   string       `yaml:"mirror" json:"mirror" doc:"Template of the release directory URL; data: .Channel .Arch .Board .Version .Image." default:"https://{{ .Channel }}.release.flatcar-linux.net/{{ .Board }}/{{ .Version }}/"`
+	Files    MirrorFiles  `yaml:"files" json:"files" doc:"File names under the mirror URL."`
+	Keyring  string       `yaml:"keyring" json:"keyring,omitempty" doc:"Armored OpenPGP keyring, a path in this repository. Absent: the keys built into pxeops."`
+	Branch   string       `yaml:"branch" json:"branch" doc:"Template of the branch updates are pushed to; data: .Image." default:"pxeops/update-{{ .Image }}"`
+	Proxy    bool         `yaml:"proxy" json:"proxy" doc:"Forward host update checks upstream too (corepxe mode)." default:"false"`
+}
+
+// MirrorFiles names an image's files under the mirror URL.
+type MirrorFiles struct {
+	Kernel string `yaml:"kernel" json:"kernel" doc:"Kernel file name." default:"flatcar_production_pxe.vmlinuz"`
+	Initrd string `yaml:"initrd" json:"initrd" doc:"Initrd file name." default:"flatcar_production_pxe_image.cpio.gz"`
+}
+
+// Template is a file under templates/, parsed once.
+type Template struct {
+	Source string `json:"source"`
+
+	meta
+	tmpl *template.Template
+}
+
+// meta is what every object knows about where it came from.
+type meta struct {
+	id   string
+	file string
+	pos  map[string]Pos
+	bad  map[string]bool // values the decoder rejected
+}
+
+// ID is the object's id: its file name without .yaml.
+func (m *meta) ID() string { return m.id }
+
+// File is the object's path relative to the tree root.
+func (m *meta) File() string { return m.file }
+
+// Pos is where the value at path (e.g. "selector.mac", "initrd[0].url")
+// was written; the start of the file when it was not written.
+func (m *meta) Pos(path string) Pos {
+	if p, ok := m.pos[path]; ok {
+		return p
+	}
+	return Pos{File: m.file, Line: 1, Col: 1}
+}
+
+func (m *meta) has(path string) bool { _, ok := m.pos[path]; return ok }
