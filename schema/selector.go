@@ -64,6 +64,11 @@ func NormalizeValue(key, v string) (string, error) {
 			return "", fmt.Errorf("unknown arch %q: use x86_64 (amd64), i386, arm64 (aarch64) or arm32", v)
 		}
 		return a, nil
+	case KeySerial:
+		// Firmware fills serials like "To be filled by O.E.M."; spaces
+		// become '_' on both sides, so they match without ever reaching
+		// a script or a kernel command line.
+		v = strings.Join(strings.Fields(v), "_")
 	}
 	if err := checkSafe(v); err != nil {
 		return "", fmt.Errorf("invalid %s %q: %w", key, v, err)

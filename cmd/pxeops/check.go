@@ -1,0 +1,104 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+
+	"github.com/pxeops/pxeops/render"
+	"github.com/pxeops/pxeops/schema"
+)
+
+func runCheck(args []string, stdout, stderr io.Writer) int {
+	fset := newFlags("check", "check [--format text|json|github] [DIR]\n\nValidates a config repository exactly as the server loads it. Exit 0 valid, 1 invalid, 2 usage.", stderr)
+	format := &choice{value: "text", allowed: []string{"text", "json", "github"}}
+	fset.Var(format, "format", "output: text, json or github (Actions annotations)")
+	if code := parseFlags(fset, args, stderr); code >= 0 {
+		return code
+	}
+	tree, dir, code := openTree(fset, stderr)
+	if code >= 0 {
+		return code
+	}
+	snap, diags := render.Load(tree, render.Options{ServerURL: schema.SampleServerURL})
+	r := checkReport{Dir: dir, Valid: snap != nil, Errors: diags.Errors(), Warnings: diags.Warnings(), Diagnostics: diags}
+	if snap != nil {
+		r.Digest = snap.Digest
+		r.Profiles, r.Groups, r.Images, r.Templates = len(snap.Tree.Profiles), len(snap.Tree.Groups), len(snap.Tree.Images), len(snap.Tree.Templates)
+	}
+	for i := range r.Diagnostics {
+		r.Diagnostics[i].File = filepath.Join(dir, r.Diagnostics[i].File)
+	}
+	switch format.value {
+	case "json":
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(r)
+	case "github":
+		for _, d := range r.Diagnostics {
+			fmt.Fprintln(stdout, githubAnnotation(d))
+		}
+		fmt.Fprintln(stdout, r.summary())
+	default:
+		for _, d := range r.Diagnostics {
+			fmt.Fprintln(stdout, d)
+		}
+		fmt.Fprintln(stdout, r.summary())
+	}
+	if !r.Valid {
+		return exitInvalid
+	}
+	return exitOK
+}
+
+// checkReport is check's result; its JSON form is a stable interface.
+type checkReport struct {
+	Dir         string             `json:"dir"`
+	Valid       bool               `json:"valid"`
+	Errors      int                `json:"errors"`
+	Warnings    int                `json:"warnings"`
+	Digest      string             `json:"digest,omitempty"`
+	Profiles    int                `json:"profiles"`
+	Groups      int                `json:"groups"`
+	Images      int                `json:"images"`
+	Templates   int                `json:"templates"`
+	Diagnostics schema.Diagnostics `json:"diagnostics"`
+}
+
+func (r *checkReport) summary() string {
+	if !r.Valid {
+		return fmt.Sprintf("%s: invalid: %s, %s", r.Dir, plural(r.Errors, "error"), plural(r.Warnings, "warning"))
+	}
+	return fmt.Sprintf("%s: valid: %s, %s, %s, %s, %s; digest %s", r.Dir,
+		plural(r.Profiles, "profile"), plural(r.Groups, "group"), plural(r.Images, "image"), plural(r.Templates, "template"),
+		plural(r.Warnings, "warning"), r.Digest)
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}
+
+// githubAnnotation formats a diagnostic as a GitHub Actions workflow command.
+func githubAnnotation(d schema.Diagnostic) string {
+	props := "file=" + escapeProperty(d.File)
+	if d.Line > 0 {
+		props += fmt.Sprintf(",line=%d", d.Line)
+	}
+	if d.Col > 0 {
+		props += fmt.Sprintf(",col=%d", d.Col)
+	}
+	return fmt.Sprintf("::%s %s,title=pxeops check::%s", d.Severity, props, escapeData(d.Message))
+}
+
+func escapeData(s string) string {
+	return strings.NewReplacer("%", "%25", "\r", "%0D", "\n", "%0A").Replace(s)
+}
+
+func escapeProperty(s string) string {
+	return strings.NewReplacer("%", "%25", "\r", "%0D", "\n", "%0A", ":", "%3A", ",", "%2C").Replace(s)
+}

@@ -1,0 +1,64 @@
+// Command pxeops is a GitOps reconciler for network booting. This file is
+// the whole wiring: each subcommand parses its flags and calls into the
+// packages that do the work.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `pxeops: declarative network boot from a git repository or directory
+
+Usage:
+  pxeops check  [--format text|json|github] [DIR]
+  pxeops render --mac MAC [--uuid U --hostname H --serial S --arch A --label k=v] [DIR]
+  pxeops version
+
+Every flag can also be set as PXEOPS_<FLAG> in the environment
+(--server-url: PXEOPS_SERVER_URL). Run "pxeops COMMAND --help" for details.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// Exit codes: 0 success, 1 the input is invalid or matched nothing, 2 the
+// command line is wrong.
+const (
+	exitOK      = 0
+	exitInvalid = 1
+	exitUsage   = 2
+)
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	switch cmd, rest := args[0], args[1:]; cmd {
+	case "check":
+		return runCheck(rest, stdout, stderr)
+	case "render":
+		return runRender(rest, stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "pxeops", version)
+		return exitOK
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	default:
+		fmt.Fprintf(stderr, "pxeops: unknown command %q\n\n%s", cmd, usage)
+		return exitUsage
+	}
+}

@@ -1,0 +1,104 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+
+	"github.com/pxeops/pxeops/render"
+)
+
+func runRender(args []string, stdout, stderr io.Writer) int {
+	fset := newFlags("render", "render --mac MAC [--uuid U --hostname H --serial S --arch A --label k=v] [DIR]\n\nShows which group a machine gets and why, and the exact iPXE script and config it would be served.", stderr)
+	q := url.Values{}
+	for _, key := range []string{"mac", "uuid", "hostname", "serial", "arch"} {
+		fset.Func(key, "the machine's "+key, func(v string) error { q.Set(key, v); return nil })
+	}
+	var labels multi
+	fset.Var(&labels, "label", "a label as key=value (repeatable)")
+	serverURL := fset.String("server-url", "http://localhost:8080", "base URL machines reach pxeops at")
+	if code := parseFlags(fset, args, stderr); code >= 0 {
+		return code
+	}
+	for _, l := range labels {
+		k, v, ok := strings.Cut(l, "=")
+		if !ok {
+			fmt.Fprintf(stderr, "pxeops render: --label %q: write key=value\n", l)
+			return exitUsage
+		}
+		q.Add(k, v)
+	}
+	m, err := render.ParseMachine(q)
+	if err != nil {
+		fmt.Fprintf(stderr, "pxeops render: --%v\n", err)
+		return exitUsage
+	}
+	tree, dir, code := openTree(fset, stderr)
+	if code >= 0 {
+		return code
+	}
+	snap, diags := render.Load(tree, render.Options{ServerURL: *serverURL})
+	if snap == nil {
+		for _, d := range diags {
+			d.File = dir + "/" + d.File
+			fmt.Fprintln(stderr, d)
+		}
+		fmt.Fprintf(stderr, "pxeops render: %s is invalid; `pxeops check` lists the same errors\n", dir)
+		return exitInvalid
+	}
+	return explain(stdout, snap, &m)
+}
+
+func explain(w io.Writer, snap *render.Snapshot, m *render.Machine) int {
+	fmt.Fprintf(w, "machine:  %s\n", m)
+	g := snap.Lookup(m)
+	for _, c := range snap.Explain(m) {
+		switch {
+		case c.Group == g:
+			fmt.Fprintf(w, "matched:  %s (%s), %s\n", c.Group.ID, c.Group.Source.File(), describe(c.Group))
+		case c.Matched:
+			fmt.Fprintf(w, "also matches: %s, %s; loses on precedence\n", c.Group.ID, describe(c.Group))
+		default:
+			fmt.Fprintf(w, "considered: %s, %s; %s differs\n", c.Group.ID, describe(c.Group), c.Mismatch)
+		}
+	}
+	if g == nil {
+		fmt.Fprintln(w, "no group matches and there is no default group: this machine is not served")
+		return exitInvalid
+	}
+	p := g.Profile
+	fmt.Fprintf(w, "profile:  %s (%s)", p.ID, p.Source.File())
+	if d := p.Source.Description; d != "" {
+		fmt.Fprintf(w, ": %s", d)
+	}
+	fmt.Fprintf(w, "\n\n--- iPXE script (/ipxe) ---\n")
+	if err := snap.WriteScript(w, g, m); err != nil {
+		fmt.Fprintf(w, "error: %v\n", err)
+		return exitInvalid
+	}
+	fmt.Fprintf(w, "\n--- config (/config, %s) ---\n", p.Source.ConfigType())
+	err := snap.WriteConfig(w, g, m)
+	switch {
+	case errors.Is(err, render.ErrNoConfig):
+		fmt.Fprintln(w, "(none: the profile has no config)")
+	case err != nil:
+		fmt.Fprintf(w, "error: %v\n", err)
+		return exitInvalid
+	default:
+		fmt.Fprintln(w)
+	}
+	return exitOK
+}
+
+func describe(g *render.Group) string {
+	if len(g.Keys) == 0 {
+		return "the default group (no selector)"
+	}
+	var parts []string
+	for _, k := range g.Keys {
+		parts = append(parts, k+"="+g.Source.Selector[k])
+	}
+	return fmt.Sprintf("selector %s (%s)", strings.Join(parts, " "), plural(len(g.Keys), "key"))
+}

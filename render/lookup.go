@@ -1,0 +1,147 @@
+package render
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/pxeops/pxeops/schema"
+)
+
+// Lookup returns the group machine m gets, or nil when none matches and
+// there is no default. The matching group with the most selector keys
+// wins; among equals, the lowest id. It touches at most four hash buckets
+// and the groups that have none of mac, uuid, serial and hostname, and
+// does not allocate.
+func (s *Snapshot) Lookup(m *Machine) *Group {
+	var best *Group
+	consider := func(gs []*Group) {
+		for _, g := range gs {
+			if (best == nil || g.rank < best.rank) && g.matches(m) {
+				best = g
+			}
+		}
+	}
+	if m.MAC != "" {
+		consider(s.byMAC[m.MAC])
+	}
+	if m.UUID != "" {
+		consider(s.byUUID[m.UUID])
+	}
+	if m.Serial != "" {
+		consider(s.bySerial[m.Serial])
+	}
+	if m.Hostname != "" {
+		consider(s.byHostname[m.Hostname])
+	}
+	for _, g := range s.scan {
+		if best != nil && g.rank > best.rank {
+			break
+		}
+		if g.matches(m) {
+			return g
+		}
+	}
+	return best
+}
+
+func (g *Group) matches(m *Machine) bool {
+	for _, c := range g.sel {
+		if m.value(c.key) != c.value {
+			return false
+		}
+	}
+	return true
+}
+
+// Data is the template data for machine m in group g.
+func (g *Group) Data(m *Machine) *schema.TemplateData {
+	d := g.data
+	d.MAC, d.UUID, d.Hostname, d.Serial, d.Arch, d.Labels = m.MAC, m.UUID, m.Hostname, m.Serial, m.Arch, m.Labels
+	return &d
+}
+
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// ErrUnsafeArg means a kernel argument rendered into something that could
+// break out of the script line; the script is not served.
+var ErrUnsafeArg = errors.New("kernel argument renders a newline or NUL")
+
+// WriteScript writes the iPXE script that boots machine m as group g.
+// The script is built in full before anything is written, so a failing
+// template never leaves half a script on the wire.
+func (s *Snapshot) WriteScript(w io.Writer, g *Group, m *Machine) error {
+	buf := bufPool.Get().(*bytes.Buffer)
+	defer bufPool.Put(buf)
+	buf.Reset()
+	p := g.Profile
+	buf.WriteString(p.head)
+	var data *schema.TemplateData
+	for i := range p.Source.Args {
+		buf.WriteByte(' ')
+		if data == nil && !p.Source.ArgIsStatic(i) {
+			data = g.Data(m)
+		}
+		start := buf.Len()
+		if err := p.Source.WriteArg(buf, i, data); err != nil {
+			return fmt.Errorf("profile %s: args[%d]: %w", p.ID, i, err)
+		}
+		if bytes.ContainsAny(buf.Bytes()[start:], "\n\r\x00") {
+			return fmt.Errorf("profile %s: args[%d]: %w", p.ID, i, ErrUnsafeArg)
+		}
+	}
+	buf.WriteString(p.tail)
+	_, err := w.Write(buf.Bytes())
+	return err
+}
+
+// ErrNoConfig means the machine's profile serves no config.
+var ErrNoConfig = errors.New("profile has no config")
+
+// WriteConfig writes the config machine m gets as group g.
+func (s *Snapshot) WriteConfig(w io.Writer, g *Group, m *Machine) error {
+	if g.Profile.Source.Config == nil {
+		return ErrNoConfig
+	}
+	buf := bufPool.Get().(*bytes.Buffer)
+	defer bufPool.Put(buf)
+	buf.Reset()
+	if err := g.Profile.Source.WriteConfig(buf, g.Data(m)); err != nil {
+		return fmt.Errorf("profile %s: config %s: %w", g.Profile.ID, g.Profile.Source.Config.Template, err)
+	}
+	_, err := w.Write(buf.Bytes())
+	return err
+}
+
+// Candidate is one group as Explain saw it.
+type Candidate struct {
+	Group    *Group
+	Matched  bool
+	Mismatch string // the first selector key whose value differs
+}
+
+// Explain lists the groups that match m, best first, then the groups that
+// agree with m on some key but not all: what `pxeops render` shows. It is
+// for people, not for the boot path; it reads every group.
+func (s *Snapshot) Explain(m *Machine) []Candidate {
+	var matched, near []Candidate
+	for _, g := range s.groups {
+		agree, first := 0, ""
+		for _, c := range g.sel {
+			if m.value(c.key) == c.value {
+				agree++
+			} else if first == "" {
+				first = c.key
+			}
+		}
+		switch {
+		case first == "":
+			matched = append(matched, Candidate{Group: g, Matched: true})
+		case agree > 0:
+			near = append(near, Candidate{Group: g, Mismatch: first})
+		}
+	}
+	return append(matched, near...)
+}

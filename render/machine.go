@@ -1,0 +1,109 @@
+package render
+
+import (
+	"fmt"
+	"net/url"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/pxeops/pxeops/schema"
+)
+
+// Machine is what a booting machine tells about itself, normalised.
+type Machine struct {
+	MAC      string
+	UUID     string
+	Hostname string
+	Serial   string
+	Arch     string
+	Labels   map[string]string
+}
+
+const maxLabels = 32
+
+// ParseMachine reads a machine from request values (query parameters or
+// the render command's flags): mac, uuid, hostname, serial, arch, and any
+// other key as a label. Empty values count as absent, as iPXE sends empty
+// settings. Errors name the offending field.
+func ParseMachine(q url.Values) (Machine, error) {
+	m := Machine{}
+	for _, k := range slices.Sorted(maps.Keys(q)) {
+		vals := q[k]
+		v := ""
+		for _, x := range vals {
+			if x == "" {
+				continue
+			}
+			if v != "" && x != v {
+				return Machine{}, fmt.Errorf("%s: given twice with different values (%q, %q)", k, v, x)
+			}
+			v = x
+		}
+		if v == "" {
+			continue
+		}
+		norm, err := schema.NormalizeValue(k, v)
+		if err != nil {
+			return Machine{}, fmt.Errorf("%s: %w", k, err)
+		}
+		switch k {
+		case schema.KeyMAC:
+			m.MAC = norm
+		case schema.KeyUUID:
+			m.UUID = norm
+		case schema.KeyHostname:
+			m.Hostname = norm
+		case schema.KeySerial:
+			m.Serial = norm
+		case schema.KeyArch:
+			m.Arch = norm
+		default:
+			if err := schema.CheckLabelKey(k); err != nil {
+				return Machine{}, fmt.Errorf("%s: %w", k, err)
+			}
+			if m.Labels == nil {
+				m.Labels = map[string]string{}
+			}
+			if len(m.Labels) == maxLabels {
+				return Machine{}, fmt.Errorf("%s: more than %d labels", k, maxLabels)
+			}
+			m.Labels[k] = norm
+		}
+	}
+	return m, nil
+}
+
+// String lists the machine's values as key=value, in a fixed order.
+func (m *Machine) String() string {
+	var parts []string
+	for _, f := range []struct{ k, v string }{
+		{schema.KeyMAC, m.MAC}, {schema.KeyUUID, m.UUID}, {schema.KeyHostname, m.Hostname},
+		{schema.KeySerial, m.Serial}, {schema.KeyArch, m.Arch},
+	} {
+		if f.v != "" {
+			parts = append(parts, f.k+"="+f.v)
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(m.Labels)) {
+		parts = append(parts, k+"="+m.Labels[k])
+	}
+	return strings.Join(parts, " ")
+}
+
+// value returns the machine's value for a selector key.
+func (m *Machine) value(key string) string {
+	switch key {
+	case schema.KeyMAC:
+		return m.MAC
+	case schema.KeyUUID:
+		return m.UUID
+	case schema.KeyHostname:
+		return m.Hostname
+	case schema.KeySerial:
+		return m.Serial
+	case schema.KeyArch:
+		return m.Arch
+	}
+	return m.Labels[key]
+}

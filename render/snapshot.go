@@ -1,0 +1,189 @@
+// Package render turns a validated tree into an immutable Snapshot: the
+// index that answers "which group does this machine get" and everything
+// precomputed that a boot request would otherwise redo.
+package render
+
+import (
+	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io/fs"
+	"maps"
+	"path"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/pxeops/pxeops/schema"
+)
+
+// Options are the facts a snapshot needs that do not come from the tree.
+type Options struct {
+	// ServerURL is where machines reach pxeops over HTTP; asset paths and
+	// {{ .ServerURL }} are built from it.
+	ServerURL string
+	// Revision names the source revision (a commit, a tree checksum).
+	Revision string
+}
+
+// Load is the one path from a tree to a snapshot: `pxeops check`,
+// `pxeops render` and the daemon's reload all call it, so CI and
+// production never disagree. The snapshot is nil when diags has errors.
+func Load(fsys fs.FS, opts Options) (*Snapshot, schema.Diagnostics) {
+	t, diags := schema.Load(fsys)
+	if diags.Errors() > 0 {
+		return nil, diags
+	}
+	return New(t, opts), diags
+}
+
+// Snapshot is a rendered tree. Nothing in it changes after New returns, so
+// any number of requests may read it while a newer one is being built.
+type Snapshot struct {
+	Revision  string
+	Digest    string // sha256 over the tree's meaning, not its formatting
+	ServerURL string
+	Tree      *schema.Tree
+
+	groups   []*Group // by precedence: most selector keys first, then id
+	profiles map[string]*Profile
+	// Each group with a mac, uuid, serial or hostname sits in the bucket of
+	// the first of those it has; the rest are scanned in precedence order.
+	byMAC, byUUID, bySerial, byHostname map[string][]*Group
+	scan                                []*Group
+}
+
+// Group is a group ready for matching.
+type Group struct {
+	ID      string
+	Source  *schema.Group
+	Profile *Profile
+	Keys    []string // selector keys, sorted
+	rank    int      // position in precedence order; lower wins
+	sel     []kv     // selector, in Keys order
+	data    schema.TemplateData
+}
+
+type kv struct{ key, value string }
+
+// Profile is a profile with its boot script precomputed around the
+// arguments that vary by machine.
+type Profile struct {
+	ID      string
+	Source  *schema.Profile
+	Kernel  string   // absolute URL
+	Initrds []Initrd // absolute URLs with the names the kernel finds them by
+	head    string   // "#!ipxe\nkernel <url> initrd=<name>..."
+	tail    string   // "\ninitrd --name ...\nboot\n"
+}
+
+// Initrd is one initrd as iPXE loads it.
+type Initrd struct {
+	Name string
+	URL  string
+}
+
+// New renders a tree that schema.Load accepted.
+func New(t *schema.Tree, opts Options) *Snapshot {
+	s := &Snapshot{
+		Revision:   opts.Revision,
+		Digest:     digest(t),
+		ServerURL:  strings.TrimSuffix(opts.ServerURL, "/"),
+		Tree:       t,
+		profiles:   map[string]*Profile{},
+		byMAC:      map[string][]*Group{},
+		byUUID:     map[string][]*Group{},
+		bySerial:   map[string][]*Group{},
+		byHostname: map[string][]*Group{},
+	}
+	for id, p := range t.Profiles {
+		s.profiles[id] = s.profile(p)
+	}
+	for id, g := range t.Groups {
+		p := s.profiles[g.Profile]
+		rg := &Group{ID: id, Source: g, Profile: p, Keys: slices.Sorted(maps.Keys(g.Selector))}
+		for _, k := range rg.Keys {
+			rg.sel = append(rg.sel, kv{k, g.Selector[k]})
+		}
+		rg.data = g.Data(p.Source, s.ServerURL)
+		s.groups = append(s.groups, rg)
+	}
+	slices.SortFunc(s.groups, func(a, b *Group) int {
+		return cmp.Or(cmp.Compare(len(b.sel), len(a.sel)), cmp.Compare(a.ID, b.ID))
+	})
+	for i, g := range s.groups {
+		g.rank = i
+		switch sel := g.Source.Selector; {
+		case sel[schema.KeyMAC] != "":
+			s.byMAC[sel[schema.KeyMAC]] = append(s.byMAC[sel[schema.KeyMAC]], g)
+		case sel[schema.KeyUUID] != "":
+			s.byUUID[sel[schema.KeyUUID]] = append(s.byUUID[sel[schema.KeyUUID]], g)
+		case sel[schema.KeySerial] != "":
+			s.bySerial[sel[schema.KeySerial]] = append(s.bySerial[sel[schema.KeySerial]], g)
+		case sel[schema.KeyHostname] != "":
+			s.byHostname[sel[schema.KeyHostname]] = append(s.byHostname[sel[schema.KeyHostname]], g)
+		default:
+			s.scan = append(s.scan, g)
+		}
+	}
+	return s
+}
+
+// digest hashes the tree's canonical JSON form: decoded and normalised
+// values with sorted keys, so file order, comments, quoting and spelling
+// variants (52-54-00-... for 52:54:00:...) do not change it.
+func digest(t *schema.Tree) string {
+	b, err := json.Marshal(t)
+	if err != nil {
+		panic("render: tree does not marshal: " + err.Error()) // metadata comes from YAML; always marshals
+	}
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+var initrdName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]*$`)
+
+func (s *Snapshot) profile(p *schema.Profile) *Profile {
+	rp := &Profile{ID: p.ID(), Source: p}
+	var urls []string
+	if im := p.ResolvedImage(); im != nil {
+		rp.Kernel = s.absolute(im.Kernel.URL)
+		for _, f := range im.Initrd {
+			urls = append(urls, f.URL)
+		}
+	} else {
+		rp.Kernel = s.absolute(p.Kernel)
+		urls = p.Initrd
+	}
+	// Under UEFI the kernel's EFI stub finds initrds by name, so each gets
+	// one (its file name where that is unique and plain) and the command
+	// line names it; BIOS boots ignore the extra argument.
+	seen := map[string]bool{}
+	var head, tail strings.Builder
+	head.WriteString("#!ipxe\nkernel " + rp.Kernel)
+	for i, u := range urls {
+		name := path.Base(u)
+		if !initrdName.MatchString(name) || seen[name] {
+			name = "initrd" + strconv.Itoa(i)
+		}
+		seen[name] = true
+		rp.Initrds = append(rp.Initrds, Initrd{Name: name, URL: s.absolute(u)})
+		head.WriteString(" initrd=" + name)
+		tail.WriteString("\ninitrd --name " + name + " " + s.absolute(u))
+	}
+	tail.WriteString("\nboot\n")
+	rp.head, rp.tail = head.String(), tail.String()
+	return rp
+}
+
+func (s *Snapshot) absolute(u string) string {
+	if strings.HasPrefix(u, "/") {
+		return s.ServerURL + u
+	}
+	return u
+}
+
+// Groups lists the groups in precedence order.
+func (s *Snapshot) Groups() []*Group { return s.groups }
