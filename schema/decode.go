@@ -62,18 +62,19 @@ func (d *decoder) enter(n *yaml.Node, depth int) (*yaml.Node, bool) {
 	if d.halted {
 		return nil, false
 	}
+	use := n // report at the alias's use, not at its distant anchor
 	for n.Kind == yaml.AliasNode {
 		d.budget--
 		n = n.Alias
 	}
 	d.budget--
 	if d.budget < 0 {
-		d.errorf(n, "document expands to more than %d values (aliases?); simplify the file", maxNodes)
+		d.errorf(use, "document expands to more than %d values (aliases?); simplify the file", maxNodes)
 		d.halted = true
 		return nil, false
 	}
 	if depth > maxDepth {
-		d.errorf(n, "nesting deeper than %d levels; flatten the structure", maxDepth)
+		d.errorf(use, "nesting deeper than %d levels; flatten the structure", maxDepth)
 		d.halted = true
 		return nil, false
 	}

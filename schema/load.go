@@ -236,11 +236,12 @@ func (l *loader) templates(t *Tree) {
 		if !ok {
 			continue
 		}
+		// A template that fails to parse is kept without its parsed form,
+		// so profiles naming it do not also report it missing.
 		tm := &Template{Source: string(data), meta: meta{id: e.Name(), file: file}}
 		tmpl, err := parseTemplate(file, tm.Source)
 		if err != nil {
 			l.diags.errorf(templateErrPos(file, 1, 1, err), "template: %s", templateErrMsg(err))
-			continue
 		}
 		tm.tmpl = tmpl
 		t.Templates[tm.id] = tm

@@ -71,7 +71,7 @@ func NormalizeValue(key, v string) (string, error) {
 		v = strings.Join(strings.Fields(v), "_")
 	}
 	if err := checkSafe(v); err != nil {
-		return "", fmt.Errorf("invalid %s %q: %w", key, v, err)
+		return "", fmt.Errorf("invalid %s value %q: %w", key, v, err)
 	}
 	return v, nil
 }

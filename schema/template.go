@@ -127,7 +127,7 @@ func (p *Profile) ArgIsStatic(i int) bool { return p.args[i] == nil }
 // produces it. It fails when the profile has no config.
 func (p *Profile) WriteConfig(w io.Writer, data *TemplateData) error {
 	t := p.config
-	if t == nil {
+	if t == nil || t.tmpl == nil {
 		return errors.New("profile has no config")
 	}
 	if p.Config.Type != ConfigIgnition && p.Config.Type != ConfigCloudConfig {

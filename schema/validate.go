@@ -55,6 +55,9 @@ func (v *validator) errorf(m *meta, path, format string, args ...any) {
 // required reports a missing field: at the start of the file when it is
 // absent, at the value when it is written but empty.
 func (v *validator) required(m *meta, path, hint string) {
+	if m.bad[""] {
+		return // the file is not a mapping at all; that error says enough
+	}
 	if !m.has(path) {
 		v.diags.errorf(m.Pos(""), "%s is required: %s", path, hint)
 	} else {
@@ -329,8 +332,8 @@ func (v *validator) overlapWarning(g, h *Group) {
 	if second.id < first.id {
 		first, second = second, first
 	}
-	v.diags.warnf(second.Pos("selector"), "a machine with %s and %s matches both this group and groups/%s.yaml, equally specific (%d keys); %s wins as its id sorts first. Add a key to the one that should win",
-		selectorString(first.Selector), selectorString(second.Selector), first.id, len(first.Selector), first.id)
+	v.diags.warnf(second.Pos("selector"), "a machine with %s and %s matches both this group and groups/%s.yaml, equally specific (%s); %s wins as its id sorts first. Add a key to the one that should win",
+		selectorString(first.Selector), selectorString(second.Selector), first.id, plural(len(first.Selector), "key"), first.id)
 }
 
 func (v *validator) settings(s *Settings) {
@@ -356,6 +359,13 @@ func (v *validator) settings(s *Settings) {
 			v.errorf(m, f.path, "invalid file name %q: a plain name under the mirror URL", f.name)
 		}
 	}
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
 }
 
 func didYouMean[T any](id string, objs map[string]T) string {
@@ -419,7 +429,7 @@ func sampleData(g *Group, p *Profile) *TemplateData {
 // Profiles and templates no group uses run once with sample data; their
 // failures are warnings, as nothing boots them yet.
 func (v *validator) runTemplates() {
-	usedProfiles, usedTemplates := map[string]bool{}, map[string]bool{}
+	usedProfiles, usedTemplates, reported := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	for _, id := range slices.Sorted(maps.Keys(v.t.Groups)) {
 		g := v.t.Groups[id]
 		p := v.t.Profiles[g.Profile]
@@ -434,7 +444,16 @@ func (v *validator) runTemplates() {
 		if g.has("metadata") {
 			at = g.Pos("metadata")
 		}
-		v.execProfile(p, sampleData(g, p), func(where, msg string) {
+		v.execProfile(p, sampleData(g, p), func(where Pos, msg string) {
+			if strings.Contains(msg, "can't evaluate field") {
+				// No data fixes a misspelt field: a bug of the template
+				// itself, reported once where it is written.
+				if !reported[where.String()+msg] {
+					reported[where.String()+msg] = true
+					v.diags.errorf(where, "%s; fields: .MAC .UUID .Hostname .Serial .Arch .Labels .Metadata .Group .Profile .Image .ServerURL", msg)
+				}
+				return
+			}
 			v.diags.errorf(at, "%s: %s (run for this group)", where, msg)
 		})
 	}
@@ -448,7 +467,7 @@ func (v *validator) runTemplates() {
 		if p.config != nil {
 			usedTemplates[p.config.id] = true
 		}
-		v.execProfile(p, sampleData(unused, p), func(where, msg string) {
+		v.execProfile(p, sampleData(unused, p), func(where Pos, msg string) {
 			v.diags.warnf(p.Pos(""), "%s: %s (run with sample data)", where, msg)
 		})
 	}
@@ -458,20 +477,23 @@ func (v *validator) runTemplates() {
 		}
 		tm := v.t.Templates[id]
 		v.diags.warnf(Pos{File: tm.file}, "template not used by any profile")
+		if tm.tmpl == nil {
+			continue
+		}
 		if err := tm.tmpl.Execute(io.Discard, sampleData(unused, &Profile{})); err != nil {
 			v.diags.warnf(templateErrPos(tm.file, 1, 1, err), "%s (run with sample data)", templateErrMsg(err))
 		}
 	}
 }
 
-func (v *validator) execProfile(p *Profile, data *TemplateData, report func(where, msg string)) {
+func (v *validator) execProfile(p *Profile, data *TemplateData, report func(where Pos, msg string)) {
 	var buf strings.Builder
 	for i := range p.Args {
 		if p.args == nil || p.args[i] == nil {
 			continue
 		}
 		buf.Reset()
-		where := fmt.Sprintf("%s args[%d]", p.Pos(fmt.Sprintf("args[%d]", i)), i)
+		where := p.Pos(fmt.Sprintf("args[%d]", i))
 		if err := p.WriteArg(&buf, i, data); err != nil {
 			report(where, templateErrMsg(err))
 		} else if strings.ContainsAny(buf.String(), "\n\r\x00") {
@@ -484,9 +506,9 @@ func (v *validator) execProfile(p *Profile, data *TemplateData, report func(wher
 		return
 	}
 	if err := p.WriteConfig(io.Discard, data); err != nil {
-		where := p.config.file
+		where := Pos{File: p.config.file}
 		if _, ok := errors.AsType[template.ExecError](err); ok {
-			where = templateErrPos(p.config.file, 1, 1, err).String()
+			where = templateErrPos(p.config.file, 1, 1, err)
 		}
 		report(where, templateErrMsg(err))
 	}

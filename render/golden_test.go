@@ -1,0 +1,113 @@
+package render
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"testing/fstest"
+
+	"github.com/pxeops/pxeops/internal/txtar"
+)
+
+var update = flag.Bool("update", false, "rewrite the want sections of testdata golden files")
+
+// Golden cases: each testdata/{check,render}/*.txtar holds a tree and,
+// side by side, what loading it must give. check cases want the exact
+// diagnostics; render cases also list machines (one query string a line)
+// and want what each is served.
+func TestGolden(t *testing.T) {
+	files, _ := filepath.Glob("../testdata/*/*.txtar")
+	if len(files) < 30 {
+		t.Fatalf("found %d golden files, expected the suite in ../testdata", len(files))
+	}
+	for _, file := range files {
+		t.Run(strings.TrimSuffix(strings.TrimPrefix(file, "../testdata/"), ".txtar"), func(t *testing.T) {
+			data, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := txtar.Parse(data)
+			got := goldenOutput(t, a)
+			want, ok := a.Get("want")
+			if *update {
+				a.Set("want", []byte(got))
+				if err := os.WriteFile(file, txtar.Format(a), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if !ok {
+				t.Fatalf("no want section; run go test ./render -run TestGolden -update and review the result")
+			}
+			if got != string(want) {
+				t.Errorf("output differs from the want section.\n--- got ---\n%s--- want ---\n%s", got, want)
+			}
+		})
+	}
+}
+
+func goldenOutput(t *testing.T, a *txtar.Archive) string {
+	fsys := fstest.MapFS{}
+	var machines []string
+	for _, f := range a.Files {
+		switch f.Name {
+		case "want":
+		case "machines":
+			for _, l := range strings.Split(strings.TrimSpace(string(f.Data)), "\n") {
+				if l != "" {
+					machines = append(machines, l)
+				}
+			}
+		default:
+			fsys[f.Name] = &fstest.MapFile{Data: f.Data}
+		}
+	}
+	snap, diags := Load(fsys, Options{ServerURL: "http://pxe.test:8080", Revision: "golden"})
+	var b strings.Builder
+	for _, d := range diags {
+		fmt.Fprintln(&b, d)
+	}
+	if snap == nil {
+		b.WriteString("invalid\n")
+		return b.String()
+	}
+	b.WriteString("valid\n")
+	for _, q := range machines {
+		fmt.Fprintf(&b, "\n## %s\n", q)
+		vals, err := url.ParseQuery(q)
+		if err != nil {
+			t.Fatalf("machines: %q: %v", q, err)
+		}
+		m, err := ParseMachine(vals)
+		if err != nil {
+			fmt.Fprintf(&b, "bad request: %v\n", err)
+			continue
+		}
+		g := snap.Lookup(&m)
+		if g == nil {
+			b.WriteString("no match\n")
+			continue
+		}
+		fmt.Fprintf(&b, "group %s, profile %s\n", g.ID, g.Profile.ID)
+		var out bytes.Buffer
+		if err := snap.WriteScript(&out, g, &m); err != nil {
+			fmt.Fprintf(&b, "script error: %v\n", err)
+		}
+		b.Write(out.Bytes())
+		out.Reset()
+		switch err := snap.WriteConfig(&out, g, &m); {
+		case errors.Is(err, ErrNoConfig):
+		case err != nil:
+			fmt.Fprintf(&b, "config error: %v\n", err)
+		default:
+			fmt.Fprintf(&b, "[config]\n%s\n", strings.TrimSuffix(out.String(), "\n"))
+		}
+	}
+	return b.String()
+}
