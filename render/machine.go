@@ -2,8 +2,8 @@ package render
 
 import (
 	"fmt"
-	"net/url"
 	"maps"
+	"net/url"
 	"slices"
 	"strings"
 

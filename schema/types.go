@@ -85,13 +85,13 @@ type Settings struct {
 
 // OmahaSettings configure the updater. Defaults follow Flatcar.
 type OmahaSettings struct {
-	Server   string       `yaml:"server" json:"server" doc:"Upstream Omaha endpoint." default:"https://public.update.flatcar-linux.net/v1/update/"`
-	Interval Duration     `yaml:"interval" json:"interval" doc:"Time between checks, jittered; at least 1m." default:"1h"`
-	Mirror   string       `yaml:"mirror" json:"mirror" doc:"Template of the release directory URL; data: .Channel .Arch .Board .Version .Image." default:"https://{{ .Channel }}.release.flatcar-linux.net/{{ .Board }}/{{ .Version }}/"`
-	Files    MirrorFiles  `yaml:"files" json:"files" doc:"File names under the mirror URL."`
-	Keyring  string       `yaml:"keyring" json:"keyring,omitempty" doc:"Armored OpenPGP keyring, a path in this repository. Absent: the keys built into pxeops."`
-	Branch   string       `yaml:"branch" json:"branch" doc:"Template of the branch updates are pushed to; data: .Image." default:"pxeops/update-{{ .Image }}"`
-	Proxy    bool         `yaml:"proxy" json:"proxy" doc:"Forward host update checks upstream too (corepxe mode)." default:"false"`
+	Server   string      `yaml:"server" json:"server" doc:"Upstream Omaha endpoint." default:"https://public.update.flatcar-linux.net/v1/update/"`
+	Interval Duration    `yaml:"interval" json:"interval" doc:"Time between checks, jittered; at least 1m." default:"1h"`
+	Mirror   string      `yaml:"mirror" json:"mirror" doc:"Template of the release directory URL; data: .Channel .Arch .Board .Version .Image." default:"https://{{ .Channel }}.release.flatcar-linux.net/{{ .Board }}/{{ .Version }}/"`
+	Files    MirrorFiles `yaml:"files" json:"files" doc:"File names under the mirror URL."`
+	Keyring  string      `yaml:"keyring" json:"keyring,omitempty" doc:"Armored OpenPGP keyring, a path in this repository. Absent: the keys built into pxeops."`
+	Branch   string      `yaml:"branch" json:"branch" doc:"Template of the branch updates are pushed to; data: .Image." default:"pxeops/update-{{ .Image }}"`
+	Proxy    bool        `yaml:"proxy" json:"proxy" doc:"Forward host update checks upstream too (corepxe mode)." default:"false"`
 }
 
 // MirrorFiles names an image's files under the mirror URL.
