@@ -361,6 +361,8 @@ func applyDefaults(v reflect.Value) {
 		switch {
 		case f.Type.Kind() == reflect.Struct && !isScalar && yamlName(f) != "":
 			applyDefaults(fv)
+		case f.Type.Kind() == reflect.Pointer && f.Type.Elem().Kind() == reflect.Struct && !fv.IsNil():
+			applyDefaults(fv.Elem())
 		case !hasDefault || !fv.IsZero():
 		case isScalar:
 			if err := fv.Addr().Interface().(scalarDecoder).decodeScalar(def); err != nil {

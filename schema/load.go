@@ -164,7 +164,9 @@ func (l *loader) decode(o object, out any, m *meta) bool {
 		return false
 	}
 	d := newDecoder(o.file, &l.diags)
-	d.decode(root, reflect.ValueOf(out).Elem(), "", 0)
+	v := reflect.ValueOf(out).Elem()
+	d.decode(root, v, "", 0)
+	applyDefaults(v)
 	m.pos, m.bad = d.pos, d.bad
 	return true
 }
@@ -214,15 +216,13 @@ func (l *loader) yamlError(file string, err error) {
 
 func (l *loader) settings(s *Settings) {
 	s.file = SettingsFile
-	data, err := fs.ReadFile(l.fsys, SettingsFile)
-	if err == nil && len(data) > MaxFileSize {
-		l.diags.errorf(Pos{File: SettingsFile}, "file is larger than %d bytes", MaxFileSize)
-	} else if err == nil {
-		l.decode(object{id: "pxeops", file: SettingsFile, data: data}, s, &s.meta)
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		l.diags.errorf(Pos{File: SettingsFile}, "cannot read: %v", unwrapPath(err))
+	defer applyDefaults(reflect.ValueOf(s).Elem()) // also when the file is absent or broken
+	if _, err := fs.Stat(l.fsys, SettingsFile); errors.Is(err, fs.ErrNotExist) {
+		return
 	}
-	applyDefaults(reflect.ValueOf(s).Elem())
+	if data, ok := l.read(SettingsFile); ok {
+		l.decode(object{id: "pxeops", file: SettingsFile, data: data}, s, &s.meta)
+	}
 }
 
 func (l *loader) templates(t *Tree) {

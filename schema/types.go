@@ -44,7 +44,7 @@ func (p *Profile) ConfigType() string {
 // ConfigRef names the template served to a machine at /config.
 type ConfigRef struct {
 	Template string `yaml:"template" json:"template" doc:"File under templates/, e.g. worker.ign.yaml. Required."`
-	Type     string `yaml:"type" json:"type" doc:"ignition (rendered YAML or JSON, served as JSON), cloud-config, or raw. Default raw."`
+	Type     string `yaml:"type" json:"type" doc:"ignition (rendered YAML or JSON, served as JSON), cloud-config, or raw." default:"raw"`
 }
 
 // Group says which machines get which profile.
@@ -61,7 +61,7 @@ type Group struct {
 type Image struct {
 	OS      string `yaml:"os" json:"os" doc:"flatcar, coreos or linux. Required."`
 	Channel string `yaml:"channel" json:"channel,omitempty" doc:"Release channel, e.g. stable, beta, alpha. Required with update: omaha."`
-	Arch    string `yaml:"arch" json:"arch" doc:"amd64 or arm64. Default amd64."`
+	Arch    string `yaml:"arch" json:"arch" doc:"amd64 or arm64." default:"amd64"`
 	Version string `yaml:"version" json:"version" doc:"Release version, e.g. 4081.2.0. Required."`
 	Kernel  File   `yaml:"kernel" json:"kernel" doc:"The kernel. Required."`
 	Initrd  []File `yaml:"initrd" json:"initrd" doc:"The initrds, in load order. At least one."`

@@ -75,8 +75,6 @@ func (v *validator) image(im *Image) {
 		v.errorf(m, "os", "unknown os %q: use flatcar, coreos or linux", im.OS)
 	}
 	switch im.Arch {
-	case "":
-		im.Arch = "amd64"
 	case "amd64", "arm64":
 	default:
 		v.errorf(m, "arch", "unknown arch %q: use amd64 or arm64", im.Arch)
@@ -203,8 +201,6 @@ func (v *validator) profile(p *Profile) {
 			v.errorf(m, "config.template", "template %q does not exist: no templates/%s%s", c.Template, c.Template, didYouMean(c.Template, v.t.Templates))
 		}
 		switch c.Type {
-		case "":
-			c.Type = ConfigRaw
 		case ConfigIgnition, ConfigCloudConfig, ConfigRaw:
 		default:
 			v.errorf(m, "config.type", "unknown config type %q: use ignition, cloud-config or raw", c.Type)

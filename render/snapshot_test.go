@@ -1,0 +1,155 @@
+package render
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net/url"
+	"strings"
+	"testing"
+	"testing/fstest"
+
+	"github.com/pxeops/pxeops/schema"
+)
+
+func mustLoad(t testing.TB, fsys fstest.MapFS) *Snapshot {
+	t.Helper()
+	snap, diags := Load(fsys, Options{ServerURL: "http://pxe.test:8080"})
+	if snap == nil {
+		t.Fatalf("tree invalid: %v", diags)
+	}
+	return snap
+}
+
+const testProfile = "kernel: /assets/k\ninitrd: [/assets/i]\nargs: [console=ttyS0]\n"
+
+// The digest follows meaning, not formatting: comments, key order, quoting,
+// flow style and MAC spelling do not change it; a changed value does.
+func TestDigestFollowsMeaning(t *testing.T) {
+	a := fstest.MapFS{
+		"profiles/p.yaml": {Data: []byte(testProfile)},
+		"groups/g.yaml":   {Data: []byte("profile: p\nselector:\n  mac: 52:54:00:00:00:01\n  rack: r1\nmetadata:\n  n: 1\n")},
+	}
+	b := fstest.MapFS{
+		"profiles/p.yaml": {Data: []byte("# same profile\nargs:\n  - \"console=ttyS0\"\ninitrd:\n  - /assets/i\nkernel: '/assets/k'\n")},
+		"groups/g.yaml":   {Data: []byte("metadata: {n: 1}\nselector: {rack: r1, mac: 52-54-00-00-00-01}\nprofile: p # trailing comment\n")},
+	}
+	c := fstest.MapFS{
+		"profiles/p.yaml": {Data: []byte(testProfile)},
+		"groups/g.yaml":   {Data: []byte("profile: p\nselector:\n  mac: 52:54:00:00:00:01\n  rack: r1\nmetadata:\n  n: \"1\"\n")},
+	}
+	da, db, dc := mustLoad(t, a).Digest, mustLoad(t, b).Digest, mustLoad(t, c).Digest
+	if da != db {
+		t.Errorf("reformatted tree changed the digest: %s != %s", da, db)
+	}
+	if da == dc {
+		t.Errorf("metadata n: 1 and n: \"1\" mean different things but share digest %s", da)
+	}
+	if !strings.HasPrefix(da, "sha256:") || len(da) != len("sha256:")+64 {
+		t.Errorf("digest %q is not sha256:<64 hex>", da)
+	}
+}
+
+// Lookup must agree with the definition in design.md, checked by brute
+// force over random trees and machines: the matching group with the most
+// keys wins, ties go to the lowest id, the default catches the rest.
+func TestLookupMatchesDefinition(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	values := map[string][]string{
+		"mac":      {"52:54:00:00:00:01", "52:54:00:00:00:02", "52:54:00:00:00:03"},
+		"uuid":     {"00000000-0000-0000-0000-000000000001", "00000000-0000-0000-0000-000000000002"},
+		"hostname": {"a", "b"},
+		"serial":   {"s1", "s2"},
+		"arch":     {"x86_64", "arm64"},
+		"rack":     {"r1", "r2"},
+	}
+	keys := []string{"mac", "uuid", "hostname", "serial", "arch", "rack"}
+	for round := range 200 {
+		fsys := fstest.MapFS{"profiles/p.yaml": {Data: []byte(testProfile)}}
+		seen := map[string]bool{}
+		for i := range 1 + rng.IntN(12) {
+			var sel strings.Builder
+			var canon []string
+			for _, k := range keys {
+				if rng.IntN(3) == 0 {
+					v := values[k][rng.IntN(len(values[k]))]
+					fmt.Fprintf(&sel, "  %s: %s\n", k, v)
+					canon = append(canon, k+"="+v)
+				}
+			}
+			c := strings.Join(canon, " ")
+			if seen[c] {
+				continue // identical selectors are a validation error
+			}
+			seen[c] = true
+			body := "profile: p\n"
+			if sel.Len() > 0 {
+				body += "selector:\n" + sel.String()
+			}
+			fsys[fmt.Sprintf("groups/g%02d.yaml", i)] = &fstest.MapFile{Data: []byte(body)}
+		}
+		snap := mustLoad(t, fsys)
+		for range 30 {
+			q := url.Values{}
+			for _, k := range keys {
+				if rng.IntN(2) == 0 {
+					q.Set(k, values[k][rng.IntN(len(values[k]))])
+				}
+			}
+			m, err := ParseMachine(q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := bruteForce(snap.Tree, &m)
+			got := ""
+			if g := snap.Lookup(&m); g != nil {
+				got = g.ID
+			}
+			if got != want {
+				t.Fatalf("round %d: machine %s: Lookup = %q, definition says %q", round, m.String(), got, want)
+			}
+		}
+	}
+}
+
+func bruteForce(t *schema.Tree, m *Machine) string {
+	best, bestKeys := "", -1
+	for id, g := range t.Groups {
+		ok := true
+		for k, v := range g.Selector {
+			if m.value(k) != v {
+				ok = false
+			}
+		}
+		if ok && (len(g.Selector) > bestKeys || len(g.Selector) == bestKeys && id < best) {
+			best, bestKeys = id, len(g.Selector)
+		}
+	}
+	return best
+}
+
+// A template that renders a newline from metadata is caught at request
+// time too, not only by check's sample run.
+func TestScriptRefusesNewlineFromData(t *testing.T) {
+	snap := mustLoad(t, fstest.MapFS{
+		"profiles/p.yaml": {Data: []byte("kernel: /assets/k\nargs:\n  - \"x={{ .Labels.note }}\"\n")},
+		"groups/g.yaml":   {Data: []byte("profile: p\nselector: {note: ok}\n")},
+	})
+	g := snap.Lookup(&Machine{Labels: map[string]string{"note": "ok"}})
+	var b strings.Builder
+	// Labels normally pass ParseMachine; this one is built by hand to
+	// prove the last line of defence.
+	err := snap.WriteScript(&b, g, &Machine{Labels: map[string]string{"note": "a\nshell"}})
+	if err == nil || b.Len() != 0 {
+		t.Fatalf("WriteScript = %v, wrote %q; want ErrUnsafeArg and nothing written", err, b.String())
+	}
+}
+
+func TestParseMachineEmptyValuesAreAbsent(t *testing.T) {
+	m, err := ParseMachine(url.Values{"mac": {"52:54:00:00:00:01"}, "hostname": {""}, "serial": {""}, "uuid": {""}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Hostname != "" || m.Serial != "" || m.MAC != "52:54:00:00:00:01" {
+		t.Errorf("got %+v", m)
+	}
+}
