@@ -1,0 +1,157 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = run(context.Background(), args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func writeTree(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, body := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// The shipped examples pass check with no warnings at all.
+func TestExamplesPassCheck(t *testing.T) {
+	for _, ex := range []string{"quickstart", "flatcar"} {
+		dir := filepath.Join("..", "..", "examples", ex)
+		code, out, errOut := runCLI(t, "check", dir)
+		if code != exitOK || !strings.Contains(out, ": valid: ") || !strings.Contains(out, " 0 warnings;") {
+			t.Errorf("check %s = %d\n%s%s", ex, code, out, errOut)
+		}
+	}
+}
+
+var brokenTree = map[string]string{
+	"profiles/p.yaml": "kernel: /assets/k\n",
+	"groups/g.yaml":   "profile: q\nselector:\n  mac: 52:54:00:00:00:01\n",
+}
+
+func TestCheckExitCodesAndFormats(t *testing.T) {
+	dir := writeTree(t, brokenTree)
+	code, out, _ := runCLI(t, "check", dir)
+	wantLine := filepath.Join(dir, "groups/g.yaml") + `:1:10: error: profile "q" does not exist: no profiles/q.yaml; did you mean "p"?`
+	if code != exitInvalid || !strings.Contains(out, wantLine+"\n") || !strings.Contains(out, "invalid: 1 error, 1 warning") {
+		t.Errorf("text: code %d, output:\n%s\nwant line %s", code, out, wantLine)
+	}
+
+	code, out, _ = runCLI(t, "check", "--format", "json", dir)
+	var r struct {
+		Valid       bool
+		Errors      int
+		Diagnostics []struct {
+			File     string
+			Line     int
+			Column   int
+			Severity string
+			Message  string
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("json output does not parse: %v\n%s", err, out)
+	}
+	if code != exitInvalid || r.Valid || r.Errors != 1 || len(r.Diagnostics) != 2 ||
+		r.Diagnostics[0].Line != 1 || r.Diagnostics[0].Column != 10 || r.Diagnostics[0].Severity != "error" {
+		t.Errorf("json: code %d, %+v", code, r)
+	}
+
+	code, out, _ = runCLI(t, "check", "--format=github", dir)
+	if code != exitInvalid || !strings.Contains(out, "::error file="+strings.ReplaceAll(filepath.Join(dir, "groups/g.yaml"), ":", "%3A")+",line=1,col=10,title=pxeops check::profile \"q\"") {
+		t.Errorf("github: code %d, output:\n%s", code, out)
+	}
+}
+
+func TestCheckUsageErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{"check", "--format", "xml", "."},
+		{"check", "/does/not/exist"},
+		{"check", "a", "b"},
+		{"check", "--nope"},
+		{"frobnicate"},
+		{},
+	} {
+		if code, _, _ := runCLI(t, args...); code != exitUsage {
+			t.Errorf("%q: exit %d, want %d", args, code, exitUsage)
+		}
+	}
+}
+
+func TestCheckFormatFromEnvironment(t *testing.T) {
+	t.Setenv("PXEOPS_FORMAT", "json")
+	_, out, _ := runCLI(t, "check", filepath.Join("..", "..", "examples", "flatcar"))
+	if !strings.HasPrefix(out, "{") {
+		t.Errorf("PXEOPS_FORMAT=json ignored: %s", out)
+	}
+	t.Setenv("PXEOPS_FORMAT", "yaml")
+	if code, _, errOut := runCLI(t, "check", "."); code != exitUsage || !strings.Contains(errOut, "PXEOPS_FORMAT") {
+		t.Errorf("bad PXEOPS_FORMAT: exit %d, %s", code, errOut)
+	}
+}
+
+func TestRenderExplainsTheMatch(t *testing.T) {
+	dir := filepath.Join("..", "..", "examples", "flatcar")
+	code, out, errOut := runCLI(t, "render", "--mac", "52-54-00-A1-9C-A3", "--label", "rack=r1", "--server-url", "http://10.0.0.1:8080", dir)
+	for _, want := range []string{
+		"machine:  mac=52:54:00:a1:9c:a3 rack=r1\n",
+		"matched:  node3 (groups/node3.yaml), selector mac=52:54:00:a1:9c:a3 (1 key)\n",
+		"also matches: default, the default group (no selector); loses on precedence\n",
+		"ignition.config.url=http://10.0.0.1:8080/ignition?mac=52:54:00:a1:9c:a3",
+		`"source":"data:,node3"`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("render output lacks %q:\n%s%s", want, out, errOut)
+		}
+	}
+	if code != exitOK {
+		t.Errorf("exit %d", code)
+	}
+}
+
+func TestRenderNoMatchAndBadInput(t *testing.T) {
+	dir := writeTree(t, map[string]string{
+		"profiles/p.yaml": "kernel: /assets/k\n",
+		"groups/g.yaml":   "profile: p\nselector:\n  mac: 52:54:00:00:00:01\n",
+	})
+	if code, out, _ := runCLI(t, "render", "--mac", "52:54:00:00:00:02", dir); code != exitInvalid || !strings.Contains(out, "no group matches") {
+		t.Errorf("unmatched: exit %d\n%s", code, out)
+	}
+	if code, _, errOut := runCLI(t, "render", "--mac", "nope", dir); code != exitUsage || !strings.Contains(errOut, `--mac: invalid MAC "nope"`) {
+		t.Errorf("bad mac: exit %d, %s", code, errOut)
+	}
+	if code, _, errOut := runCLI(t, "render", "--mac", "52:54:00:00:00:01", writeTree(t, brokenTree)); code != exitInvalid || !strings.Contains(errOut, "does not exist") {
+		t.Errorf("invalid tree: exit %d, %s", code, errOut)
+	}
+}
+
+func TestHelpAndVersion(t *testing.T) {
+	if code, out, _ := runCLI(t, "--help"); code != exitOK || !strings.Contains(out, "pxeops check") {
+		t.Errorf("--help: %d %s", code, out)
+	}
+	if code, _, errOut := runCLI(t, "check", "--help"); code != exitOK || !strings.Contains(errOut, "-format") {
+		t.Errorf("check --help: %d %s", code, errOut)
+	}
+	if code, out, _ := runCLI(t, "version"); code != exitOK || !strings.HasPrefix(out, "pxeops ") {
+		t.Errorf("version: %d %s", code, out)
+	}
+}

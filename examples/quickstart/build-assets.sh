@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Builds the quickstart's boot files offline from Debian packages, since no
+# OS image can be downloaded on these machines:
+#   assets/quickstart/vmlinuz          Debian's kernel (linux-image-*-amd64)
+#   assets/quickstart/initrd.cpio.gz   busybox-static with an /init that prints
+#                                      a marker and powers off
+# Usage: build-assets.sh [OUT-DIR]   (default: assets/ beside this script)
+# Needs apt-get (run `apt-get update` once), dpkg-deb, cpio and gzip.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+out=$(realpath -m "${1:-$here/assets}")
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+
+# apt-get download fetches a package without installing it (and without the
+# slow initramfs build a kernel install runs).
+kernel_pkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+[ -n "$kernel_pkg" ] || { echo "build-assets: no linux-image-amd64 in apt's lists; run apt-get update" >&2; exit 1; }
+apt-get download -q "$kernel_pkg" busybox-static >/dev/null
+dpkg-deb -x linux-image-*.deb kernel
+dpkg-deb -x busybox-static_*.deb busybox
+
+mkdir -p root/bin root/proc root/sys root/dev
+cp busybox/bin/busybox root/bin/busybox
+cat > root/init <<'INIT'
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+echo
+echo "PXEOPS-QUICKSTART-BOOTED $(tr ' ' '\n' < /proc/cmdline | grep '^pxeops\.' | tr '\n' ' ')"
+poweroff -f
+INIT
+chmod +x root/init
+(cd root && find . | cpio -o -H newc --quiet | gzip -9) > initrd.cpio.gz
+
+mkdir -p "$out/quickstart"
+cp kernel/boot/vmlinuz-* "$out/quickstart/vmlinuz"
+cp initrd.cpio.gz "$out/quickstart/initrd.cpio.gz"
+echo "built $out/quickstart/vmlinuz ($kernel_pkg) and $out/quickstart/initrd.cpio.gz"

@@ -1,0 +1,3 @@
+#!/bin/sh
+# Served at /config: what a fuller OS would fetch and run after boot.
+echo "{{ .Metadata.greeting }} ({{ .Group }}, {{ .MAC }})"
