@@ -40,24 +40,9 @@ func Load(fsys fs.FS) (*Tree, Diagnostics) {
 		Templates: map[string]*Template{},
 	}
 	l.settings(&t.Settings)
-	for _, f := range l.objects("profiles") {
-		p := &Profile{}
-		if l.decode(f, p, &p.meta) {
-			t.Profiles[p.id] = p
-		}
-	}
-	for _, f := range l.objects("groups") {
-		g := &Group{}
-		if l.decode(f, g, &g.meta) {
-			t.Groups[g.id] = g
-		}
-	}
-	for _, f := range l.objects("images") {
-		im := &Image{}
-		if l.decode(f, im, &im.meta) {
-			t.Images[im.id] = im
-		}
-	}
+	decodeDir(&l, "profiles", t.Profiles)
+	decodeDir(&l, "groups", t.Groups)
+	decodeDir(&l, "images", t.Images)
 	l.templates(t)
 	l.keyring(&t.Settings)
 	validate(t, &l.diags)
@@ -70,14 +55,45 @@ type loader struct {
 	diags Diagnostics
 }
 
-type object struct {
-	id, file string
-	data     []byte
+// objectFile is a YAML file holding one object.
+type objectFile struct{ id, file string }
+
+// object is what every decoded file type has in common.
+type object[T any] interface {
+	*T
+	base() *meta
 }
 
-// objects lists the YAML objects of one directory, in name order.
-func (l *loader) objects(dir string) []object {
-	var out []object
+func (m *meta) base() *meta { return m }
+
+// decodeDir reads and decodes every object of dir into objs. Files are
+// independent, so they are read and decoded on all cores; diagnostics are
+// merged back in name order, keeping the output stable.
+func decodeDir[T any, P object[T]](l *loader, dir string, objs map[string]P) {
+	files := l.objectFiles(dir)
+	decoded := make([]P, len(files))
+	diags := make([]Diagnostics, len(files))
+	forEach(len(files), func(i int) {
+		data, ok := read(l.fsys, files[i].file, &diags[i])
+		if !ok {
+			return
+		}
+		obj := P(new(T))
+		if decode(files[i], data, obj, obj.base(), &diags[i]) {
+			decoded[i] = obj
+		}
+	})
+	for i, f := range files {
+		l.diags = append(l.diags, diags[i]...)
+		if decoded[i] != nil {
+			objs[f.id] = decoded[i]
+		}
+	}
+}
+
+// objectFiles lists the YAML objects of one directory, in name order.
+func (l *loader) objectFiles(dir string) []objectFile {
+	var out []objectFile
 	for _, e := range l.entries(dir) {
 		name := e.Name()
 		file := path.Join(dir, name)
@@ -85,20 +101,14 @@ func (l *loader) objects(dir string) []object {
 		switch {
 		case e.IsDir():
 			l.diags.warnf(Pos{File: file}, "subdirectory ignored: objects live directly in %s/", dir)
-			continue
 		case !ok && strings.HasSuffix(name, ".yml"):
 			l.diags.errorf(Pos{File: file}, "files in %s/ must end in .yaml; rename to %s.yaml", dir, strings.TrimSuffix(name, ".yml"))
-			continue
 		case !ok:
 			l.diags.warnf(Pos{File: file}, "ignored: only .yaml files are read in %s/", dir)
-			continue
 		case !idPattern.MatchString(id):
 			l.diags.errorf(Pos{File: file}, "invalid id %q: use letters, digits, '.', '_' and '-', starting with a letter or digit", id)
-			continue
-		}
-		data, ok := l.read(file)
-		if ok {
-			out = append(out, object{id: id, file: file, data: data})
+		default:
+			out = append(out, objectFile{id: id, file: file})
 		}
 	}
 	return out
@@ -125,20 +135,20 @@ func (l *loader) entries(dir string) []fs.DirEntry {
 
 // read returns a file's contents, refusing files over MaxFileSize without
 // reading them whole.
-func (l *loader) read(file string) ([]byte, bool) {
-	f, err := l.fsys.Open(file)
+func read(fsys fs.FS, file string, diags *Diagnostics) ([]byte, bool) {
+	f, err := fsys.Open(file)
 	if err != nil {
-		l.diags.errorf(Pos{File: file}, "cannot read: %v", unwrapPath(err))
+		diags.errorf(Pos{File: file}, "cannot read: %v", unwrapPath(err))
 		return nil, false
 	}
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
 	if err != nil {
-		l.diags.errorf(Pos{File: file}, "cannot read: %v", unwrapPath(err))
+		diags.errorf(Pos{File: file}, "cannot read: %v", unwrapPath(err))
 		return nil, false
 	}
 	if len(data) > MaxFileSize {
-		l.diags.errorf(Pos{File: file}, "file is larger than %d bytes; config files are small, is this the right file?", MaxFileSize)
+		diags.errorf(Pos{File: file}, "file is larger than %d bytes; config files are small, is this the right file?", MaxFileSize)
 		return nil, false
 	}
 	return data, true
@@ -152,18 +162,16 @@ func unwrapPath(err error) error {
 	return err
 }
 
-var yamlErrLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-
 // decode parses one file holding exactly one YAML mapping into out. An
 // object whose values were partly rejected is still kept, so the rest of
 // it is validated and nothing refers to it in vain.
-func (l *loader) decode(o object, out any, m *meta) bool {
-	m.id, m.file = o.id, o.file
-	root, ok := l.parse(o.file, o.data)
+func decode(f objectFile, data []byte, out any, m *meta, diags *Diagnostics) bool {
+	m.id, m.file = f.id, f.file
+	root, ok := parse(f.file, data, diags)
 	if !ok {
 		return false
 	}
-	d := newDecoder(o.file, &l.diags)
+	d := newDecoder(f.file, diags)
 	v := reflect.ValueOf(out).Elem()
 	d.decode(root, v, "", 0)
 	applyDefaults(v)
@@ -171,13 +179,16 @@ func (l *loader) decode(o object, out any, m *meta) bool {
 	return true
 }
 
+var yamlErrLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+
 // parse returns the single document's root node of a YAML file.
-func (l *loader) parse(file string, data []byte) (root *yaml.Node, ok bool) {
+func parse(file string, data []byte, diags *Diagnostics) (root *yaml.Node, ok bool) {
 	defer func() {
 		// yaml.v3 has panicked on hostile input before; a config file must
 		// never take the process down.
 		if r := recover(); r != nil {
-			l.diags.errorf(Pos{File: file}, "YAML parser failed: %v", r)
+			diags.errorf(Pos{File: file}, "YAML parser failed: %v", r)
 			root, ok = nil, false
 		}
 	}()
@@ -185,33 +196,33 @@ func (l *loader) parse(file string, data []byte) (root *yaml.Node, ok bool) {
 	var doc yaml.Node
 	err := dec.Decode(&doc)
 	if errors.Is(err, io.EOF) || (err == nil && (len(doc.Content) == 0 || isNull(doc.Content[0]))) {
-		l.diags.errorf(Pos{File: file, Line: 1, Col: 1}, "file is empty; write the object's fields or delete the file")
+		diags.errorf(Pos{File: file, Line: 1, Col: 1}, "file is empty; write the object's fields or delete the file")
 		return nil, false
 	}
 	if err != nil {
-		l.yamlError(file, err)
+		yamlError(file, err, diags)
 		return nil, false
 	}
 	var next yaml.Node
 	if err := dec.Decode(&next); !errors.Is(err, io.EOF) {
 		if err != nil {
-			l.yamlError(file, err)
+			yamlError(file, err, diags)
 		} else {
-			l.diags.errorf(Pos{File: file, Line: next.Line, Col: next.Column}, "second YAML document: one object per file; move it to a file of its own")
+			diags.errorf(Pos{File: file, Line: next.Line, Col: next.Column}, "second YAML document: one object per file; move it to a file of its own")
 		}
 		return nil, false
 	}
 	return doc.Content[0], true
 }
 
-func (l *loader) yamlError(file string, err error) {
+func yamlError(file string, err error, diags *Diagnostics) {
 	msg := err.Error()
 	if m := yamlErrLine.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
-		l.diags.errorf(Pos{File: file, Line: line}, "invalid YAML: %s", m[2])
+		diags.errorf(Pos{File: file, Line: line}, "invalid YAML: %s", m[2])
 		return
 	}
-	l.diags.errorf(Pos{File: file}, "invalid YAML: %s", strings.TrimPrefix(msg, "yaml: "))
+	diags.errorf(Pos{File: file}, "invalid YAML: %s", strings.TrimPrefix(msg, "yaml: "))
 }
 
 func (l *loader) settings(s *Settings) {
@@ -220,8 +231,8 @@ func (l *loader) settings(s *Settings) {
 	if _, err := fs.Stat(l.fsys, SettingsFile); errors.Is(err, fs.ErrNotExist) {
 		return
 	}
-	if data, ok := l.read(SettingsFile); ok {
-		l.decode(object{id: "pxeops", file: SettingsFile, data: data}, s, &s.meta)
+	if data, ok := read(l.fsys, SettingsFile, &l.diags); ok {
+		decode(objectFile{id: "pxeops", file: SettingsFile}, data, s, &s.meta, &l.diags)
 	}
 }
 
@@ -232,7 +243,7 @@ func (l *loader) templates(t *Tree) {
 			l.diags.warnf(Pos{File: file}, "subdirectory ignored: templates live directly in templates/")
 			continue
 		}
-		data, ok := l.read(file)
+		data, ok := read(l.fsys, file, &l.diags)
 		if !ok {
 			continue
 		}

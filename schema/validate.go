@@ -426,15 +426,19 @@ func sampleData(g *Group, p *Profile) *TemplateData {
 // failures are warnings, as nothing boots them yet.
 func (v *validator) runTemplates() {
 	usedProfiles, usedTemplates, reported := map[string]bool{}, map[string]bool{}, map[string]bool{}
-	for _, id := range slices.Sorted(maps.Keys(v.t.Groups)) {
-		g := v.t.Groups[id]
+	ids := slices.Sorted(maps.Keys(v.t.Groups))
+	// Groups run on all cores; each writes only its own slot.
+	type finding struct {
+		at  Pos
+		msg string
+		bug bool // a fault of the template itself, whatever the data
+	}
+	findings := make([][]finding, len(ids))
+	forEach(len(ids), func(i int) {
+		g := v.t.Groups[ids[i]]
 		p := v.t.Profiles[g.Profile]
 		if p == nil {
-			continue
-		}
-		usedProfiles[p.id] = true
-		if p.config != nil {
-			usedTemplates[p.config.id] = true
+			return
 		}
 		at := g.Pos("profile")
 		if g.has("metadata") {
@@ -442,16 +446,30 @@ func (v *validator) runTemplates() {
 		}
 		v.execProfile(p, sampleData(g, p), func(where Pos, msg string) {
 			if strings.Contains(msg, "can't evaluate field") {
-				// No data fixes a misspelt field: a bug of the template
-				// itself, reported once where it is written.
-				if !reported[where.String()+msg] {
-					reported[where.String()+msg] = true
-					v.diags.errorf(where, "%s; fields: .MAC .UUID .Hostname .Serial .Arch .Labels .Metadata .Group .Profile .Image .ServerURL", msg)
-				}
-				return
+				findings[i] = append(findings[i], finding{at: where, msg: msg, bug: true})
+			} else {
+				findings[i] = append(findings[i], finding{at: at, msg: fmt.Sprintf("%s: %s (run for this group)", where, msg)})
 			}
-			v.diags.errorf(at, "%s: %s (run for this group)", where, msg)
 		})
+	})
+	for i, id := range ids {
+		if p := v.t.Profiles[v.t.Groups[id].Profile]; p != nil {
+			usedProfiles[p.id] = true
+			if p.config != nil {
+				usedTemplates[p.config.id] = true
+			}
+		}
+		for _, f := range findings[i] {
+			switch {
+			case !f.bug:
+				v.diags.errorf(f.at, "%s", f.msg)
+			case !reported[f.at.String()+f.msg]:
+				// No data fixes a misspelt field: reported once, where the
+				// template is written.
+				reported[f.at.String()+f.msg] = true
+				v.diags.errorf(f.at, "%s; fields: .MAC .UUID .Hostname .Serial .Arch .Labels .Metadata .Group .Profile .Image .ServerURL", f.msg)
+			}
+		}
 	}
 	unused := &Group{meta: meta{id: "sample"}}
 	for _, id := range slices.Sorted(maps.Keys(v.t.Profiles)) {
