@@ -7,6 +7,9 @@
 # Usage: build-assets.sh [OUT-DIR]   (default: assets/ beside this script)
 # Needs apt-get (run `apt-get update` once), dpkg-deb, cpio and gzip.
 set -euo pipefail
+for tool in apt-get apt-cache dpkg-deb cpio gzip; do
+  command -v "$tool" >/dev/null || { echo "build-assets: $tool not found (apt-get install cpio gzip dpkg)" >&2; exit 1; }
+done
 here=$(cd "$(dirname "$0")" && pwd)
 out=$(realpath -m "${1:-$here/assets}")
 work=$(mktemp -d)
@@ -17,7 +20,7 @@ cd "$work"
 # slow initramfs build a kernel install runs).
 kernel_pkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
 [ -n "$kernel_pkg" ] || { echo "build-assets: no linux-image-amd64 in apt's lists; run apt-get update" >&2; exit 1; }
-apt-get download -q "$kernel_pkg" busybox-static >/dev/null
+apt-get download -q -o APT::Sandbox::User=root "$kernel_pkg" busybox-static >/dev/null
 dpkg-deb -x linux-image-*.deb kernel
 dpkg-deb -x busybox-static_*.deb busybox
 
