@@ -181,7 +181,6 @@ func decode(f objectFile, data []byte, out any, m *meta, diags *Diagnostics) boo
 
 var yamlErrLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
-
 // parse returns the single document's root node of a YAML file.
 func parse(file string, data []byte, diags *Diagnostics) (root *yaml.Node, ok bool) {
 	defer func() {
