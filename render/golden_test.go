@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/pxeops/pxeops/schema"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -84,7 +85,7 @@ func goldenOutput(t *testing.T, a *txtar.Archive) string {
 		if err != nil {
 			t.Fatalf("machines: %q: %v", q, err)
 		}
-		m, err := ParseMachine(vals)
+		m, err := schema.ParseMachine(vals)
 		if err != nil {
 			fmt.Fprintf(&b, "bad request: %v\n", err)
 			continue

@@ -15,7 +15,7 @@ import (
 // wins; among equals, the lowest id. It touches at most four hash buckets
 // and the groups that have none of mac, uuid, serial and hostname, and
 // does not allocate.
-func (s *Snapshot) Lookup(m *Machine) *Group {
+func (s *Snapshot) Lookup(m *schema.Machine) *Group {
 	var best *Group
 	consider := func(gs []*Group) {
 		for _, g := range gs {
@@ -47,9 +47,9 @@ func (s *Snapshot) Lookup(m *Machine) *Group {
 	return best
 }
 
-func (g *Group) matches(m *Machine) bool {
+func (g *Group) matches(m *schema.Machine) bool {
 	for _, c := range g.sel {
-		if m.value(c.key) != c.value {
+		if m.Value(c.key) != c.value {
 			return false
 		}
 	}
@@ -57,9 +57,9 @@ func (g *Group) matches(m *Machine) bool {
 }
 
 // Data is the template data for machine m in group g.
-func (g *Group) Data(m *Machine) *schema.TemplateData {
+func (g *Group) Data(m *schema.Machine) *schema.TemplateData {
 	d := g.data
-	d.MAC, d.UUID, d.Hostname, d.Serial, d.Arch, d.Labels = m.MAC, m.UUID, m.Hostname, m.Serial, m.Arch, m.Labels
+	d.Machine = *m
 	return &d
 }
 
@@ -72,7 +72,7 @@ var ErrUnsafeArg = errors.New("kernel argument renders a newline or NUL")
 // WriteScript writes the iPXE script that boots machine m as group g.
 // The script is built in full before anything is written, so a failing
 // template never leaves half a script on the wire.
-func (s *Snapshot) WriteScript(w io.Writer, g *Group, m *Machine) error {
+func (s *Snapshot) WriteScript(w io.Writer, g *Group, m *schema.Machine) error {
 	buf := bufPool.Get().(*bytes.Buffer)
 	defer bufPool.Put(buf)
 	buf.Reset()
@@ -101,7 +101,7 @@ func (s *Snapshot) WriteScript(w io.Writer, g *Group, m *Machine) error {
 var ErrNoConfig = errors.New("profile has no config")
 
 // WriteConfig writes the config machine m gets as group g.
-func (s *Snapshot) WriteConfig(w io.Writer, g *Group, m *Machine) error {
+func (s *Snapshot) WriteConfig(w io.Writer, g *Group, m *schema.Machine) error {
 	if g.Profile.Source.Config == nil {
 		return ErrNoConfig
 	}
@@ -125,12 +125,12 @@ type Candidate struct {
 // Explain lists the groups that match m, best first, then the groups that
 // agree with m on some key but not all: what `pxeops render` shows. It is
 // for people, not for the boot path; it reads every group.
-func (s *Snapshot) Explain(m *Machine) []Candidate {
+func (s *Snapshot) Explain(m *schema.Machine) []Candidate {
 	var matched, near []Candidate
 	for _, g := range s.groups {
 		agree, first := 0, ""
 		for _, c := range g.sel {
-			if m.value(c.key) == c.value {
+			if m.Value(c.key) == c.value {
 				agree++
 			} else if first == "" {
 				first = c.key

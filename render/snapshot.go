@@ -45,7 +45,7 @@ type Snapshot struct {
 	Revision  string
 	Digest    string // sha256 over the tree's meaning, not its formatting
 	ServerURL string
-	Tree      *schema.Tree
+	Tree      *schema.Tree // the validated tree; read-only, like the rest
 
 	groups   []*Group // by precedence: most selector keys first, then id
 	profiles map[string]*Profile
@@ -184,6 +184,3 @@ func (s *Snapshot) absolute(u string) string {
 	}
 	return u
 }
-
-// Groups lists the groups in precedence order.
-func (s *Snapshot) Groups() []*Group { return s.groups }

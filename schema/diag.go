@@ -80,30 +80,3 @@ func (ds Diagnostics) Sort() {
 		)
 	})
 }
-
-// Err returns the diagnostics as an error when any of them is an error.
-func (ds Diagnostics) Err() error {
-	if ds.Errors() == 0 {
-		return nil
-	}
-	return &InvalidError{Diagnostics: ds}
-}
-
-// InvalidError reports a tree that failed validation. It needs a human:
-// retrying the same revision gives the same answer.
-type InvalidError struct{ Diagnostics Diagnostics }
-
-func (e *InvalidError) Error() string {
-	first := ""
-	for _, d := range e.Diagnostics {
-		if d.Severity == Error {
-			first = d.String()
-			break
-		}
-	}
-	n := e.Diagnostics.Errors()
-	if n == 1 {
-		return "invalid tree: " + first
-	}
-	return fmt.Sprintf("invalid tree: %s (and %d more errors)", first, n-1)
-}

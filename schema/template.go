@@ -15,12 +15,7 @@ import (
 
 // TemplateData is what profile arguments and config templates see.
 type TemplateData struct {
-	MAC       string
-	UUID      string
-	Hostname  string
-	Serial    string
-	Arch      string
-	Labels    map[string]string
+	Machine   // .MAC .UUID .Hostname .Serial .Arch .Labels
 	Metadata  map[string]any
 	Group     string
 	Profile   string

@@ -399,8 +399,7 @@ func (g *Group) Data(p *Profile, serverURL string) TemplateData {
 // selector values where it has them, plausible values elsewhere.
 func sampleData(g *Group, p *Profile) *TemplateData {
 	d := g.Data(p, SampleServerURL)
-	d.MAC, d.UUID, d.Hostname, d.Serial, d.Arch = "52:54:00:12:34:56", "4c4c4544-0042-3510-8050-b4c04f4d3232", "sample-host", "SAMPLE-SERIAL", "x86_64"
-	d.Labels = map[string]string{}
+	d.Machine = Machine{MAC: "52:54:00:12:34:56", UUID: "4c4c4544-0042-3510-8050-b4c04f4d3232", Hostname: "sample-host", Serial: "SAMPLE-SERIAL", Arch: "x86_64", Labels: map[string]string{}}
 	for k, val := range g.Selector {
 		switch k {
 		case KeyMAC:

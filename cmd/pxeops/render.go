@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"github.com/pxeops/pxeops/schema"
 	"io"
 	"net/url"
 	"strings"
@@ -30,7 +31,7 @@ func runRender(args []string, stdout, stderr io.Writer) int {
 		}
 		q.Add(k, v)
 	}
-	m, err := render.ParseMachine(q)
+	m, err := schema.ParseMachine(q)
 	if err != nil {
 		fmt.Fprintf(stderr, "pxeops render: --%v\n", err)
 		return exitUsage
@@ -51,7 +52,7 @@ func runRender(args []string, stdout, stderr io.Writer) int {
 	return explain(stdout, snap, &m)
 }
 
-func explain(w io.Writer, snap *render.Snapshot, m *render.Machine) int {
+func explain(w io.Writer, snap *render.Snapshot, m *schema.Machine) int {
 	fmt.Fprintf(w, "machine:  %s\n", m)
 	g := snap.Lookup(m)
 	for _, c := range snap.Explain(m) {

@@ -1,4 +1,4 @@
-package render
+package schema
 
 import (
 	"fmt"
@@ -6,11 +6,10 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-
-	"github.com/pxeops/pxeops/schema"
 )
 
-// Machine is what a booting machine tells about itself, normalised.
+// Machine is what a booting machine tells about itself, normalised. It is
+// also the part of TemplateData that describes the machine.
 type Machine struct {
 	MAC      string
 	UUID     string
@@ -43,23 +42,23 @@ func ParseMachine(q url.Values) (Machine, error) {
 		if v == "" {
 			continue
 		}
-		norm, err := schema.NormalizeValue(k, v)
+		norm, err := NormalizeValue(k, v)
 		if err != nil {
 			return Machine{}, fmt.Errorf("%s: %w", k, err)
 		}
 		switch k {
-		case schema.KeyMAC:
+		case KeyMAC:
 			m.MAC = norm
-		case schema.KeyUUID:
+		case KeyUUID:
 			m.UUID = norm
-		case schema.KeyHostname:
+		case KeyHostname:
 			m.Hostname = norm
-		case schema.KeySerial:
+		case KeySerial:
 			m.Serial = norm
-		case schema.KeyArch:
+		case KeyArch:
 			m.Arch = norm
 		default:
-			if err := schema.CheckLabelKey(k); err != nil {
+			if err := CheckLabelKey(k); err != nil {
 				return Machine{}, fmt.Errorf("%s: %w", k, err)
 			}
 			if m.Labels == nil {
@@ -78,8 +77,8 @@ func ParseMachine(q url.Values) (Machine, error) {
 func (m *Machine) String() string {
 	var parts []string
 	for _, f := range []struct{ k, v string }{
-		{schema.KeyMAC, m.MAC}, {schema.KeyUUID, m.UUID}, {schema.KeyHostname, m.Hostname},
-		{schema.KeySerial, m.Serial}, {schema.KeyArch, m.Arch},
+		{KeyMAC, m.MAC}, {KeyUUID, m.UUID}, {KeyHostname, m.Hostname},
+		{KeySerial, m.Serial}, {KeyArch, m.Arch},
 	} {
 		if f.v != "" {
 			parts = append(parts, f.k+"="+f.v)
@@ -91,18 +90,18 @@ func (m *Machine) String() string {
 	return strings.Join(parts, " ")
 }
 
-// value returns the machine's value for a selector key.
-func (m *Machine) value(key string) string {
+// Value returns the machine's value for a selector key.
+func (m *Machine) Value(key string) string {
 	switch key {
-	case schema.KeyMAC:
+	case KeyMAC:
 		return m.MAC
-	case schema.KeyUUID:
+	case KeyUUID:
 		return m.UUID
-	case schema.KeyHostname:
+	case KeyHostname:
 		return m.Hostname
-	case schema.KeySerial:
+	case KeySerial:
 		return m.Serial
-	case schema.KeyArch:
+	case KeyArch:
 		return m.Arch
 	}
 	return m.Labels[key]
