@@ -46,29 +46,15 @@ func ParseMachine(q url.Values) (Machine, error) {
 		if err != nil {
 			return Machine{}, fmt.Errorf("%s: %w", k, err)
 		}
-		switch k {
-		case KeyMAC:
-			m.MAC = norm
-		case KeyUUID:
-			m.UUID = norm
-		case KeyHostname:
-			m.Hostname = norm
-		case KeySerial:
-			m.Serial = norm
-		case KeyArch:
-			m.Arch = norm
-		default:
+		if !knownKey(k) {
 			if err := CheckLabelKey(k); err != nil {
 				return Machine{}, fmt.Errorf("%s: %w", k, err)
-			}
-			if m.Labels == nil {
-				m.Labels = map[string]string{}
 			}
 			if len(m.Labels) == maxLabels {
 				return Machine{}, fmt.Errorf("%s: more than %d labels", k, maxLabels)
 			}
-			m.Labels[k] = norm
 		}
+		m.set(k, norm)
 	}
 	return m, nil
 }
@@ -105,4 +91,25 @@ func (m *Machine) Value(key string) string {
 		return m.Arch
 	}
 	return m.Labels[key]
+}
+
+// set stores a normalised value under a selector key: a field or a label.
+func (m *Machine) set(key, v string) {
+	switch key {
+	case KeyMAC:
+		m.MAC = v
+	case KeyUUID:
+		m.UUID = v
+	case KeyHostname:
+		m.Hostname = v
+	case KeySerial:
+		m.Serial = v
+	case KeyArch:
+		m.Arch = v
+	default:
+		if m.Labels == nil {
+			m.Labels = map[string]string{}
+		}
+		m.Labels[key] = v
+	}
 }

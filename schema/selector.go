@@ -16,6 +16,14 @@ const (
 	KeyArch     = "arch"
 )
 
+func knownKey(k string) bool {
+	switch k {
+	case KeyMAC, KeyUUID, KeyHostname, KeySerial, KeyArch:
+		return true
+	}
+	return false
+}
+
 var (
 	labelKeyPattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9._/-]{0,61}[a-z0-9])?$`)
 	hostnamePattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$`)

@@ -217,9 +217,7 @@ func (v *validator) group(g *Group) {
 	}
 	for _, k := range slices.Sorted(maps.Keys(g.Selector)) {
 		path := "selector." + k
-		switch k {
-		case KeyMAC, KeyUUID, KeyHostname, KeySerial, KeyArch:
-		default:
+		if !knownKey(k) {
 			if err := CheckLabelKey(k); err != nil {
 				v.diags.errorf(m.Pos(path), "%v", err)
 				continue
@@ -401,20 +399,7 @@ func sampleData(g *Group, p *Profile) *TemplateData {
 	d := g.Data(p, SampleServerURL)
 	d.Machine = Machine{MAC: "52:54:00:12:34:56", UUID: "4c4c4544-0042-3510-8050-b4c04f4d3232", Hostname: "sample-host", Serial: "SAMPLE-SERIAL", Arch: "x86_64", Labels: map[string]string{}}
 	for k, val := range g.Selector {
-		switch k {
-		case KeyMAC:
-			d.MAC = val
-		case KeyUUID:
-			d.UUID = val
-		case KeyHostname:
-			d.Hostname = val
-		case KeySerial:
-			d.Serial = val
-		case KeyArch:
-			d.Arch = val
-		default:
-			d.Labels[k] = val
-		}
+		d.Machine.set(k, val)
 	}
 	return &d
 }
