@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"github.com/pxeops/pxeops/schema"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -21,7 +22,8 @@ var update = flag.Bool("update", false, "rewrite the want sections of testdata g
 // Golden cases: each testdata/{check,render}/*.txtar holds a tree and,
 // side by side, what loading it must give. check cases want the exact
 // diagnostics; render cases also list machines (one query string a line)
-// and want what each is served.
+// and want what each is served. testdata/examples/<name>.txtar holds the
+// machines and wants for the tree in examples/<name>.
 func TestGolden(t *testing.T) {
 	files, _ := filepath.Glob("../testdata/*/*.txtar")
 	if len(files) < 30 {
@@ -34,7 +36,7 @@ func TestGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			a := txtar.Parse(data)
-			got := goldenOutput(t, a)
+			got := goldenOutput(t, file, a)
 			want, ok := a.Get("want")
 			if *update {
 				a.Set("want", []byte(got))
@@ -53,8 +55,13 @@ func TestGolden(t *testing.T) {
 	}
 }
 
-func goldenOutput(t *testing.T, a *txtar.Archive) string {
-	fsys := fstest.MapFS{}
+func goldenOutput(t *testing.T, file string, a *txtar.Archive) string {
+	var fsys fs.FS
+	tree := fstest.MapFS{}
+	fsys = tree
+	if filepath.Base(filepath.Dir(file)) == "examples" {
+		fsys = os.DirFS(filepath.Join("..", "examples", strings.TrimSuffix(filepath.Base(file), ".txtar")))
+	}
 	var machines []string
 	for _, f := range a.Files {
 		switch f.Name {
@@ -66,7 +73,7 @@ func goldenOutput(t *testing.T, a *txtar.Archive) string {
 				}
 			}
 		default:
-			fsys[f.Name] = &fstest.MapFile{Data: f.Data}
+			tree[f.Name] = &fstest.MapFile{Data: f.Data}
 		}
 	}
 	snap, diags := Load(fsys, Options{ServerURL: "http://pxe.test:8080", Revision: "golden"})
