@@ -76,11 +76,35 @@ func (s *Snapshot) WriteScript(w io.Writer, g *Group, m *schema.Machine) error {
 	buf := bufPool.Get().(*bytes.Buffer)
 	defer bufPool.Put(buf)
 	buf.Reset()
+	buf.WriteString(g.Profile.head)
+	if err := writeArgs(buf, g, m, true); err != nil {
+		return err
+	}
+	buf.WriteString(g.Profile.tail)
+	_, err := w.Write(buf.Bytes())
+	return err
+}
+
+// Cmdline returns the kernel arguments machine m gets as group g, without
+// the initrd= names the iPXE script adds: what the Pixiecore API serves.
+func (s *Snapshot) Cmdline(g *Group, m *schema.Machine) (string, error) {
+	var b bytes.Buffer
+	if err := writeArgs(&b, g, m, false); err != nil {
+		return "", err
+	}
+	return b.String(), nil
+}
+
+// writeArgs renders the profile's kernel arguments, separated by spaces
+// (with a leading one when lead is set), refusing any that rendered a
+// line break or NUL.
+func writeArgs(buf *bytes.Buffer, g *Group, m *schema.Machine, lead bool) error {
 	p := g.Profile
-	buf.WriteString(p.head)
 	var data *schema.TemplateData
 	for i := range p.Source.Args {
-		buf.WriteByte(' ')
+		if lead || i > 0 {
+			buf.WriteByte(' ')
+		}
 		if data == nil && !p.Source.ArgIsStatic(i) {
 			data = g.Data(m)
 		}
@@ -92,9 +116,7 @@ func (s *Snapshot) WriteScript(w io.Writer, g *Group, m *schema.Machine) error {
 			return fmt.Errorf("profile %s: args[%d]: %w", p.ID, i, ErrUnsafeArg)
 		}
 	}
-	buf.WriteString(p.tail)
-	_, err := w.Write(buf.Bytes())
-	return err
+	return nil
 }
 
 // ErrNoConfig means the machine's profile serves no config.

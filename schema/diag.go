@@ -37,6 +37,9 @@ type Diagnostic struct {
 	Pos
 	Severity Severity `json:"severity"`
 	Message  string   `json:"message"`
+	// Transient marks a failure to read the tree (not its content being
+	// wrong): reading again may succeed without anyone changing a file.
+	Transient bool `json:"transient,omitempty"`
 }
 
 func (d Diagnostic) String() string {
@@ -48,6 +51,21 @@ type Diagnostics []Diagnostic
 
 func (ds *Diagnostics) errorf(p Pos, format string, args ...any) {
 	*ds = append(*ds, Diagnostic{Pos: p, Severity: Error, Message: fmt.Sprintf(format, args...)})
+}
+
+// readErrorf reports a file or directory that could not be read.
+func (ds *Diagnostics) readErrorf(p Pos, format string, args ...any) {
+	*ds = append(*ds, Diagnostic{Pos: p, Severity: Error, Message: fmt.Sprintf(format, args...), Transient: true})
+}
+
+// Transient reports whether any error is a read failure worth retrying.
+func (ds Diagnostics) Transient() bool {
+	for _, d := range ds {
+		if d.Severity == Error && d.Transient {
+			return true
+		}
+	}
+	return false
 }
 
 func (ds *Diagnostics) warnf(p Pos, format string, args ...any) {

@@ -122,7 +122,7 @@ func (l *loader) entries(dir string) []fs.DirEntry {
 		return nil
 	}
 	if err != nil {
-		l.diags.errorf(Pos{File: dir}, "cannot read directory: %v", unwrapPath(err))
+		l.diags.readErrorf(Pos{File: dir}, "cannot read directory: %v", unwrapPath(err))
 		return nil
 	}
 	if len(es) > MaxObjects {
@@ -138,13 +138,13 @@ func (l *loader) entries(dir string) []fs.DirEntry {
 func read(fsys fs.FS, file string, diags *Diagnostics) ([]byte, bool) {
 	f, err := fsys.Open(file)
 	if err != nil {
-		diags.errorf(Pos{File: file}, "cannot read: %v", unwrapPath(err))
+		diags.readErrorf(Pos{File: file}, "cannot read: %v", unwrapPath(err))
 		return nil, false
 	}
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
 	if err != nil {
-		diags.errorf(Pos{File: file}, "cannot read: %v", unwrapPath(err))
+		diags.readErrorf(Pos{File: file}, "cannot read: %v", unwrapPath(err))
 		return nil, false
 	}
 	if len(data) > MaxFileSize {

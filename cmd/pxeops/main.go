@@ -18,6 +18,7 @@ var version = "dev"
 const usage = `pxeops: declarative network boot from a git repository or directory
 
 Usage:
+  pxeops serve  --source DIR [--http-addr :8080] [--server-url URL] [--assets-dir DIR] [--poll 30s]
   pxeops check  [--format text|json|github] [DIR]
   pxeops render --mac MAC [--uuid U --hostname H --serial S --arch A --label k=v] [DIR]
   pxeops version
@@ -47,6 +48,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	switch cmd, rest := args[0], args[1:]; cmd {
+	case "serve":
+		return runServe(ctx, rest, stdout, stderr)
 	case "check":
 		return runCheck(rest, stdout, stderr)
 	case "render":

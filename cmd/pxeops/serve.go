@@ -1,0 +1,146 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/pxeops/pxeops/reconcile"
+	"github.com/pxeops/pxeops/render"
+	"github.com/pxeops/pxeops/serve/httpserver"
+	"github.com/pxeops/pxeops/source"
+)
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fset := newFlags("serve", "serve --source DIR [flags]\n\nServes the config repository at DIR to booting machines, reloading it on every change.", stderr)
+	src := fset.String("source", "", "config repository: a directory (required)")
+	poll := fset.Duration("poll", 30*time.Second, "full rescan period of the source, which converges even without file events")
+	watch := fset.Bool("watch", true, "watch the directory with fsnotify; the periodic rescan runs either way")
+	httpAddr := fset.String("http-addr", ":8080", "HTTP listen address")
+	serverURL := fset.String("server-url", "", "URL machines reach this server at (default: http://<first non-loopback address><http-addr port>)")
+	assetsDir := fset.String("assets-dir", "", "directory served at /assets/ (kernels, initrds)")
+	shutdown := fset.Duration("shutdown-timeout", 30*time.Second, "on SIGTERM or SIGINT, how long in-flight requests (downloads) may finish")
+	level := &choice{value: "info", allowed: []string{"debug", "info", "warn", "error"}}
+	fset.Var(level, "log-level", "debug, info, warn or error")
+	format := &choice{value: "text", allowed: []string{"text", "json"}}
+	fset.Var(format, "log-format", "text or json")
+	if code := parseFlags(fset, args, stderr); code >= 0 {
+		return code
+	}
+	usage := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "pxeops serve: "+format+"\n", a...)
+		return exitUsage
+	}
+	switch {
+	case fset.NArg() > 0:
+		return usage("unexpected argument %q; the tree is given with --source", fset.Arg(0))
+	case *src == "":
+		return usage("--source is required: the directory of the config repository (try --source examples/quickstart)")
+	case strings.Contains(*src, "://") || strings.HasPrefix(*src, "git@"):
+		return usage("--source %s: git sources are not supported yet; check the repository out and give its directory", *src)
+	}
+	if *serverURL == "" {
+		*serverURL = defaultServerURL(*httpAddr)
+	}
+
+	log := newLogger(stderr, level.value, format.value)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	rec := reconcile.New(render.Options{ServerURL: *serverURL}, log, reconcile.NewMetrics(reg))
+	dir, err := source.NewDir(*src, source.DirOptions{Poll: *poll, Watch: *watch, Logger: log})
+	if err != nil {
+		return usage("--source: %v", err)
+	}
+	defer dir.Close()
+	handler, err := httpserver.New(rec, httpserver.Options{
+		ServerURL: *serverURL,
+		AssetsDir: *assetsDir,
+		Logger:    log,
+		Registry:  reg,
+		Status: func() any {
+			return serveStatus{Version: version, ServerURL: *serverURL, Status: rec.Status(), Source: dir.State()}
+		},
+	})
+	if err != nil {
+		return usage("%v", err)
+	}
+	ln, err := net.Listen("tcp", *httpAddr)
+	if err != nil {
+		fmt.Fprintf(stderr, "pxeops serve: --http-addr %s: %v (another server on that port? choose another with --http-addr)\n", *httpAddr, err)
+		return exitInvalid
+	}
+	srv := httpserver.Server(*httpAddr, handler)
+
+	log.Info("pxeops serving", "version", version, "http", ln.Addr().String(), "server_url", *serverURL, "source", *src, "assets", *assetsDir)
+	go rec.Run(ctx)
+	go dir.Run(ctx, rec.Offer)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+
+	select {
+	case err := <-served:
+		log.Error("HTTP server stopped", "err", err)
+		return exitInvalid
+	case <-ctx.Done():
+	}
+	log.Info("shutting down; waiting for in-flight requests", "timeout", *shutdown)
+	sctx, cancel := context.WithTimeout(context.Background(), *shutdown)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("in-flight requests cut off at the shutdown timeout", "err", err)
+		srv.Close()
+	}
+	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Error("HTTP server", "err", err)
+	}
+	return exitOK
+}
+
+// serveStatus is the /status document.
+type serveStatus struct {
+	Version   string `json:"version"`
+	ServerURL string `json:"server_url"`
+	reconcile.Status
+	Source source.State `json:"source"`
+}
+
+// defaultServerURL guesses the URL machines on the network can reach:
+// the host of --http-addr when it names one, else this host's first
+// non-loopback IPv4 address.
+func defaultServerURL(httpAddr string) string {
+	host, port, err := net.SplitHostPort(httpAddr)
+	if err != nil {
+		return "http://localhost:8080"
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "localhost"
+		if addrs, err := net.InterfaceAddrs(); err == nil {
+			for _, a := range addrs {
+				if ip, ok := a.(*net.IPNet); ok && ip.IP.To4() != nil && !ip.IP.IsLoopback() && ip.IP.IsGlobalUnicast() {
+					host = ip.IP.String()
+					break
+				}
+			}
+		}
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+func newLogger(w io.Writer, level, format string) *slog.Logger {
+	var lv slog.Level
+	lv.UnmarshalText([]byte(level))
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

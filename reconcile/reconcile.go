@@ -1,0 +1,212 @@
+// Package reconcile turns source revisions into served snapshots: load,
+// validate, render, then publish with one atomic pointer swap. A revision
+// that fails keeps the last good snapshot serving.
+//
+// Failures come in two kinds, as in Flux: an invalid tree needs a human
+// (the same revision fails the same way, so it is not retried), and a tree
+// that could not be read is retried with backoff until it can.
+package reconcile
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pxeops/pxeops/render"
+	"github.com/pxeops/pxeops/schema"
+	"github.com/pxeops/pxeops/source"
+)
+
+// Outcomes of an attempt, as shown in /status, logs and metrics.
+const (
+	ResultServed   = "served"
+	ResultInvalid  = "invalid"  // needs a human: fix the tree
+	ResultRetrying = "retrying" // the tree could not be read; retried with backoff
+)
+
+// Reconciler holds the served snapshot and the story of how it got there.
+type Reconciler struct {
+	opts    render.Options
+	log     *slog.Logger
+	metrics *Metrics
+
+	served  atomic.Pointer[render.Snapshot]
+	pending chan source.Revision // latest-wins mailbox of size one
+
+	mu     sync.Mutex
+	status Status
+}
+
+// Status is the reconciler's part of /status.
+type Status struct {
+	Ready       bool     `json:"ready"`
+	Served      *Served  `json:"served"`
+	LastAttempt *Attempt `json:"last_attempt,omitempty"`
+}
+
+// Served describes the snapshot being served.
+type Served struct {
+	Revision  string    `json:"revision"`
+	Digest    string    `json:"digest"`
+	Since     time.Time `json:"since"`
+	Profiles  int       `json:"profiles"`
+	Groups    int       `json:"groups"`
+	Images    int       `json:"images"`
+	Templates int       `json:"templates"`
+	Warnings  int       `json:"warnings"`
+}
+
+// Attempt describes the last revision tried, served or not.
+type Attempt struct {
+	Revision   string             `json:"revision"`
+	At         time.Time          `json:"at"`
+	DurationMS float64            `json:"duration_ms"`
+	Result     string             `json:"result"`
+	Action     string             `json:"action,omitempty"`
+	Errors     int                `json:"errors"`
+	Warnings   int                `json:"warnings"`
+	NextRetry  *time.Time         `json:"next_retry,omitempty"`
+	Findings   schema.Diagnostics `json:"diagnostics,omitempty"`
+	Truncated  bool               `json:"diagnostics_truncated,omitempty"`
+}
+
+// maxFindings caps the diagnostics kept in /status; check lists them all.
+const maxFindings = 100
+
+// Backoff bounds for revisions that could not be read.
+const (
+	minRetry = time.Second
+	maxRetry = time.Minute
+)
+
+// New makes a reconciler; metrics may be nil.
+func New(opts render.Options, log *slog.Logger, metrics *Metrics) *Reconciler {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Reconciler{opts: opts, log: log, metrics: metrics, pending: make(chan source.Revision, 1)}
+}
+
+// Snapshot returns the snapshot being served, nil before the first one.
+// Requests call it once and use that snapshot throughout, so each sees
+// one revision, never a mix.
+func (r *Reconciler) Snapshot() *render.Snapshot { return r.served.Load() }
+
+// Status returns a copy of the reconciler's state.
+func (r *Reconciler) Status() Status {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.status
+}
+
+// Offer hands a revision to Run without blocking; a revision not yet
+// picked up is replaced by the newer one.
+func (r *Reconciler) Offer(rev source.Revision) {
+	for {
+		select {
+		case r.pending <- rev:
+			return
+		default:
+		}
+		select {
+		case <-r.pending:
+		default:
+		}
+	}
+}
+
+// Run applies offered revisions until ctx ends, retrying unreadable ones
+// with exponential backoff.
+func (r *Reconciler) Run(ctx context.Context) {
+	var retry <-chan time.Time
+	var retryRev source.Revision
+	delay := minRetry
+	for {
+		var rev source.Revision
+		select {
+		case <-ctx.Done():
+			return
+		case rev = <-r.pending:
+			delay = minRetry
+		case <-retry:
+			rev = retryRev
+		}
+		retry = nil
+		if r.Apply(rev) == ResultRetrying {
+			retryRev, retry = rev, time.After(delay)
+			r.setNextRetry(time.Now().Add(delay))
+			delay = min(2*delay, maxRetry)
+		}
+	}
+}
+
+// Apply loads one revision and serves it if it is valid. It returns the
+// attempt's result.
+func (r *Reconciler) Apply(rev source.Revision) string {
+	start := time.Now()
+	opts := r.opts
+	opts.Revision = rev.ID
+	snap, diags := render.Load(rev.FS, opts)
+	took := time.Since(start)
+	a := &Attempt{
+		Revision:   rev.ID,
+		At:         start.UTC(),
+		DurationMS: float64(took.Microseconds()) / 1000,
+		Errors:     diags.Errors(),
+		Warnings:   diags.Warnings(),
+		Findings:   diags,
+	}
+	if len(a.Findings) > maxFindings {
+		a.Findings, a.Truncated = a.Findings[:maxFindings], true
+	}
+	switch {
+	case snap != nil:
+		a.Result = ResultServed
+		r.served.Store(snap)
+		r.log.Info("serving revision", "revision", rev.ID, "digest", snap.Digest,
+			"groups", len(snap.Tree.Groups), "warnings", a.Warnings, "took", took.Round(time.Millisecond))
+	case diags.Transient():
+		a.Result = ResultRetrying
+		a.Action = "the tree could not be read; retrying with backoff, the last good snapshot keeps serving"
+		r.log.Warn("revision unreadable, will retry", "revision", rev.ID, "err", firstError(diags))
+	default:
+		a.Result = ResultInvalid
+		a.Action = "needs a human: fix the errors (pxeops check lists them); the last good snapshot keeps serving"
+		r.log.Error("revision rejected", "revision", rev.ID, "errors", a.Errors, "first", firstError(diags))
+	}
+	r.mu.Lock()
+	r.status.LastAttempt = a
+	if snap != nil {
+		t := snap.Tree
+		r.status.Ready = true
+		r.status.Served = &Served{
+			Revision: rev.ID, Digest: snap.Digest, Since: start.UTC(),
+			Profiles: len(t.Profiles), Groups: len(t.Groups), Images: len(t.Images), Templates: len(t.Templates),
+			Warnings: a.Warnings,
+		}
+	}
+	r.mu.Unlock()
+	r.metrics.observe(a, snap)
+	return a.Result
+}
+
+func (r *Reconciler) setNextRetry(t time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if a := r.status.LastAttempt; a != nil {
+		c := *a
+		c.NextRetry = &t
+		r.status.LastAttempt = &c
+	}
+}
+
+func firstError(ds schema.Diagnostics) string {
+	for _, d := range ds {
+		if d.Severity == schema.Error {
+			return d.String()
+		}
+	}
+	return ""
+}

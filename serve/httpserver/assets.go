@@ -1,0 +1,63 @@
+package httpserver
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"mime"
+	"net/http"
+	"os"
+	"path"
+	"strings"
+)
+
+// assets serves files below one directory. os.Root confines every open to
+// it, symlinks included; directories are never listed. http.ServeContent
+// answers Range and conditional requests and, given an *os.File, sends it
+// with sendfile.
+type assets struct{ root *os.Root }
+
+func newAssets(dir string) (*assets, error) {
+	if dir == "" {
+		return &assets{}, nil
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("--assets-dir: %w", err)
+	}
+	return &assets{root: root}, nil
+}
+
+func (a *assets) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if a.root == nil {
+		http.Error(w, "no assets directory configured (--assets-dir)", http.StatusNotFound)
+		return
+	}
+	name := strings.TrimPrefix(r.URL.Path, "/assets/")
+	if !fs.ValidPath(name) || name == "." {
+		http.Error(w, "not found", http.StatusNotFound)
+		return
+	}
+	f, err := a.root.Open(name)
+	if err != nil {
+		code := http.StatusNotFound
+		if errors.Is(err, fs.ErrPermission) {
+			code = http.StatusForbidden
+		}
+		http.Error(w, http.StatusText(code), code)
+		return
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil || !info.Mode().IsRegular() {
+		http.Error(w, "not found", http.StatusNotFound)
+		return
+	}
+	ctype := mime.TypeByExtension(path.Ext(name))
+	if ctype == "" {
+		ctype = "application/octet-stream" // kernels and initrds; never sniffed as text
+	}
+	w.Header().Set("Content-Type", ctype)
+	w.Header().Set("ETag", fmt.Sprintf(`"%x-%x"`, info.ModTime().UnixNano(), info.Size()))
+	http.ServeContent(w, r, name, info.ModTime(), f)
+}

@@ -1,0 +1,280 @@
+// Package httpserver is pxeops' HTTP boot server: iPXE scripts, configs,
+// the Pixiecore API, assets, status and metrics. Every request reads the
+// current snapshot through one pointer load and uses it throughout.
+package httpserver
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/pxeops/pxeops/render"
+	"github.com/pxeops/pxeops/schema"
+)
+
+// Snapshots gives the snapshot to serve; nil until the first one.
+type Snapshots interface {
+	Snapshot() *render.Snapshot
+}
+
+// Options configure the handler.
+type Options struct {
+	// ServerURL is where machines reach this server; /boot.ipxe chains to it.
+	ServerURL string
+	// AssetsDir is served at /assets/; empty serves nothing there.
+	AssetsDir string
+	// Status builds the /status document.
+	Status func() any
+	Logger *slog.Logger
+	// Registry collects the metrics served at /metrics.
+	Registry *prometheus.Registry
+}
+
+// RevisionHeader carries the snapshot revision on every boot answer.
+const RevisionHeader = "X-Pxeops-Revision"
+
+type server struct {
+	snaps    Snapshots
+	opts     Options
+	log      *slog.Logger
+	metrics  *httpMetrics
+	bootIPXE []byte
+}
+
+// New returns the handler for every endpoint. It fails when the assets
+// directory cannot be opened.
+func New(snaps Snapshots, opts Options) (http.Handler, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Registry == nil {
+		opts.Registry = prometheus.NewRegistry()
+	}
+	s := &server{snaps: snaps, opts: opts, log: opts.Logger, metrics: newHTTPMetrics(opts.Registry)}
+	s.bootIPXE = bootScript(strings.TrimSuffix(opts.ServerURL, "/"))
+
+	mux := http.NewServeMux()
+	handle := func(pattern, endpoint string, h http.HandlerFunc) {
+		mux.Handle(pattern, s.metrics.instrument(endpoint, h))
+	}
+	handle("GET /boot.ipxe", "boot.ipxe", s.handleBootIPXE)
+	handle("GET /ipxe", "ipxe", s.handleIPXE)
+	for _, c := range []struct{ path, typ string }{
+		{"/config", ""}, {"/ignition", schema.ConfigIgnition}, {"/cloud", schema.ConfigCloudConfig}, {"/generic", schema.ConfigRaw},
+	} {
+		handle("GET "+c.path, strings.TrimPrefix(c.path, "/"), s.configHandler(c.typ))
+	}
+	handle("GET /metadata", "metadata", s.handleMetadata)
+	handle("GET /pixiecore/v1/boot/{mac}", "pixiecore", s.handlePixiecore)
+	assets, err := newAssets(opts.AssetsDir)
+	if err != nil {
+		return nil, err
+	}
+	handle("GET /assets/", "assets", assets.ServeHTTP)
+	handle("GET /status", "status", s.handleStatus)
+	handle("GET /healthz", "healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	handle("GET /readyz", "readyz", s.handleReadyz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{}))
+	handle("/", "other", func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "not found: see /status for what this server answers", http.StatusNotFound)
+	})
+	return mux, nil
+}
+
+// bootScript is what iPXE first fetches: it chains to /ipxe with every
+// identifier iPXE knows. Values are URI-encoded by iPXE itself, so none
+// can break the query.
+func bootScript(serverURL string) []byte {
+	return []byte("#!ipxe\n" +
+		"chain --autofree " + serverURL + "/ipxe?mac=${mac:hexhyp}&uuid=${uuid:uristring}&hostname=${hostname:uristring}&serial=${serial:uristring}&arch=${buildarch:uristring} || goto failed\n" +
+		"exit\n" +
+		":failed\n" +
+		"echo pxeops: no boot script for this machine (see the server's log and /status); booting from the next device\n" +
+		"sleep 5\n" +
+		"exit 1\n")
+}
+
+func (s *server) handleBootIPXE(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Write(s.bootIPXE)
+}
+
+// httpError is an answer other than 200, with the reason a person reads.
+type httpError struct {
+	code int
+	msg  string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+// match finds the snapshot, machine and group of a boot request.
+func (s *server) match(r *http.Request, m *schema.Machine) (*render.Snapshot, *render.Group, error) {
+	snap := s.snaps.Snapshot()
+	if snap == nil {
+		return nil, nil, &httpError{http.StatusServiceUnavailable, "no valid config served yet; see /status"}
+	}
+	g := snap.Lookup(m)
+	if g == nil {
+		return snap, nil, &httpError{http.StatusNotFound, fmt.Sprintf("no group matches %s and there is no default group (revision %s)", m, snap.Revision)}
+	}
+	return snap, g, nil
+}
+
+func machineFromQuery(r *http.Request) (schema.Machine, error) {
+	m, err := schema.ParseMachine(r.URL.Query())
+	if err != nil {
+		return m, &httpError{http.StatusBadRequest, "bad query parameter " + err.Error()}
+	}
+	return m, nil
+}
+
+// boot serves a boot answer: it resolves the machine, writes the body with
+// render, and logs the request once.
+func (s *server) boot(w http.ResponseWriter, r *http.Request, endpoint string, m schema.Machine, mErr error, write func(snap *render.Snapshot, g *render.Group) error) {
+	var snap *render.Snapshot
+	var g *render.Group
+	err := mErr
+	if err == nil {
+		snap, g, err = s.match(r, &m)
+	}
+	if snap != nil {
+		w.Header().Set(RevisionHeader, snap.Revision)
+	}
+	if err == nil {
+		err = write(snap, g)
+	}
+	attrs := []any{"endpoint", endpoint, "machine", m.String(), "remote", r.RemoteAddr}
+	if snap != nil {
+		attrs = append(attrs, "revision", snap.Revision)
+	}
+	if g != nil {
+		attrs = append(attrs, "group", g.ID, "profile", g.Profile.ID)
+	}
+	var he *httpError
+	switch {
+	case err == nil:
+		s.log.Info("boot", attrs...)
+	case errors.As(err, &he):
+		http.Error(w, he.msg, he.code)
+		if he.code == http.StatusNotFound {
+			s.log.Debug("boot: not served", append(attrs, "reason", he.msg)...)
+		} else {
+			s.log.Info("boot: refused", append(attrs, "status", he.code, "reason", he.msg)...)
+		}
+	default:
+		http.Error(w, "rendering failed: "+err.Error(), http.StatusInternalServerError)
+		s.log.Error("boot: rendering failed", append(attrs, "err", err)...)
+	}
+}
+
+func (s *server) handleIPXE(w http.ResponseWriter, r *http.Request) {
+	m, err := machineFromQuery(r)
+	s.boot(w, r, "ipxe", m, err, func(snap *render.Snapshot, g *render.Group) error {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		return snap.WriteScript(w, g, &m)
+	})
+}
+
+// configHandler serves the machine's config; typ, when set, is the only
+// config type the endpoint serves (the matchbox aliases).
+func (s *server) configHandler(typ string) http.HandlerFunc {
+	endpoint := "config"
+	if typ != "" {
+		endpoint = typ
+	}
+	return func(w http.ResponseWriter, r *http.Request) {
+		m, err := machineFromQuery(r)
+		s.boot(w, r, endpoint, m, err, func(snap *render.Snapshot, g *render.Group) error {
+			have := g.Profile.Source.ConfigType()
+			switch {
+			case have == "":
+				return &httpError{http.StatusNotFound, fmt.Sprintf("profile %s has no config", g.Profile.ID)}
+			case typ != "" && have != typ:
+				return &httpError{http.StatusNotFound, fmt.Sprintf("profile %s serves %s, not %s; fetch /config", g.Profile.ID, have, typ)}
+			}
+			ctype := "text/plain; charset=utf-8"
+			if have == schema.ConfigIgnition {
+				ctype = "application/json"
+			}
+			w.Header().Set("Content-Type", ctype)
+			return snap.WriteConfig(w, g, &m)
+		})
+	}
+}
+
+func (s *server) handleMetadata(w http.ResponseWriter, r *http.Request) {
+	m, err := machineFromQuery(r)
+	s.boot(w, r, "metadata", m, err, func(snap *render.Snapshot, g *render.Group) error {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, err := w.Write(metadataEnv(g, &m))
+		return err
+	})
+}
+
+// pixiecoreBoot is the Pixiecore API's answer.
+type pixiecoreBoot struct {
+	Kernel  string   `json:"kernel"`
+	Initrd  []string `json:"initrd,omitempty"`
+	Cmdline string   `json:"cmdline,omitempty"`
+}
+
+func (s *server) handlePixiecore(w http.ResponseWriter, r *http.Request) {
+	var m schema.Machine
+	mac, err := schema.NormalizeValue(schema.KeyMAC, r.PathValue("mac"))
+	if err != nil {
+		err = &httpError{http.StatusBadRequest, "bad MAC in path: " + err.Error()}
+	}
+	m.MAC = mac
+	s.boot(w, r, "pixiecore", m, err, func(snap *render.Snapshot, g *render.Group) error {
+		cmdline, err := snap.Cmdline(g, &m)
+		if err != nil {
+			return err
+		}
+		b := pixiecoreBoot{Kernel: g.Profile.Kernel, Cmdline: cmdline}
+		for _, i := range g.Profile.Initrds {
+			b.Initrd = append(b.Initrd, i.URL)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		return json.NewEncoder(w).Encode(b)
+	})
+}
+
+func (s *server) handleStatus(w http.ResponseWriter, r *http.Request) {
+	var doc any = map[string]any{}
+	if s.opts.Status != nil {
+		doc = s.opts.Status()
+	}
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(doc)
+}
+
+func (s *server) handleReadyz(w http.ResponseWriter, r *http.Request) {
+	snap := s.snaps.Snapshot()
+	if snap == nil {
+		http.Error(w, "not ready: no valid config served yet; see /status", http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set(RevisionHeader, snap.Revision)
+	fmt.Fprintln(w, "ok", snap.Revision)
+}
+
+// Server wraps the handler in an http.Server with bounds on slow and
+// oversized requests.
+func Server(addr string, h http.Handler) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
+}

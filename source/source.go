@@ -1,0 +1,25 @@
+// Package source is where config trees come from. A source watches its
+// origin and hands each new state of the tree to a callback as a
+// Revision; it never writes to the origin.
+package source
+
+import "io/fs"
+
+// Revision is one state of a config tree.
+type Revision struct {
+	// ID names the state: equal IDs mean an equal tree, so a revision
+	// that failed once is not retried until something changes.
+	ID string
+	// FS reads the tree.
+	FS fs.FS
+}
+
+// State is what a source reports about itself for /status.
+type State struct {
+	Kind      string `json:"kind"`
+	Location  string `json:"location"`
+	Watching  bool   `json:"watching"`
+	Watched   int    `json:"watched_dirs,omitempty"`
+	LastScan  string `json:"last_scan,omitempty"`
+	LastError string `json:"last_error,omitempty"`
+}
