@@ -358,3 +358,19 @@ func TestServeUsageErrors(t *testing.T) {
 		}
 	}
 }
+
+// A file that is a symlink is fingerprinted by its target, so editing the
+// target in place (here in a hidden directory nobody watches) is seen by
+// the rescan even though no directory entry changed.
+func TestServeFollowsSymlinkTargets(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "profiles/p.yaml", profileWith("v=1"))
+	write(t, dir, "profiles/q.yaml", profileWith("v=q"))
+	write(t, dir, ".store/one.yaml", group(mac1))
+	write(t, dir, "groups/two.yaml", group(mac2))
+	must(t, os.Symlink("../.store/one.yaml", filepath.Join(dir, "groups/one.yaml")))
+	s := startServe(t, dir, "--poll", "200ms")
+	s.servesScript(t, mac1, " v=1")
+	write(t, dir, ".store/one.yaml", "profile: q\nselector:\n  mac: "+mac1+"\n")
+	s.servesScript(t, mac1, " v=q")
+}
