@@ -114,17 +114,16 @@ type httpError struct {
 
 func (e *httpError) Error() string { return e.msg }
 
-// match finds the snapshot, machine and group of a boot request.
-func (s *server) match(r *http.Request, m *schema.Machine) (*render.Snapshot, *render.Group, error) {
-	snap := s.snaps.Snapshot()
+// match finds the group of a boot request in snap.
+func match(snap *render.Snapshot, m *schema.Machine) (*render.Group, error) {
 	if snap == nil {
-		return nil, nil, &httpError{http.StatusServiceUnavailable, "no valid config served yet; see /status"}
+		return nil, &httpError{http.StatusServiceUnavailable, "no valid config served yet; see /status"}
 	}
 	g := snap.Lookup(m)
 	if g == nil {
-		return snap, nil, &httpError{http.StatusNotFound, fmt.Sprintf("no group matches %s and there is no default group (revision %s)", m, snap.Revision)}
+		return nil, &httpError{http.StatusNotFound, fmt.Sprintf("no group matches %s and there is no default group (revision %s)", m, snap.Revision)}
 	}
-	return snap, g, nil
+	return g, nil
 }
 
 func machineFromQuery(r *http.Request) (schema.Machine, error) {
@@ -138,14 +137,14 @@ func machineFromQuery(r *http.Request) (schema.Machine, error) {
 // boot serves a boot answer: it resolves the machine, writes the body with
 // render, and logs the request once.
 func (s *server) boot(w http.ResponseWriter, r *http.Request, endpoint string, m schema.Machine, mErr error, write func(snap *render.Snapshot, g *render.Group) error) {
-	var snap *render.Snapshot
+	snap := s.snaps.Snapshot() // one load: the whole answer comes from this revision
+	if snap != nil {
+		w.Header().Set(RevisionHeader, snap.Revision)
+	}
 	var g *render.Group
 	err := mErr
 	if err == nil {
-		snap, g, err = s.match(r, &m)
-	}
-	if snap != nil {
-		w.Header().Set(RevisionHeader, snap.Revision)
+		g, err = match(snap, &m)
 	}
 	if err == nil {
 		err = write(snap, g)
