@@ -1,0 +1,152 @@
+package reconcile
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io/fs"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/pxeops/pxeops/render"
+	"github.com/pxeops/pxeops/schema"
+	"github.com/pxeops/pxeops/source"
+)
+
+func tree(marker string) fstest.MapFS {
+	return fstest.MapFS{
+		"profiles/p.yaml": {Data: []byte("kernel: /assets/k\nargs: [console=ttyS0, rev=" + marker + "]\n")},
+		"groups/g.yaml":   {Data: []byte("profile: p\nselector: {mac: \"52:54:00:00:00:01\"}\n")},
+	}
+}
+
+// Many readers render scripts while snapshots are swapped under them:
+// each answer comes whole from one revision. Run with -race.
+func TestConcurrentReadersSeeWholeSnapshots(t *testing.T) {
+	r := New(render.Options{ServerURL: "http://pxe.test"}, nil, nil)
+	a := source.Revision{ID: "A", FS: tree("A")}
+	b := source.Revision{ID: "B", FS: tree("B")}
+	if r.Apply(a) != ResultServed {
+		t.Fatal("tree A not served")
+	}
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	var reads atomic.Int64
+	errs := make(chan string, 8)
+	for range 8 {
+		wg.Go(func() {
+			m := schema.Machine{MAC: "52:54:00:00:00:01"}
+			var buf bytes.Buffer
+			for !stop.Load() {
+				snap := r.Snapshot()
+				buf.Reset()
+				if err := snap.WriteScript(&buf, snap.Lookup(&m), &m); err != nil {
+					errs <- err.Error()
+					return
+				}
+				if !strings.Contains(buf.String(), " rev="+snap.Revision+"\n") {
+					errs <- "snapshot " + snap.Revision + " rendered " + buf.String()
+					return
+				}
+				reads.Add(1)
+			}
+		})
+	}
+	for i := range 200 {
+		rev := a
+		if i%2 == 0 {
+			rev = b
+		}
+		if r.Apply(rev) != ResultServed {
+			t.Fatalf("swap %d failed", i)
+		}
+	}
+	stop.Store(true)
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+	if reads.Load() == 0 {
+		t.Error("readers never ran")
+	}
+}
+
+func TestInvalidRevisionKeepsLastGood(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	r := New(render.Options{}, nil, NewMetrics(reg))
+	r.Apply(source.Revision{ID: "good", FS: tree("good")})
+	bad := tree("bad")
+	bad["groups/g.yaml"] = &fstest.MapFile{Data: []byte("profile: missing\n")}
+	if got := r.Apply(source.Revision{ID: "bad", FS: bad}); got != ResultInvalid {
+		t.Fatalf("Apply(bad) = %s", got)
+	}
+	st := r.Status()
+	if r.Snapshot().Revision != "good" || st.Served.Revision != "good" || st.LastAttempt.Revision != "bad" ||
+		st.LastAttempt.Errors != 1 || !strings.Contains(st.LastAttempt.Action, "needs a human") || st.LastAttempt.Findings[0].Line != 1 {
+		t.Errorf("status after a bad revision: %+v / %+v", st.Served, st.LastAttempt)
+	}
+	if v := testutil.ToFloat64(r.metrics.reloads.WithLabelValues(ResultInvalid)); v != 1 {
+		t.Errorf("invalid reloads = %v", v)
+	}
+	if v := testutil.ToFloat64(r.metrics.info.WithLabelValues("good", r.Snapshot().Digest)); v != 1 {
+		t.Errorf("snapshot_info for the good revision = %v", v)
+	}
+}
+
+// flakyFS fails to open one file for its first failures opens.
+type flakyFS struct {
+	fs.FS
+	failures atomic.Int32
+}
+
+func (f *flakyFS) Open(name string) (fs.File, error) {
+	if name == "groups/g.yaml" && f.failures.Add(-1) >= 0 {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: errors.New("input/output error")}
+	}
+	return f.FS.Open(name)
+}
+
+// A tree that cannot be read is retried with backoff until it can; it
+// is not reported as needing a human.
+func TestUnreadableRevisionIsRetried(t *testing.T) {
+	r := New(render.Options{}, nil, nil)
+	ffs := &flakyFS{FS: tree("x")}
+	ffs.failures.Store(1)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go r.Run(ctx)
+	r.Offer(source.Revision{ID: "x", FS: ffs})
+	deadline := time.Now().Add(10 * time.Second)
+	sawRetrying := false
+	for r.Snapshot() == nil {
+		if a := r.Status().LastAttempt; a != nil && a.Result == ResultRetrying {
+			sawRetrying = true
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("never served; last attempt %+v", r.Status().LastAttempt)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !sawRetrying {
+		t.Error("the failed read was not reported as retrying")
+	}
+}
+
+// Offer never blocks and the newest revision wins.
+func TestOfferKeepsLatest(t *testing.T) {
+	r := New(render.Options{}, nil, nil)
+	for _, id := range []string{"1", "2", "3"} {
+		r.Offer(source.Revision{ID: id, FS: tree(id)})
+	}
+	if got := <-r.pending; got.ID != "3" {
+		t.Errorf("pending = %s, want 3", got.ID)
+	}
+}
