@@ -37,6 +37,7 @@ func (s *syncBuffer) String() string {
 type testServer struct {
 	url  string
 	logs *syncBuffer
+	stop func() // cancels serve, as SIGTERM does
 }
 
 // startServe runs `pxeops serve` in-process on a free loopback port until
@@ -56,6 +57,9 @@ func startServe(t *testing.T, dir string, flags ...string) *testServer {
 	go func() { done <- run(ctx, args, io.Discard, logs) }()
 	t.Cleanup(func() {
 		cancel()
+		if done == nil {
+			return
+		}
 		select {
 		case code := <-done:
 			if code != exitOK {
@@ -65,7 +69,7 @@ func startServe(t *testing.T, dir string, flags ...string) *testServer {
 			t.Errorf("serve did not stop within 10s of cancel")
 		}
 	})
-	s := &testServer{url: "http://" + addr, logs: logs}
+	s := &testServer{url: "http://" + addr, logs: logs, stop: cancel}
 	s.eventually(t, "the server answers /healthz", func() bool {
 		code, _, _ := s.get("/healthz")
 		return code == http.StatusOK
@@ -373,4 +377,31 @@ func TestServeFollowsSymlinkTargets(t *testing.T) {
 	s.servesScript(t, mac1, " v=1")
 	write(t, dir, ".store/one.yaml", "profile: q\nselector:\n  mac: "+mac1+"\n")
 	s.servesScript(t, mac1, " v=q")
+}
+
+// On shutdown, a download in flight finishes; new connections are refused.
+func TestServeShutdownLetsDownloadsFinish(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "profiles/p.yaml", profileWith("v=1"))
+	write(t, dir, "groups/one.yaml", group(mac1))
+	assets := t.TempDir()
+	const size = 64 << 20
+	must(t, os.WriteFile(filepath.Join(assets, "big"), bytes.Repeat([]byte("x"), size), 0o644))
+	s := startServe(t, dir, "--assets-dir", assets, "--shutdown-timeout", "20s")
+	resp, err := http.Get(s.url + "/assets/big")
+	must(t, err)
+	defer resp.Body.Close()
+	first := make([]byte, 1<<20)
+	if _, err := io.ReadFull(resp.Body, first); err != nil {
+		t.Fatal(err)
+	}
+	s.stop()
+	s.eventually(t, "the server stops accepting", func() bool {
+		_, err := http.Get(s.url + "/healthz")
+		return err != nil
+	})
+	rest, err := io.Copy(io.Discard, resp.Body)
+	if err != nil || int64(len(first))+rest != size {
+		t.Errorf("download cut short by shutdown: %d of %d bytes, %v", int64(len(first))+rest, size, err)
+	}
 }
