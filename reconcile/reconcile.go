@@ -86,6 +86,9 @@ func New(opts render.Options, log *slog.Logger, metrics *Metrics) *Reconciler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if opts.Cache == nil {
+		opts.Cache = schema.NewCache()
+	}
 	return &Reconciler{opts: opts, log: log, metrics: metrics, pending: make(chan source.Revision, 1)}
 }
 

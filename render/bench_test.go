@@ -1,6 +1,7 @@
 package render
 
 import (
+	"fmt"
 	"github.com/pxeops/pxeops/schema"
 	"io"
 	"os"
@@ -94,4 +95,25 @@ func mapFS(files map[string][]byte) fstest.MapFS {
 		fsys[name] = &fstest.MapFile{Data: data}
 	}
 	return fsys
+}
+
+// BenchmarkReloadOneChange is the reload after a one-file edit of the
+// 10,000-group tree, from memory, with the daemon's cache warm: what is
+// left of a reload once unchanged files are not decoded again.
+func BenchmarkReloadOneChange(b *testing.B) {
+	fsys := mapFS(gentree.Files(10000, 100))
+	cache := schema.NewCache()
+	opts := Options{ServerURL: "http://pxe.test:8080", Cache: cache}
+	if s, diags := Load(fsys, opts); s == nil {
+		b.Fatal(diags)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		fsys["groups/node01234.yaml"] = &fstest.MapFile{Data: []byte(fmt.Sprintf("profile: p%03d\nselector:\n  mac: %s\nmetadata: {hostname: n}\n", i%100, gentree.MAC(1234)))}
+		if s, diags := Load(fsys, opts); s == nil {
+			b.Fatal(diags)
+		}
+	}
 }

@@ -5,11 +5,7 @@ package render
 
 import (
 	"cmp"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"io/fs"
-	"maps"
 	"path"
 	"regexp"
 	"slices"
@@ -26,13 +22,16 @@ type Options struct {
 	ServerURL string
 	// Revision names the source revision (a commit, a tree checksum).
 	Revision string
+	// Cache, when set, carries unchanged work over from the previous
+	// load; the daemon sets it, one-shot commands need not.
+	Cache *schema.Cache
 }
 
 // Load is the one path from a tree to a snapshot: `pxeops check`,
 // `pxeops render` and the daemon's reload all call it, so CI and
 // production never disagree. The snapshot is nil when diags has errors.
 func Load(fsys fs.FS, opts Options) (*Snapshot, schema.Diagnostics) {
-	t, diags := schema.Load(fsys)
+	t, diags := schema.Load(fsys, opts.Cache)
 	if diags.Errors() > 0 {
 		return nil, diags
 	}
@@ -89,7 +88,7 @@ type Initrd struct {
 func New(t *schema.Tree, opts Options) *Snapshot {
 	s := &Snapshot{
 		Revision:   opts.Revision,
-		Digest:     digest(t),
+		Digest:     t.Digest(),
 		ServerURL:  strings.TrimSuffix(opts.ServerURL, "/"),
 		Tree:       t,
 		profiles:   map[string]*Profile{},
@@ -101,9 +100,10 @@ func New(t *schema.Tree, opts Options) *Snapshot {
 	for id, p := range t.Profiles {
 		s.profiles[id] = s.profile(p)
 	}
-	for id, g := range t.Groups {
+	for _, id := range t.GroupIDs() {
+		g := t.Groups[id]
 		p := s.profiles[g.Profile]
-		rg := &Group{ID: id, Source: g, Profile: p, Keys: slices.Sorted(maps.Keys(g.Selector))}
+		rg := &Group{ID: id, Source: g, Profile: p, Keys: g.SelectorKeys()}
 		for _, k := range rg.Keys {
 			rg.sel = append(rg.sel, kv{k, g.Selector[k]})
 		}
@@ -129,18 +129,6 @@ func New(t *schema.Tree, opts Options) *Snapshot {
 		}
 	}
 	return s
-}
-
-// digest hashes the tree's canonical JSON form: decoded and normalised
-// values with sorted keys, so file order, comments, quoting and spelling
-// variants (52-54-00-... for 52:54:00:...) do not change it.
-func digest(t *schema.Tree) string {
-	b, err := json.Marshal(t)
-	if err != nil {
-		panic("render: tree does not marshal: " + err.Error()) // metadata comes from YAML; always marshals
-	}
-	sum := sha256.Sum256(b)
-	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
 var initrdName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]*$`)

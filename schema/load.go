@@ -2,6 +2,9 @@ package schema
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"io"
 	"io/fs"
@@ -31,8 +34,14 @@ var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 // and validates the whole. The tree is usable only when diags has no
 // errors. It reads nothing outside profiles/, groups/, images/, templates/
 // and pxeops.yaml, and never writes.
-func Load(fsys fs.FS) (*Tree, Diagnostics) {
-	l := loader{fsys: fsys}
+//
+// cache, when not nil, carries work over from the previous load.
+func Load(fsys fs.FS, cache *Cache) (*Tree, Diagnostics) {
+	if cache != nil {
+		cache.mu.Lock()
+		defer cache.mu.Unlock()
+	}
+	l := loader{fsys: fsys, cache: cache, files: map[string]cachedFile{}}
 	t := &Tree{
 		Profiles:  map[string]*Profile{},
 		Groups:    map[string]*Group{},
@@ -40,12 +49,16 @@ func Load(fsys fs.FS) (*Tree, Diagnostics) {
 		Templates: map[string]*Template{},
 	}
 	l.settings(&t.Settings)
-	decodeDir(&l, "profiles", t.Profiles)
-	decodeDir(&l, "groups", t.Groups)
-	decodeDir(&l, "images", t.Images)
+	t.profileIDs = decodeDir(&l, "profiles", t.Profiles)
+	t.groupIDs = decodeDir(&l, "groups", t.Groups)
+	t.imageIDs = decodeDir(&l, "images", t.Images)
 	l.templates(t)
 	l.keyring(&t.Settings)
-	validate(t, &l.diags)
+	runs := validate(t, &l.diags, cache)
+	t.digest = digest(t)
+	if cache != nil {
+		cache.files, cache.runs = l.files, runs
+	}
 	l.diags.Sort()
 	return t, l.diags
 }
@@ -53,6 +66,8 @@ func Load(fsys fs.FS) (*Tree, Diagnostics) {
 type loader struct {
 	fsys  fs.FS
 	diags Diagnostics
+	cache *Cache                // the previous load's work, read-only here
+	files map[string]cachedFile // this load's, for the next
 }
 
 // objectFile is a YAML file holding one object.
@@ -62,6 +77,7 @@ type objectFile struct{ id, file string }
 type object[T any] interface {
 	*T
 	base() *meta
+	check(checker)
 }
 
 func (m *meta) base() *meta { return m }
@@ -69,26 +85,44 @@ func (m *meta) base() *meta { return m }
 // decodeDir reads and decodes every object of dir into objs. Files are
 // independent, so they are read and decoded on all cores; diagnostics are
 // merged back in name order, keeping the output stable.
-func decodeDir[T any, P object[T]](l *loader, dir string, objs map[string]P) {
+func decodeDir[T any, P object[T]](l *loader, dir string, objs map[string]P) (ids []string) {
 	files := l.objectFiles(dir)
-	decoded := make([]P, len(files))
-	diags := make([]Diagnostics, len(files))
+	results := make([]cachedFile, len(files))
 	forEach(len(files), func(i int) {
-		data, ok := read(l.fsys, files[i].file, &diags[i])
+		data, ok := read(l.fsys, files[i].file, &results[i].diags)
 		if !ok {
 			return
 		}
-		obj := P(new(T))
-		if decode(files[i], data, obj, obj.base(), &diags[i]) {
-			decoded[i] = obj
+		sum := sha256.Sum256(data)
+		if e, hit := l.cache.lookup(files[i].file, sum); hit {
+			results[i] = e
+			return
 		}
+		r := cachedFile{sum: sum}
+		obj := P(new(T))
+		if decode(files[i], data, obj, obj.base(), &r.diags) {
+			obj.base().sum = sum
+			obj.check(checker{&r.diags})
+			obj.base().canon = canonical(obj)
+			r.obj = obj
+		}
+		results[i] = r
 	})
 	for i, f := range files {
-		l.diags = append(l.diags, diags[i]...)
-		if decoded[i] != nil {
-			objs[f.id] = decoded[i]
+		r := results[i]
+		l.diags = append(l.diags, r.diags...)
+		if r.obj == nil {
+			continue
 		}
+		l.files[f.file] = r
+		// The tree gets a copy: validate writes resolved references into
+		// it, while the cached original may still back a served tree.
+		c := P(new(T))
+		*c = *r.obj.(P)
+		objs[f.id] = c
+		ids = append(ids, f.id)
 	}
+	return ids
 }
 
 // objectFiles lists the YAML objects of one directory, in name order.
@@ -248,13 +282,15 @@ func (l *loader) templates(t *Tree) {
 		}
 		// A template that fails to parse is kept without its parsed form,
 		// so profiles naming it do not also report it missing.
-		tm := &Template{Source: string(data), meta: meta{id: e.Name(), file: file}}
+		tm := &Template{Source: string(data), meta: meta{id: e.Name(), file: file, sum: sha256.Sum256(data)}}
+		tm.canon = canonical(tm)
 		tmpl, err := parseTemplate(file, tm.Source)
 		if err != nil {
 			l.diags.errorf(templateErrPos(file, 1, 1, err), "template: %s", templateErrMsg(err))
 		}
 		tm.tmpl = tmpl
 		t.Templates[tm.id] = tm
+		t.templateIDs = append(t.templateIDs, tm.id)
 	}
 }
 
@@ -271,4 +307,37 @@ func (l *loader) keyring(s *Settings) {
 	if info, err := fs.Stat(l.fsys, k); err != nil || !info.Mode().IsRegular() {
 		l.diags.errorf(s.Pos("omaha.keyring"), "keyring %q is not a file in the repository", k)
 	}
+}
+
+// canonical hashes an object's JSON form: its decoded, normalised values
+// with sorted map keys. Objects come from YAML, so they always marshal.
+func canonical(obj any) [32]byte {
+	b, err := json.Marshal(obj)
+	if err != nil {
+		panic("schema: object does not marshal: " + err.Error())
+	}
+	return sha256.Sum256(b)
+}
+
+func digest(t *Tree) string {
+	h := sha256.New()
+	settings := canonical(&t.Settings)
+	h.Write(settings[:])
+	add := func(kind, id string, m *meta) {
+		h.Write([]byte(kind + "\x00" + id + "\x00"))
+		h.Write(m.canon[:])
+	}
+	for _, id := range t.profileIDs {
+		add("profile", id, &t.Profiles[id].meta)
+	}
+	for _, id := range t.groupIDs {
+		add("group", id, &t.Groups[id].meta)
+	}
+	for _, id := range t.imageIDs {
+		add("image", id, &t.Images[id].meta)
+	}
+	for _, id := range t.templateIDs {
+		add("template", id, &t.Templates[id].meta)
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))
 }

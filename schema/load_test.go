@@ -9,7 +9,7 @@ import (
 
 func TestOversizeFileRefusedUnread(t *testing.T) {
 	big := append([]byte("profile: p\nmetadata:\n  x: \""), bytes.Repeat([]byte("a"), MaxFileSize)...)
-	_, diags := Load(fstest.MapFS{"groups/big.yaml": {Data: big}})
+	_, diags := Load(fstest.MapFS{"groups/big.yaml": {Data: big}}, nil)
 	if len(diags) != 1 || !strings.Contains(diags[0].Message, "larger than") || diags[0].File != "groups/big.yaml" {
 		t.Fatalf("diags = %v, want one size error for groups/big.yaml", diags)
 	}
@@ -22,7 +22,7 @@ func TestCollectsErrorsAcrossFiles(t *testing.T) {
 		"groups/b.yaml":   {Data: []byte("profile: [\n")},
 		"profiles/p.yaml": {Data: []byte("kernel: ftp://x\n")},
 		"images/i.yaml":   {Data: []byte("os: plan9\n")},
-	})
+	}, nil)
 	files := map[string]bool{}
 	for _, d := range diags {
 		if d.Severity == Error {
@@ -37,7 +37,7 @@ func TestCollectsErrorsAcrossFiles(t *testing.T) {
 }
 
 func TestDefaultsFromTags(t *testing.T) {
-	tree, diags := Load(fstest.MapFS{"pxeops.yaml": {Data: []byte("omaha:\n  proxy: true\n")}})
+	tree, diags := Load(fstest.MapFS{"pxeops.yaml": {Data: []byte("omaha:\n  proxy: true\n")}}, nil)
 	if diags.Errors() != 0 {
 		t.Fatal(diags)
 	}
@@ -63,7 +63,7 @@ func FuzzLoad(f *testing.F) {
 			"profiles/p.yaml": {Data: profile},
 			"templates/t":     {Data: tmpl},
 		}
-		_, diags := Load(fsys)
+		_, diags := Load(fsys, nil)
 		for _, d := range diags {
 			switch {
 			case d.File == "groups" || strings.HasPrefix(d.File, "groups/g.yaml"),

@@ -13,7 +13,22 @@ type Tree struct {
 	Groups    map[string]*Group    `json:"groups"`
 	Images    map[string]*Image    `json:"images"`
 	Templates map[string]*Template `json:"templates"`
+
+	digest string
+	// ids in name order, as read; iterating them keeps output stable
+	// without sorting map keys again and again.
+	profileIDs, groupIDs, imageIDs, templateIDs []string
 }
+
+// GroupIDs lists the group ids in name order.
+func (t *Tree) GroupIDs() []string { return t.groupIDs }
+
+// Digest is "sha256:<hex>" over the tree's meaning, not its formatting:
+// each object is hashed in its canonical form (decoded, normalised, as
+// JSON with sorted keys), then the kinds, ids and those hashes in order.
+// File order, comments, quoting and spellings such as 52-54-00-... for
+// 52:54:00:... do not change it.
+func (t *Tree) Digest() string { return t.digest }
 
 // Profile says what to boot.
 type Profile struct {
@@ -55,7 +70,12 @@ type Group struct {
 	Metadata    map[string]any    `yaml:"metadata" json:"metadata,omitempty" doc:"Free-form values, visible to templates as .Metadata."`
 
 	meta
+	keys   []string // selector keys, sorted
+	selKey string   // canonical selector, "k=v k=v"
 }
+
+// SelectorKeys lists the group's selector keys, sorted.
+func (g *Group) SelectorKeys() []string { return g.keys }
 
 // Image is an OS image pinned to a version; the updater edits these files.
 type Image struct {
@@ -110,10 +130,12 @@ type Template struct {
 
 // meta is what every object knows about where it came from.
 type meta struct {
-	id   string
-	file string
-	pos  map[string]Pos
-	bad  map[string]bool // values the decoder rejected
+	id    string
+	file  string
+	sum   [32]byte // sha256 of the file, naming its content in the cache
+	canon [32]byte // sha256 of the object's canonical JSON, for the digest
+	pos   map[string]Pos
+	bad   map[string]bool // values the decoder rejected
 }
 
 // ID is the object's id: its file name without .yaml.

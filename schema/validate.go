@@ -6,229 +6,51 @@ import (
 	"io"
 	"maps"
 	"net/url"
-	"path"
-	"regexp"
 	"slices"
 	"strings"
 	"text/template"
 	"time"
 )
 
-var (
-	sha256Pattern  = regexp.MustCompile(`^[0-9a-f]{64}$`)
-	versionPattern = regexp.MustCompile(`^[0-9A-Za-z][0-9A-Za-z._+-]*$`)
-)
-
 // SampleServerURL is the server URL templates see when check runs them.
 const SampleServerURL = "http://pxeops.example:8080"
 
-func validate(t *Tree, diags *Diagnostics) {
-	v := validator{t: t, diags: diags}
-	for _, id := range slices.Sorted(maps.Keys(t.Images)) {
-		v.image(t.Images[id])
+// validate checks what spans files: references, selectors against each
+// other, settings, and every template run with every group's data.
+func validate(t *Tree, diags *Diagnostics, cache *Cache) map[runKey][]finding {
+	v := validator{checker: checker{diags}, t: t, cache: cache}
+	for _, id := range t.profileIDs {
+		v.references(t.Profiles[id])
 	}
-	for _, id := range slices.Sorted(maps.Keys(t.Profiles)) {
-		v.profile(t.Profiles[id])
-	}
-	for _, id := range slices.Sorted(maps.Keys(t.Groups)) {
-		v.group(t.Groups[id])
+	for _, id := range t.groupIDs {
+		g := t.Groups[id]
+		if g.Profile != "" && t.Profiles[g.Profile] == nil {
+			v.errorf(&g.meta, "profile", "profile %q does not exist: no profiles/%s.yaml%s", g.Profile, g.Profile, didYouMean(g.Profile, t.Profiles))
+		}
 	}
 	v.selectors()
 	v.settings(&t.Settings)
-	v.runTemplates()
+	return v.runTemplates()
 }
 
 type validator struct {
+	checker
 	t     *Tree
-	diags *Diagnostics
+	cache *Cache
 }
 
-// errorf reports a problem with the value at path, unless the decoder
-// already rejected that value.
-func (v *validator) errorf(m *meta, path, format string, args ...any) {
-	if m.bad[path] {
-		return
-	}
-	v.diags.errorf(m.Pos(path), format, args...)
-}
-
-// required reports a missing field: at the start of the file when it is
-// absent, at the value when it is written but empty.
-func (v *validator) required(m *meta, path, hint string) {
-	if m.bad[""] {
-		return // the file is not a mapping at all; that error says enough
-	}
-	if !m.has(path) {
-		v.diags.errorf(m.Pos(""), "%s is required: %s", path, hint)
-	} else {
-		v.errorf(m, path, "%s is empty: %s", path, hint)
-	}
-}
-
-func (v *validator) image(im *Image) {
-	m := &im.meta
-	switch im.OS {
-	case "flatcar", "coreos", "linux":
-	case "":
-		v.required(m, "os", "flatcar, coreos or linux")
-	default:
-		v.errorf(m, "os", "unknown os %q: use flatcar, coreos or linux", im.OS)
-	}
-	switch im.Arch {
-	case "amd64", "arm64":
-	default:
-		v.errorf(m, "arch", "unknown arch %q: use amd64 or arm64", im.Arch)
-	}
-	if im.Version == "" {
-		v.required(m, "version", "the release version, e.g. version: 4081.2.0")
-	} else if !versionPattern.MatchString(im.Version) {
-		v.errorf(m, "version", "invalid version %q: use letters, digits, '.', '_', '+' and '-'", im.Version)
-	}
-	switch im.Update {
-	case "":
-	case "omaha":
-		if im.Channel == "" {
-			v.errorf(m, "update", "update: omaha needs a channel (e.g. channel: stable)")
-		}
-		if im.OS == "linux" {
-			v.errorf(m, "update", "update: omaha works for os flatcar or coreos, not %q", im.OS)
-		}
-	default:
-		v.errorf(m, "update", "unknown update %q: use omaha, or remove the field to pin by hand", im.Update)
-	}
-	if im.Channel != "" && !versionPattern.MatchString(im.Channel) {
-		v.errorf(m, "channel", "invalid channel %q", im.Channel)
-	}
-	if !m.has("kernel") || m.bad["kernel"] {
-		v.required(m, "kernel", "kernel: {url: ..., sha256: ...}")
-	} else {
-		v.file(m, "kernel", &im.Kernel)
-	}
-	if len(im.Initrd) == 0 {
-		v.required(m, "initrd", "a list of {url: ..., sha256: ...}")
-	}
-	for i := range im.Initrd {
-		v.file(m, fmt.Sprintf("initrd[%d]", i), &im.Initrd[i])
-	}
-}
-
-func (v *validator) file(m *meta, path string, f *File) {
-	if f.URL == "" {
-		v.required(m, path+".url", "http(s)://... or a path under /assets/")
-	} else if err := checkBootURL(f.URL); err != nil {
-		v.errorf(m, path+".url", "%v", err)
-	}
-	if f.SHA256 != "" {
-		f.SHA256 = strings.ToLower(f.SHA256)
-		if !sha256Pattern.MatchString(f.SHA256) {
-			v.errorf(m, path+".sha256", "invalid sha256: want 64 hex digits (sha256sum prints them)")
-		}
-	}
-}
-
-// checkBootURL accepts what iPXE can fetch for us: absolute http(s) URLs
-// and clean paths under the local asset store.
-func checkBootURL(s string) error {
-	if strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
-		return fmt.Errorf("invalid URL %q: no spaces or control characters", s)
-	}
-	if strings.Contains(s, "${") {
-		return fmt.Errorf("invalid URL %q: no ${...} expansions", s)
-	}
-	if strings.HasPrefix(s, "/") {
-		if !strings.HasPrefix(s, "/assets/") || path.Clean(s) != s || s == "/assets/" {
-			return fmt.Errorf("invalid path %q: local files are clean paths under /assets/, e.g. /assets/flatcar/vmlinuz", s)
-		}
-		return nil
-	}
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("invalid URL %q: want http(s)://host/path or a path under /assets/", s)
-	}
-	return nil
-}
-
-func (v *validator) profile(p *Profile) {
+// references resolves a profile's image and config template.
+func (v *validator) references(p *Profile) {
 	m := &p.meta
-	switch {
-	case p.Image != "" && p.Kernel != "":
-		v.errorf(m, "kernel", "use either image or kernel, not both")
-	case p.Image != "":
-		p.image = v.t.Images[p.Image]
-		if p.image == nil {
+	if p.Image != "" && p.Kernel == "" {
+		if p.image = v.t.Images[p.Image]; p.image == nil {
 			v.errorf(m, "image", "image %q does not exist: no images/%s.yaml%s", p.Image, p.Image, didYouMean(p.Image, v.t.Images))
 		}
-		if len(p.Initrd) > 0 {
-			v.errorf(m, "initrd", "initrd comes from the image; remove it or use kernel instead of image")
-		}
-	case p.Kernel != "":
-		if err := checkBootURL(p.Kernel); err != nil {
-			v.errorf(m, "kernel", "%v", err)
-		}
-		for i, u := range p.Initrd {
-			if err := checkBootURL(u); err != nil {
-				v.errorf(m, fmt.Sprintf("initrd[%d]", i), "%v", err)
-			}
-		}
-	case !m.bad["image"] && !m.bad["kernel"]:
-		v.errorf(m, "", "a profile needs image (an images/ id) or kernel (a URL)")
 	}
-	p.args = make([]*template.Template, len(p.Args))
-	for i, a := range p.Args {
-		path := fmt.Sprintf("args[%d]", i)
-		if strings.ContainsAny(a, "\n\r\x00") {
-			v.errorf(m, path, "kernel argument contains a newline or NUL; write one argument per list item")
-			continue
-		}
-		if a == "" {
-			v.errorf(m, path, "empty kernel argument; remove the item")
-			continue
-		}
-		if !strings.Contains(a, "{{") {
-			continue
-		}
-		tmpl, err := parseTemplate(path, a)
-		if err != nil {
-			v.diags.errorf(m.Pos(path), "template: %s", templateErrMsg(err))
-			continue
-		}
-		p.args[i] = tmpl
-	}
-	if c := p.Config; c != nil {
-		if c.Template == "" {
-			v.required(m, "config.template", "a file name under templates/")
-		} else if p.config = v.t.Templates[c.Template]; p.config == nil {
+	if c := p.Config; c != nil && c.Template != "" {
+		if p.config = v.t.Templates[c.Template]; p.config == nil {
 			v.errorf(m, "config.template", "template %q does not exist: no templates/%s%s", c.Template, c.Template, didYouMean(c.Template, v.t.Templates))
 		}
-		switch c.Type {
-		case ConfigIgnition, ConfigCloudConfig, ConfigRaw:
-		default:
-			v.errorf(m, "config.type", "unknown config type %q: use ignition, cloud-config or raw", c.Type)
-		}
-	}
-}
-
-func (v *validator) group(g *Group) {
-	m := &g.meta
-	if g.Profile == "" {
-		v.required(m, "profile", "the id of a file in profiles/")
-	} else if v.t.Profiles[g.Profile] == nil {
-		v.errorf(m, "profile", "profile %q does not exist: no profiles/%s.yaml%s", g.Profile, g.Profile, didYouMean(g.Profile, v.t.Profiles))
-	}
-	for _, k := range slices.Sorted(maps.Keys(g.Selector)) {
-		path := "selector." + k
-		if !knownKey(k) {
-			if err := CheckLabelKey(k); err != nil {
-				v.diags.errorf(m.Pos(path), "%v", err)
-				continue
-			}
-		}
-		norm, err := NormalizeValue(k, g.Selector[k])
-		if err != nil {
-			v.diags.errorf(m.Pos(path), "%v", err)
-			continue
-		}
-		g.Selector[k] = norm
 	}
 }
 
@@ -236,7 +58,7 @@ func (v *validator) group(g *Group) {
 // no two identical selectors, and a warning where two equally specific
 // groups could both match one machine.
 func (v *validator) selectors() {
-	ids := slices.Sorted(maps.Keys(v.t.Groups))
+	ids := v.t.groupIDs
 	var defaultID string
 	seen := map[string]string{} // canonical selector → first group id
 	bySet := map[string][]*Group{}
@@ -250,13 +72,13 @@ func (v *validator) selectors() {
 			}
 			continue
 		}
-		key := selectorString(g.Selector)
+		key := g.selKey
 		if first, dup := seen[key]; dup {
 			v.errorf(&g.meta, "selector", "same selector as groups/%s.yaml (%s); a machine cannot tell them apart, merge them or change one", first, key)
 			continue
 		}
 		seen[key] = id
-		set := strings.Join(slices.Sorted(maps.Keys(g.Selector)), ",")
+		set := strings.Join(g.keys, ",")
 		bySet[set] = append(bySet[set], g)
 	}
 	v.overlaps(bySet)
@@ -327,7 +149,7 @@ func (v *validator) overlapWarning(g, h *Group) {
 		first, second = second, first
 	}
 	v.diags.warnf(second.Pos("selector"), "a machine with %s and %s matches both this group and groups/%s.yaml, equally specific (%s); %s wins as its id sorts first. Add a key to the one that should win",
-		selectorString(first.Selector), selectorString(second.Selector), first.id, plural(len(first.Selector), "key"), first.id)
+		first.selKey, second.selKey, first.id, plural(len(first.Selector), "key"), first.id)
 }
 
 func (v *validator) settings(s *Settings) {
@@ -408,22 +230,32 @@ func sampleData(g *Group, p *Profile) *TemplateData {
 // that uses it, so a missing metadata key fails check instead of a boot.
 // Profiles and templates no group uses run once with sample data; their
 // failures are warnings, as nothing boots them yet.
-func (v *validator) runTemplates() {
+// It returns the runs by their inputs, for the cache.
+func (v *validator) runTemplates() map[runKey][]finding {
 	usedProfiles, usedTemplates, reported := map[string]bool{}, map[string]bool{}, map[string]bool{}
-	ids := slices.Sorted(maps.Keys(v.t.Groups))
-	// Groups run on all cores; each writes only its own slot.
-	type finding struct {
-		at  Pos
-		msg string
-		bug bool // a fault of the template itself, whatever the data
-	}
+	ids := v.t.groupIDs
+	runs := map[runKey][]finding{}
+	// Groups run on all cores; each writes only its own slots.
 	findings := make([][]finding, len(ids))
+	keys := make([]runKey, len(ids))
 	forEach(len(ids), func(i int) {
 		g := v.t.Groups[ids[i]]
 		p := v.t.Profiles[g.Profile]
 		if p == nil {
 			return
 		}
+		keys[i] = runKey{g.sum, p.sum}
+		if p.image != nil {
+			keys[i][2] = p.image.sum
+		}
+		if p.config != nil {
+			keys[i][3] = p.config.sum
+		}
+		if f, ok := v.cache.run(keys[i]); ok {
+			findings[i] = f
+			return
+		}
+		findings[i] = []finding{} // ran, found nothing: still worth caching
 		at := g.Pos("profile")
 		if g.has("metadata") {
 			at = g.Pos("metadata")
@@ -437,6 +269,9 @@ func (v *validator) runTemplates() {
 		})
 	})
 	for i, id := range ids {
+		if findings[i] != nil {
+			runs[keys[i]] = findings[i]
+		}
 		if p := v.t.Profiles[v.t.Groups[id].Profile]; p != nil {
 			usedProfiles[p.id] = true
 			if p.config != nil {
@@ -456,7 +291,7 @@ func (v *validator) runTemplates() {
 		}
 	}
 	unused := &Group{meta: meta{id: "sample"}}
-	for _, id := range slices.Sorted(maps.Keys(v.t.Profiles)) {
+	for _, id := range v.t.profileIDs {
 		p := v.t.Profiles[id]
 		if usedProfiles[id] {
 			continue
@@ -469,7 +304,7 @@ func (v *validator) runTemplates() {
 			v.diags.warnf(p.Pos(""), "%s: %s (run with sample data)", where, msg)
 		})
 	}
-	for _, id := range slices.Sorted(maps.Keys(v.t.Templates)) {
+	for _, id := range v.t.templateIDs {
 		if usedTemplates[id] {
 			continue
 		}
@@ -482,6 +317,7 @@ func (v *validator) runTemplates() {
 			v.diags.warnf(templateErrPos(tm.file, 1, 1, err), "%s (run with sample data)", templateErrMsg(err))
 		}
 	}
+	return runs
 }
 
 func (v *validator) execProfile(p *Profile, data *TemplateData, report func(where Pos, msg string)) {
