@@ -28,6 +28,17 @@ const (
 // SettingsFile is the optional repository settings file.
 const SettingsFile = "pxeops.yaml"
 
+// objectDirs are the directories Load reads, one object per file.
+var objectDirs = []string{"profiles", "groups", "images", "templates"}
+
+// InTree reports whether Load reads the file or directory at name (a
+// slash-separated path relative to the tree's root), apart from the
+// keyring pxeops.yaml may name. Sources use it to know what to snapshot.
+func InTree(name string) bool {
+	first, _, _ := strings.Cut(name, "/")
+	return name == SettingsFile || slices.Contains(objectDirs, first)
+}
+
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 
 // Load reads a config repository from fsys, decodes every file strictly

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -18,6 +19,8 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/pxeops/pxeops/schema"
 )
 
 // Limits of a directory walk, so a wrong --source (say, /) fails fast
@@ -50,6 +53,8 @@ type Dir struct {
 	root *os.Root
 	opts DirOptions
 	log  *slog.Logger
+
+	files map[string]*memFile // the previous scan's, reused where stat says unchanged; Run's goroutine only
 
 	mu    sync.Mutex
 	state State
@@ -110,7 +115,7 @@ func (d *Dir) Run(ctx context.Context, emit func(Revision)) error {
 	}
 	last := ""
 	scan := func(reason string) {
-		id, err := d.fingerprint(w)
+		rev, err := d.scan(w)
 		d.mu.Lock()
 		d.state.LastScan = time.Now().UTC().Format(time.RFC3339Nano)
 		d.state.LastError = ""
@@ -123,10 +128,10 @@ func (d *Dir) Run(ctx context.Context, emit func(Revision)) error {
 			d.log.Warn("scan failed; will retry", "reason", reason, "err", err)
 			return
 		}
-		if id != last {
-			last = id
-			d.log.Debug("tree changed", "reason", reason, "revision", id)
-			emit(Revision{ID: id, FS: d.root.FS()})
+		if rev.ID != last {
+			last = rev.ID
+			d.log.Debug("tree changed", "reason", reason, "revision", rev.ID)
+			emit(rev)
 		}
 	}
 	scan("start")
@@ -162,10 +167,12 @@ func (d *Dir) Run(ctx context.Context, emit func(Revision)) error {
 	}
 }
 
-// fingerprint hashes the metadata of every entry of the tree. With a
-// watcher, the same walk adds a watch on every directory: adding a watched
-// one is a no-op, and directories that appeared since get theirs.
-func (d *Dir) fingerprint(w *fsnotify.Watcher) (string, error) {
+// scan walks the tree once: it fingerprints every entry (path, mode,
+// size, mtime, inode), snapshots the files the schema reads, reading only
+// those whose stat changed since the last scan, and, with a watcher,
+// adds a watch on every directory (a no-op for watched ones, so
+// directories that appeared since get theirs).
+func (d *Dir) scan(w *fsnotify.Watcher) (Revision, error) {
 	h := sha256.New()
 	var buf [8]byte
 	num := func(v uint64) { binary.LittleEndian.PutUint64(buf[:], v); h.Write(buf[:]) }
@@ -176,32 +183,64 @@ func (d *Dir) fingerprint(w *fsnotify.Watcher) (string, error) {
 		}
 	}
 	watch(".")
-	err := d.walk(func(rel string, info fs.FileInfo) {
+	tree := &treeFS{files: map[string]*memFile{}, dirs: map[string][]fs.DirEntry{}, disk: d.root.FS()}
+	err := d.walk(func(rel string, info fs.FileInfo) error {
 		if info.IsDir() {
 			watch(rel)
+		}
+		key := statKey{size: info.Size(), mtime: info.ModTime().UnixNano()}
+		if st, ok := info.Sys().(*syscall.Stat_t); ok {
+			key.ino, key.dev = st.Ino, st.Dev
 		}
 		h.Write([]byte(rel))
 		h.Write([]byte{0})
 		num(uint64(info.Mode()))
-		num(uint64(info.Size()))
-		num(uint64(info.ModTime().UnixNano()))
-		if st, ok := info.Sys().(*syscall.Stat_t); ok {
-			num(st.Ino)
-			num(st.Dev)
+		num(uint64(key.size))
+		num(uint64(key.mtime))
+		num(key.ino)
+		num(key.dev)
+		if !schema.InTree(rel) || !info.Mode().IsRegular() {
+			tree.add(rel, info, nil)
+			return nil
 		}
+		f := d.files[rel]
+		if f == nil || f.key != key {
+			data, err := d.read(rel)
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil // removed since it was listed: the next scan sees the rest
+			}
+			if err != nil {
+				return err
+			}
+			f = &memFile{info: info, key: key, data: data}
+		}
+		tree.add(rel, info, f)
+		return nil
 	})
 	d.mu.Lock()
 	d.state.Watching, d.state.Watched = w != nil, watched
 	d.mu.Unlock()
 	if err != nil {
-		return "", err
+		return Revision{}, err
 	}
-	return "dir:" + hex.EncodeToString(h.Sum(nil))[:16], nil
+	d.files = tree.files
+	return Revision{ID: "dir:" + hex.EncodeToString(h.Sum(nil))[:16], FS: tree}, nil
+}
+
+// read reads a file of the tree, at most one byte more than the schema
+// accepts, so an oversized file is reported, not held.
+func (d *Dir) read(rel string) ([]byte, error) {
+	f, err := d.root.Open(rel)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, schema.MaxFileSize+1))
 }
 
 // walk visits every non-hidden entry below the root, following symlinks
 // (inside the root only: os.Root refuses the others), in name order.
-func (d *Dir) walk(visit func(rel string, info fs.FileInfo)) error {
+func (d *Dir) walk(visit func(rel string, info fs.FileInfo) error) error {
 	count := 0
 	var walkDir func(rel string, depth int) error
 	walkDir = func(rel string, depth int) error {
@@ -227,7 +266,9 @@ func (d *Dir) walk(visit func(rel string, info fs.FileInfo)) error {
 			if err != nil {
 				return err
 			}
-			visit(p, info)
+			if err := visit(p, info); err != nil {
+				return err
+			}
 			if info.IsDir() {
 				if err := walkDir(p, depth+1); err != nil {
 					return err
