@@ -73,6 +73,10 @@ var ErrUnsafeArg = errors.New("kernel argument renders a newline or NUL")
 // The script is built in full before anything is written, so a failing
 // template never leaves half a script on the wire.
 func (s *Snapshot) WriteScript(w io.Writer, g *Group, m *schema.Machine) error {
+	if script := g.script.Load(); script != nil {
+		_, err := w.Write(*script)
+		return err
+	}
 	buf := bufPool.Get().(*bytes.Buffer)
 	defer bufPool.Put(buf)
 	buf.Reset()
@@ -81,6 +85,10 @@ func (s *Snapshot) WriteScript(w io.Writer, g *Group, m *schema.Machine) error {
 		return err
 	}
 	buf.WriteString(g.Profile.tail)
+	if g.sameScript {
+		script := bytes.Clone(buf.Bytes())
+		g.script.Store(&script)
+	}
 	_, err := w.Write(buf.Bytes())
 	return err
 }

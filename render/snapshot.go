@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/pxeops/pxeops/schema"
 )
@@ -63,6 +64,12 @@ type Group struct {
 	rank    int      // position in precedence order; lower wins
 	sel     []kv     // selector, in Keys order
 	data    schema.TemplateData
+
+	// When every argument reads only what the selector fixes (a MAC
+	// group's {{ .MAC }}) or group-level data, all machines of the group
+	// get the same script: the first request renders it, the rest reuse it.
+	sameScript bool
+	script     atomic.Pointer[[]byte]
 }
 
 type kv struct{ key, value string }
@@ -108,6 +115,7 @@ func New(t *schema.Tree, opts Options) *Snapshot {
 			rg.sel = append(rg.sel, kv{k, g.Selector[k]})
 		}
 		rg.data = g.Data(p.Source, s.ServerURL)
+		rg.sameScript = scriptFixedBySelector(p.Source, g.Selector)
 		s.groups = append(s.groups, rg)
 	}
 	slices.SortFunc(s.groups, func(a, b *Group) int {
@@ -164,6 +172,33 @@ func (s *Snapshot) profile(p *schema.Profile) *Profile {
 	tail.WriteString("\nboot\n")
 	rp.head, rp.tail = head.String(), tail.String()
 	return rp
+}
+
+// scriptFixedBySelector reports whether every argument of p renders the
+// same for all machines matching sel.
+func scriptFixedBySelector(p *schema.Profile, sel map[string]string) bool {
+	for i := range p.Args {
+		refs, ok := p.ArgRefs(i)
+		if !ok {
+			return false
+		}
+		for _, ref := range refs {
+			switch ref[0] {
+			case "Metadata", "Group", "Profile", "Image", "ServerURL":
+			case "MAC", "UUID", "Hostname", "Serial", "Arch":
+				if sel[strings.ToLower(ref[0])] == "" {
+					return false
+				}
+			case "Labels":
+				if len(ref) < 2 || sel[ref[1]] == "" {
+					return false
+				}
+			default:
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func (s *Snapshot) absolute(u string) string {

@@ -143,3 +143,35 @@ func TestScriptRefusesNewlineFromData(t *testing.T) {
 		t.Fatalf("WriteScript = %v, wrote %q; want ErrUnsafeArg and nothing written", err, b.String())
 	}
 }
+
+// A group's script is rendered once when every argument reads only what
+// the selector fixes; an argument reading anything else (the hostname of
+// a MAC group) is rendered for each machine.
+func TestScriptReuseFollowsTheSelector(t *testing.T) {
+	snap := mustLoad(t, fstest.MapFS{
+		"profiles/bymac.yaml":  {Data: []byte("kernel: /assets/k\nargs: [\"m={{ .MAC }}\", \"g={{ .Group }}\", \"r={{ .Labels.rack }}\"]\n")},
+		"profiles/byhost.yaml": {Data: []byte("kernel: /assets/k\nargs: [\"m={{ .MAC }}\", \"h={{ .Hostname }}\"]\n")},
+		"groups/a.yaml":        {Data: []byte("profile: bymac\nselector: {mac: \"52:54:00:00:00:01\", rack: r1}\n")},
+		"groups/b.yaml":        {Data: []byte("profile: byhost\nselector: {mac: \"52:54:00:00:00:02\"}\n")},
+	})
+	script := func(m schema.Machine) string {
+		var b strings.Builder
+		if err := snap.WriteScript(&b, snap.Lookup(&m), &m); err != nil {
+			t.Fatal(err)
+		}
+		return b.String()
+	}
+	a1 := script(schema.Machine{MAC: "52:54:00:00:00:01", Hostname: "x", Labels: map[string]string{"rack": "r1"}})
+	a2 := script(schema.Machine{MAC: "52:54:00:00:00:01", Hostname: "y", Labels: map[string]string{"rack": "r1", "zone": "z"}})
+	if a1 != a2 || !strings.Contains(a1, " m=52:54:00:00:00:01 g=a r=r1\n") {
+		t.Errorf("group a: %q then %q", a1, a2)
+	}
+	if g := snap.Lookup(&schema.Machine{MAC: "52:54:00:00:00:01", Labels: map[string]string{"rack": "r1"}}); g.script.Load() == nil {
+		t.Errorf("group a's script was not kept")
+	}
+	b1 := script(schema.Machine{MAC: "52:54:00:00:00:02", Hostname: "x"})
+	b2 := script(schema.Machine{MAC: "52:54:00:00:00:02", Hostname: "y"})
+	if !strings.Contains(b1, " h=x\n") || !strings.Contains(b2, " h=y\n") {
+		t.Errorf("group b reused a script across hostnames: %q, %q", b1, b2)
+	}
+}

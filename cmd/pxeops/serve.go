@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -52,7 +51,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		*serverURL = defaultServerURL(*httpAddr)
 	}
 
-	log := newLogger(stderr, level.value, format.value)
+	logOut := newBufferedLog(stderr)
+	defer logOut.Close()
+	log := newLogger(logOut, level.value, format.value)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	rec := reconcile.New(render.Options{ServerURL: *serverURL}, log, reconcile.NewMetrics(reg))
@@ -133,14 +134,4 @@ func defaultServerURL(httpAddr string) string {
 		}
 	}
 	return "http://" + net.JoinHostPort(host, port)
-}
-
-func newLogger(w io.Writer, level, format string) *slog.Logger {
-	var lv slog.Level
-	lv.UnmarshalText([]byte(level))
-	opts := &slog.HandlerOptions{Level: lv}
-	if format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
 }

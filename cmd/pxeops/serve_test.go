@@ -223,9 +223,9 @@ func TestServeFollowsEdits(t *testing.T) {
 	if code != http.StatusOK || !strings.Contains(body, " v=3") || h.Get("X-Pxeops-Revision") != goodRevision {
 		t.Errorf("after invalid edit: %d %q revision %s, want the last good script of %s", code, body, h.Get("X-Pxeops-Revision"), goodRevision)
 	}
-	if !strings.Contains(s.logs.String(), "revision rejected") {
-		t.Errorf("no rejection in the log")
-	}
+	s.eventually(t, "the log records the rejection", func() bool { // lines are flushed every 100ms
+		return strings.Contains(s.logs.String(), "revision rejected")
+	})
 	_, metrics, _ := s.get("/metrics")
 	if !strings.Contains(metrics, `pxeops_reloads_total{result="invalid"} 1`) {
 		t.Errorf("metrics lack the failed reload:\n%s", grep(metrics, "pxeops_reloads_total"))

@@ -28,15 +28,26 @@ func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 	return m
 }
 
+// commonCodes get their counters looked up once, not on every request.
+var commonCodes = []int{200, 206, 304, 400, 404, 500, 503}
+
 // instrument counts and times every request of one endpoint.
 func (m *httpMetrics) instrument(endpoint string, h http.Handler) http.Handler {
 	latency := m.latency.WithLabelValues(endpoint)
+	counters := map[int]prometheus.Counter{}
+	for _, code := range commonCodes {
+		counters[code] = m.requests.WithLabelValues(endpoint, strconv.Itoa(code))
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &recorder{ResponseWriter: w, code: http.StatusOK}
 		h.ServeHTTP(rec, r)
 		latency.Observe(time.Since(start).Seconds())
-		m.requests.WithLabelValues(endpoint, strconv.Itoa(rec.code)).Inc()
+		if c, ok := counters[rec.code]; ok {
+			c.Inc()
+		} else {
+			m.requests.WithLabelValues(endpoint, strconv.Itoa(rec.code)).Inc()
+		}
 	})
 }
 

@@ -149,28 +149,40 @@ func (s *server) boot(w http.ResponseWriter, r *http.Request, endpoint string, m
 	if err == nil {
 		err = write(snap, g)
 	}
-	attrs := []any{"endpoint", endpoint, "machine", m.String(), "remote", r.RemoteAddr}
-	if snap != nil {
-		attrs = append(attrs, "revision", snap.Revision)
-	}
-	if g != nil {
-		attrs = append(attrs, "group", g.ID, "profile", g.Profile.ID)
-	}
 	var he *httpError
 	switch {
 	case err == nil:
-		s.log.Info("boot", attrs...)
+		s.logBoot(r, slog.LevelInfo, "boot", endpoint, &m, snap, g)
 	case errors.As(err, &he):
 		http.Error(w, he.msg, he.code)
+		level := slog.LevelInfo
 		if he.code == http.StatusNotFound {
-			s.log.Debug("boot: not served", append(attrs, "reason", he.msg)...)
-		} else {
-			s.log.Info("boot: refused", append(attrs, "status", he.code, "reason", he.msg)...)
+			level = slog.LevelDebug // an unmatched machine may be another server's
 		}
+		s.logBoot(r, level, "boot: not served", endpoint, &m, snap, g, slog.Int("status", he.code), slog.String("reason", he.msg))
 	default:
 		http.Error(w, "rendering failed: "+err.Error(), http.StatusInternalServerError)
-		s.log.Error("boot: rendering failed", append(attrs, "err", err)...)
+		s.logBoot(r, slog.LevelError, "boot: rendering failed", endpoint, &m, snap, g, slog.Any("err", err))
 	}
+}
+
+// logBoot logs a boot request once. It builds the record only when the
+// level is on, with typed attributes: at thousands of requests a second,
+// logging is a good part of a request's cost.
+func (s *server) logBoot(r *http.Request, level slog.Level, msg, endpoint string, m *schema.Machine, snap *render.Snapshot, g *render.Group, extra ...slog.Attr) {
+	ctx := r.Context()
+	if !s.log.Enabled(ctx, level) {
+		return
+	}
+	attrs := make([]slog.Attr, 0, 8+len(extra))
+	attrs = append(attrs, slog.String("endpoint", endpoint), slog.String("machine", m.String()), slog.String("remote", r.RemoteAddr))
+	if snap != nil {
+		attrs = append(attrs, slog.String("revision", snap.Revision))
+	}
+	if g != nil {
+		attrs = append(attrs, slog.String("group", g.ID), slog.String("profile", g.Profile.ID))
+	}
+	s.log.LogAttrs(ctx, level, msg, append(attrs, extra...)...)
 }
 
 func (s *server) handleIPXE(w http.ResponseWriter, r *http.Request) {

@@ -1,0 +1,38 @@
+package httpserver
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"testing/fstest"
+
+	"github.com/pxeops/pxeops/internal/gentree"
+	"github.com/pxeops/pxeops/render"
+)
+
+// BenchmarkIPXEHandler is one /ipxe request through the whole handler
+// (routing, metrics, query parsing, lookup, script, logging discarded) in
+// a 10,000-group snapshot, without the network.
+func BenchmarkIPXEHandler(b *testing.B) {
+	fsys := fstest.MapFS{}
+	for name, data := range gentree.Files(10000, 100) {
+		fsys[name] = &fstest.MapFile{Data: data}
+	}
+	snap, diags := render.Load(fsys, render.Options{ServerURL: "http://pxe.test"})
+	if snap == nil {
+		b.Fatal(diags)
+	}
+	h, err := New(fixedSnapshots{snap}, Options{ServerURL: "http://pxe.test"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	req := httptest.NewRequest("GET", "/ipxe?mac="+gentree.MAC(4242), nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != http.StatusOK {
+			b.Fatal(w.Code)
+		}
+	}
+}
