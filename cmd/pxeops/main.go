@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 )
 
@@ -51,8 +52,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "serve":
 		return runServe(ctx, rest, stdout, stderr)
 	case "check":
+		batchGC()
 		return runCheck(rest, stdout, stderr)
 	case "render":
+		batchGC()
 		return runRender(rest, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "pxeops", version)
@@ -63,5 +66,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	default:
 		fmt.Fprintf(stderr, "pxeops: unknown command %q\n\n%s", cmd, usage)
 		return exitUsage
+	}
+}
+
+// batchGC trades memory for speed in one-shot commands: they decode a
+// whole tree at once and exit, so collecting garbage often buys nothing
+// (10,000 groups: about 0.65 s and 150 MB instead of 0.85 s and 70 MB).
+// GOGC in the environment still wins.
+func batchGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
 	}
 }
