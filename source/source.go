@@ -21,5 +21,6 @@ type State struct {
 	Watching  bool   `json:"watching"`
 	Watched   int    `json:"watched_dirs,omitempty"`
 	LastScan  string `json:"last_scan,omitempty"`
+	Checks    int    `json:"checks,omitempty"` // remote checks made (git)
 	LastError string `json:"last_error,omitempty"`
 }

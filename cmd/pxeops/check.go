@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,17 +12,20 @@ import (
 	"github.com/pxeops/pxeops/schema"
 )
 
-func runCheck(args []string, stdout, stderr io.Writer) int {
+func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fset := newFlags("check", "check [--format text|json|github] [DIR]\n\nValidates a config repository exactly as the server loads it. Exit 0 valid, 1 invalid, 2 usage.", stderr)
 	format := &choice{value: "text", allowed: []string{"text", "json", "github"}}
 	fset.Var(format, "format", "output: text, json or github (Actions annotations)")
+	var g gitFlags
+	g.register(fset)
 	if code := parseFlags(fset, args, stderr); code >= 0 {
 		return code
 	}
-	tree, dir, code := openTree(fset, stderr)
+	tree, dir, cleanup, code := openTree(ctx, fset, &g, stderr)
 	if code >= 0 {
 		return code
 	}
+	defer cleanup()
 	snap, diags := render.Load(tree, render.Options{ServerURL: schema.SampleServerURL})
 	r := checkReport{Dir: dir, Valid: snap != nil, Errors: diags.Errors(), Warnings: diags.Warnings(), Diagnostics: diags}
 	if snap != nil {

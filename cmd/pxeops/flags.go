@@ -1,9 +1,13 @@
 package main
 
 import (
+	"context"
+	"path/filepath"
+
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/pxeops/pxeops/source"
 	"io"
 	"io/fs"
 	"os"
@@ -48,23 +52,44 @@ func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) int {
 	return code
 }
 
-// openTree opens DIR (the single optional argument, default ".") as the
-// config tree. os.Root confines reads to it, symlinks included.
-func openTree(fset *flag.FlagSet, stderr io.Writer) (fs.FS, string, int) {
+// openTree opens the tree named by the single optional argument (default
+// "."): a directory, confined to it with os.Root; or, for a git URL, or a
+// local repository given with --ref, the tree of the ref's commit. The
+// returned cleanup must be called when done.
+func openTree(ctx context.Context, fset *flag.FlagSet, g *gitFlags, stderr io.Writer) (tree fs.FS, name string, cleanup func(), code int) {
 	if fset.NArg() > 1 {
-		fmt.Fprintf(stderr, "pxeops %s: one directory expected, got %d arguments\n", fset.Name(), fset.NArg())
-		return nil, "", exitUsage
+		fmt.Fprintf(stderr, "pxeops %s: one directory or git URL expected, got %d arguments\n", fset.Name(), fset.NArg())
+		return nil, "", nil, exitUsage
 	}
-	dir := "."
+	name = "."
 	if fset.NArg() == 1 {
-		dir = fset.Arg(0)
+		name = fset.Arg(0)
 	}
-	root, err := os.OpenRoot(dir)
+	refGiven := false
+	fset.Visit(func(f *flag.Flag) { refGiven = refGiven || f.Name == "ref" })
+	if source.IsGitURL(name) || refGiven {
+		remote := name
+		if !source.IsGitURL(name) {
+			abs, err := filepath.Abs(name)
+			if err != nil {
+				fmt.Fprintf(stderr, "pxeops %s: %v\n", fset.Name(), err)
+				return nil, "", nil, exitUsage
+			}
+			remote = abs
+		}
+		rev, cleanup, err := g.fetchOnce(ctx, remote)
+		if err != nil {
+			fmt.Fprintf(stderr, "pxeops %s: %s@%s: %v\n", fset.Name(), source.Redact(name), g.ref, err)
+			return nil, "", nil, exitInvalid
+		}
+		return rev.FS, source.Redact(name) + "@" + rev.ID[:12], cleanup, -1
+	}
+	root, err := os.OpenRoot(name)
 	if err != nil {
 		fmt.Fprintf(stderr, "pxeops %s: %v: give the path of a config repository\n", fset.Name(), err)
-		return nil, "", exitUsage
+		return nil, "", nil, exitUsage
 	}
-	return root.FS(), dir, -1
+	return root.FS(), name, func() { root.Close() }, -1
 }
 
 // choice is a flag whose value must be one of a fixed set.

@@ -19,9 +19,9 @@ var version = "dev"
 const usage = `pxeops: declarative network boot from a git repository or directory
 
 Usage:
-  pxeops serve  --source DIR [--http-addr :8080] [--server-url URL] [--assets-dir DIR] [--poll 30s]
-  pxeops check  [--format text|json|github] [DIR]
-  pxeops render --mac MAC [--uuid U --hostname H --serial S --arch A --label k=v] [DIR]
+  pxeops serve  --source DIR|GIT-URL [--ref main] [--path SUBDIR] [--http-addr :8080] [--server-url URL] [--assets-dir DIR] [--poll 30s]
+  pxeops check  [--format text|json|github] [--ref REF] [DIR|GIT-URL]
+  pxeops render --mac MAC [--uuid U --hostname H --serial S --arch A --label k=v] [--ref REF] [DIR|GIT-URL]
   pxeops version
 
 Every flag can also be set as PXEOPS_<FLAG> in the environment
@@ -53,10 +53,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runServe(ctx, rest, stdout, stderr)
 	case "check":
 		batchGC()
-		return runCheck(rest, stdout, stderr)
+		return runCheck(ctx, rest, stdout, stderr)
 	case "render":
 		batchGC()
-		return runRender(rest, stdout, stderr)
+		return runRender(ctx, rest, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "pxeops", version)
 		return exitOK

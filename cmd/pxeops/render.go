@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"github.com/pxeops/pxeops/schema"
@@ -11,7 +12,7 @@ import (
 	"github.com/pxeops/pxeops/render"
 )
 
-func runRender(args []string, stdout, stderr io.Writer) int {
+func runRender(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fset := newFlags("render", "render --mac MAC [--uuid U --hostname H --serial S --arch A --label k=v] [DIR]\n\nShows which group a machine gets and why, and the exact iPXE script and config it would be served.", stderr)
 	q := url.Values{}
 	for _, key := range []string{"mac", "uuid", "hostname", "serial", "arch"} {
@@ -20,6 +21,8 @@ func runRender(args []string, stdout, stderr io.Writer) int {
 	var labels multi
 	fset.Var(&labels, "label", "a label as key=value (repeatable)")
 	serverURL := fset.String("server-url", "http://localhost:8080", "base URL machines reach pxeops at")
+	var g gitFlags
+	g.register(fset)
 	if code := parseFlags(fset, args, stderr); code >= 0 {
 		return code
 	}
@@ -36,10 +39,11 @@ func runRender(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "pxeops render: --%v\n", err)
 		return exitUsage
 	}
-	tree, dir, code := openTree(fset, stderr)
+	tree, dir, cleanup, code := openTree(ctx, fset, &g, stderr)
 	if code >= 0 {
 		return code
 	}
+	defer cleanup()
 	snap, diags := render.Load(tree, render.Options{ServerURL: *serverURL})
 	if snap == nil {
 		for _, d := range diags {

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,9 +20,11 @@ import (
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fset := newFlags("serve", "serve --source DIR [flags]\n\nServes the config repository at DIR to booting machines, reloading it on every change.", stderr)
-	src := fset.String("source", "", "config repository: a directory (required)")
-	poll := fset.Duration("poll", 30*time.Second, "full rescan period of the source, which converges even without file events")
-	watch := fset.Bool("watch", true, "watch the directory with fsnotify; the periodic rescan runs either way")
+	src := fset.String("source", "", "config repository: a directory, or a git URL (required)")
+	poll := fset.Duration("poll", 30*time.Second, "how often to check the source: full rescan of a directory, ls-remote of a git remote (jittered)")
+	watch := fset.Bool("watch", true, "watch a directory source with fsnotify; the periodic rescan runs either way")
+	var g gitFlags
+	g.register(fset)
 	httpAddr := fset.String("http-addr", ":8080", "HTTP listen address")
 	serverURL := fset.String("server-url", "", "URL machines reach this server at (default: http://<first non-loopback address><http-addr port>)")
 	assetsDir := fset.String("assets-dir", "", "directory served at /assets/ (kernels, initrds)")
@@ -43,9 +44,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	case fset.NArg() > 0:
 		return usage("unexpected argument %q; the tree is given with --source", fset.Arg(0))
 	case *src == "":
-		return usage("--source is required: the directory of the config repository (try --source examples/quickstart)")
-	case strings.Contains(*src, "://") || strings.HasPrefix(*src, "git@"):
-		return usage("--source %s: git sources are not supported yet; check the repository out and give its directory", *src)
+		return usage("--source is required: a directory or a git URL (try --source examples/quickstart)")
 	}
 	if *serverURL == "" {
 		*serverURL = defaultServerURL(*httpAddr)
@@ -57,18 +56,35 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	rec := reconcile.New(render.Options{ServerURL: *serverURL}, log, reconcile.NewMetrics(reg))
-	dir, err := source.NewDir(*src, source.DirOptions{Poll: *poll, Watch: *watch, Logger: log})
-	if err != nil {
-		return usage("--source: %v", err)
+	var tree treeSource
+	var trigger func()
+	if source.IsGitURL(*src) {
+		repo, err := g.source(*src, *poll, log)
+		if err != nil {
+			return usage("%v", err)
+		}
+		tree, trigger = repo, repo.Trigger
+	} else {
+		dir, err := source.NewDir(*src, source.DirOptions{Poll: *poll, Watch: *watch, Logger: log})
+		if err != nil {
+			return usage("--source: %v", err)
+		}
+		defer dir.Close()
+		tree = dir
 	}
-	defer dir.Close()
+	hookSecret, err := g.webhookSecret(trigger != nil)
+	if err != nil {
+		return usage("%v", err)
+	}
 	handler, err := httpserver.New(rec, httpserver.Options{
-		ServerURL: *serverURL,
-		AssetsDir: *assetsDir,
-		Logger:    log,
-		Registry:  reg,
+		ServerURL:     *serverURL,
+		AssetsDir:     *assetsDir,
+		Logger:        log,
+		Registry:      reg,
+		WebhookSecret: hookSecret,
+		Trigger:       trigger,
 		Status: func() any {
-			return serveStatus{Version: version, ServerURL: *serverURL, Status: rec.Status(), Source: dir.State()}
+			return serveStatus{Version: version, ServerURL: *serverURL, Status: rec.Status(), Source: tree.State()}
 		},
 	})
 	if err != nil {
@@ -83,7 +99,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 
 	log.Info("pxeops serving", "version", version, "http", ln.Addr().String(), "server_url", *serverURL, "source", *src, "assets", *assetsDir)
 	go rec.Run(ctx)
-	go dir.Run(ctx, rec.Offer)
+	go tree.Run(ctx, rec.Offer)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 
@@ -104,6 +120,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		log.Error("HTTP server", "err", err)
 	}
 	return exitOK
+}
+
+// treeSource is where revisions come from: a directory or a git remote.
+type treeSource interface {
+	Run(ctx context.Context, emit func(source.Revision)) error
+	State() source.State
 }
 
 // serveStatus is the /status document.

@@ -35,6 +35,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Registry collects the metrics served at /metrics.
 	Registry *prometheus.Registry
+	// WebhookSecret and Trigger enable POST /hooks/git, which checks the
+	// request against the secret and calls Trigger.
+	WebhookSecret []byte
+	Trigger       func()
 }
 
 // RevisionHeader carries the snapshot revision on every boot answer.
@@ -78,6 +82,9 @@ func New(snaps Snapshots, opts Options) (http.Handler, error) {
 		return nil, err
 	}
 	handle("GET /assets/", "assets", assets.ServeHTTP)
+	if opts.Trigger != nil && len(opts.WebhookSecret) > 0 {
+		handle("POST /hooks/git", "hooks", (&webhook{secret: opts.WebhookSecret, trigger: opts.Trigger, log: opts.Logger}).ServeHTTP)
+	}
 	handle("GET /status", "status", s.handleStatus)
 	handle("GET /healthz", "healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	handle("GET /readyz", "readyz", s.handleReadyz)

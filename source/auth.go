@@ -1,0 +1,82 @@
+package source
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+
+	"github.com/go-git/go-git/v5/plumbing/transport"
+	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
+	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
+)
+
+// IsGitURL reports whether source names a git remote rather than a
+// directory: a URL with a scheme, or scp-like user@host:path.
+func IsGitURL(source string) bool {
+	if strings.Contains(source, "://") {
+		return true
+	}
+	at, colon := strings.Index(source, "@"), strings.Index(source, ":")
+	return at > 0 && colon > at && !strings.Contains(source[:at], "/")
+}
+
+// AuthOptions name where credentials come from; secrets are read from
+// files or the environment, never from the command line.
+type AuthOptions struct {
+	SSHKey     string // private key file
+	KnownHosts string // known_hosts file; required with SSHKey
+	TokenFile  string // file holding an HTTPS token
+	TokenEnv   string // environment variable holding an HTTPS token
+}
+
+// Auth builds the credentials for remote, or nil when none are needed.
+func Auth(remote string, o AuthOptions) (transport.AuthMethod, error) {
+	ssh := !strings.Contains(remote, "://") || strings.HasPrefix(remote, "ssh://")
+	switch {
+	case ssh && IsGitURL(remote):
+		if o.SSHKey == "" {
+			return nil, nil // ssh-agent is not used: no key, no auth
+		}
+		if o.KnownHosts == "" {
+			return nil, errors.New("--ssh-key needs --known-hosts: pxeops never skips the host key check")
+		}
+		user := "git"
+		if u, err := url.Parse(remote); err == nil && u.User != nil {
+			user = u.User.Username()
+		} else if at := strings.Index(remote, "@"); at > 0 && !strings.Contains(remote, "://") {
+			user = remote[:at]
+		}
+		keys, err := gitssh.NewPublicKeysFromFile(user, o.SSHKey, "")
+		if err != nil {
+			return nil, fmt.Errorf("--ssh-key %s: %w", o.SSHKey, err)
+		}
+		cb, err := gitssh.NewKnownHostsCallback(o.KnownHosts)
+		if err != nil {
+			return nil, fmt.Errorf("--known-hosts %s: %w", o.KnownHosts, err)
+		}
+		keys.HostKeyCallback = cb
+		return keys, nil
+	case strings.HasPrefix(remote, "https://") || strings.HasPrefix(remote, "http://"):
+		token := ""
+		if o.TokenFile != "" {
+			b, err := os.ReadFile(o.TokenFile)
+			if err != nil {
+				return nil, fmt.Errorf("--token-file: %w", err)
+			}
+			token = strings.TrimSpace(string(b))
+		} else if o.TokenEnv != "" {
+			token = os.Getenv(o.TokenEnv)
+		}
+		if token == "" {
+			return nil, nil
+		}
+		user := "x-access-token" // what GitHub expects; GitLab and Gitea take any name
+		if u, err := url.Parse(remote); err == nil && u.User != nil && u.User.Username() != "" {
+			user = u.User.Username()
+		}
+		return &githttp.BasicAuth{Username: user, Password: token}, nil
+	}
+	return nil, nil
+}
