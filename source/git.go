@@ -293,12 +293,20 @@ func (g *Git) open() error {
 			return fmt.Errorf("--state-dir: %w", err)
 		}
 		repo, err = git.PlainInit(g.dir, true)
-		if err == nil {
-			_, err = repo.CreateRemote(&config.RemoteConfig{Name: "origin", URLs: []string{g.opts.URL}})
-		}
 	}
 	if err != nil {
 		return fmt.Errorf("local clone %s: %w", g.dir, err)
+	}
+	// The clone follows --source even when it was made for another URL.
+	cfg, err := repo.Config()
+	if err != nil {
+		return fmt.Errorf("local clone %s: %w", g.dir, err)
+	}
+	if rc := cfg.Remotes["origin"]; rc == nil || len(rc.URLs) != 1 || rc.URLs[0] != g.opts.URL {
+		cfg.Remotes["origin"] = &config.RemoteConfig{Name: "origin", URLs: []string{g.opts.URL}}
+		if err := repo.SetConfig(cfg); err != nil {
+			return fmt.Errorf("local clone %s: %w", g.dir, err)
+		}
 	}
 	g.repo = repo
 	return nil
