@@ -229,13 +229,14 @@ func (g *Git) check(ctx context.Context) (Revision, error) {
 	if err != nil {
 		return Revision{}, err
 	}
-	if rev, err := g.ensure(ctx, target); err == nil {
-		return rev, nil
-	} else {
-		// A clone that fails to fetch or to read a commit it should have
-		// is not worth repairing: start over from the remote.
-		g.log.Warn("fetch into the local clone failed; cloning again", "err", err)
+	rev, err := g.ensure(ctx, target)
+	var unverified *VerifyError
+	if err == nil || errors.As(err, &unverified) {
+		return rev, err
 	}
+	// A clone that fails to fetch or to read a commit it should have is
+	// not worth repairing: start over from the remote.
+	g.log.Warn("fetch into the local clone failed; cloning again", "err", err)
 	if err := g.reset(); err != nil {
 		return Revision{}, err
 	}
@@ -354,7 +355,7 @@ func (g *Git) ensure(ctx context.Context, t remoteTarget) (Revision, error) {
 		err := v.verify(g.repo, t.hash, commit)
 		g.mu.Unlock()
 		if err != nil {
-			return Revision{}, err
+			return Revision{}, &VerifyError{err}
 		}
 	}
 	g.mu.Lock()

@@ -17,6 +17,13 @@ const (
 	VerifyTags = "tags" // the ref must be an annotated tag, signed
 )
 
+// VerifyError is a revision refused for its signature. It needs a human
+// (a signed commit), not a retry or a new clone.
+type VerifyError struct{ Err error }
+
+func (e *VerifyError) Error() string { return "not served: " + e.Err.Error() }
+func (e *VerifyError) Unwrap() error { return e.Err }
+
 // Verifier checks OpenPGP signatures against a fixed keyring before a
 // revision is served.
 type Verifier struct {
