@@ -122,7 +122,9 @@ func TestVerifyCommits(t *testing.T) {
 		make func() string
 		want string
 	}{
-		{"unsigned", func() string { return signedCommit(t, r, nil, "unsigned", map[string]string{"groups/g.yaml": groupFile("b")}) }, "is not signed"},
+		{"unsigned", func() string {
+			return signedCommit(t, r, nil, "unsigned", map[string]string{"groups/g.yaml": groupFile("b")})
+		}, "is not signed"},
 		{"unknown key", func() string {
 			return signedCommit(t, r, stranger, "stranger", map[string]string{"groups/g.yaml": groupFile("c")})
 		}, "signature not valid for the keyring"},

@@ -355,7 +355,7 @@ func TestServeUsageErrors(t *testing.T) {
 		{"serve"},
 		{"serve", "--source", "/does/not/exist"},
 		{"serve", "--source", "git@git.invalid:fleet.git", "--ssh-key", "/nonexistent"}, // no --known-hosts: refused before any connection
-		{"serve", "--source", ".", "--webhook-secret-file", "/etc/hostname"},           // webhooks are for git sources
+		{"serve", "--source", ".", "--webhook-secret-file", "/etc/hostname"},            // webhooks are for git sources
 		{"serve", "--source", ".", "extra"},
 	} {
 		if code, _, _ := runCLI(t, args...); code != exitUsage {
