@@ -17,7 +17,7 @@ import (
 
 const hookSecret = "a-webhook-secret-of-some-length"
 
-func postHook(t *testing.T, s *testServer) int {
+func postHook(t testing.TB, s *testServer) int {
 	t.Helper()
 	body := `{"ref":"refs/heads/main"}`
 	m := hmac.New(sha256.New, []byte(hookSecret))

@@ -42,7 +42,7 @@ type testServer struct {
 
 // startServe runs `pxeops serve` in-process on a free loopback port until
 // the test ends.
-func startServe(t *testing.T, dir string, flags ...string) *testServer {
+func startServe(t testing.TB, dir string, flags ...string) *testServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -89,7 +89,7 @@ func (s *testServer) get(path string) (int, string, http.Header) {
 
 // eventually polls cond until it holds; file events and rescans are
 // asynchronous, so tests wait for the effect instead of sleeping.
-func (s *testServer) eventually(t *testing.T, what string, cond func() bool) {
+func (s *testServer) eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for !cond() {
@@ -101,7 +101,7 @@ func (s *testServer) eventually(t *testing.T, what string, cond func() bool) {
 }
 
 // servesScript waits until /ipxe for mac returns 200 with want in the body.
-func (s *testServer) servesScript(t *testing.T, mac, want string) {
+func (s *testServer) servesScript(t testing.TB, mac, want string) {
 	t.Helper()
 	s.eventually(t, fmt.Sprintf("/ipxe?mac=%s serves %q", mac, want), func() bool {
 		code, body, _ := s.get("/ipxe?mac=" + mac)
@@ -281,7 +281,7 @@ func TestServeConfigMapSymlinkSwap(t *testing.T) {
 	s.servesScript(t, mac1, " v=q")
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
