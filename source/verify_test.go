@@ -159,3 +159,44 @@ func TestNewVerifierRejectsBadKeyrings(t *testing.T) {
 		t.Error("bad mode accepted")
 	}
 }
+
+// --verify-mode tags serves a ref only as an annotated tag signed by the
+// keyring.
+func TestVerifyTags(t *testing.T) {
+	trusted, stranger := newKey(t, "trusted"), newKey(t, "stranger")
+	v, err := NewVerifier(armoredPublic(t, trusted), VerifyTags)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := gittest.New(t)
+	signedCommit(t, r, nil, "release", map[string]string{"groups/g.yaml": groupFile("a")})
+	repo, err := git.PlainOpen(r.Work)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, _ := repo.Head()
+	tagger := &object.Signature{Name: "tester", Email: "t@pxeops.invalid", When: time.Now()}
+	for name, key := range map[string]*openpgp.Entity{"v1-trusted": trusted, "v1-stranger": stranger, "v1-unsigned": nil} {
+		if _, err := repo.CreateTag(name, head.Hash(), &git.CreateTagOptions{Tagger: tagger, Message: name, SignKey: key}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.Git("tag", "v1-light")
+	r.Git("push", "-q", "origin", "--tags")
+	for ref, want := range map[string]string{
+		"v1-trusted":  "",
+		"v1-stranger": "signature not valid for the keyring",
+		"v1-unsigned": "is not signed",
+		"v1-light":    "is not an annotated tag",
+		"main":        "is not an annotated tag",
+	} {
+		g := newGit(t, r.FileURL(), t.TempDir(), func(o *GitOptions) { o.Ref, o.Verify = ref, v })
+		_, err := g.Once(context.Background())
+		switch {
+		case want == "" && err != nil:
+			t.Errorf("%s: %v", ref, err)
+		case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+			t.Errorf("%s: %v, want %q", ref, err, want)
+		}
+	}
+}
