@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -21,15 +20,18 @@ func writeTree(t *testing.T, files map[string]string) string {
 	t.Helper()
 	dir := t.TempDir()
 	for name, body := range files {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		write(t, dir, name, body)
 	}
 	return dir
+}
+
+// diagnostic is a diagnostic as check --format json and /status show it.
+type diagnostic struct {
+	File     string
+	Line     int
+	Column   int
+	Severity string
+	Message  string
 }
 
 // The shipped examples pass check with no warnings at all.
@@ -60,13 +62,7 @@ func TestCheckExitCodesAndFormats(t *testing.T) {
 	var r struct {
 		Valid       bool
 		Errors      int
-		Diagnostics []struct {
-			File     string
-			Line     int
-			Column   int
-			Severity string
-			Message  string
-		}
+		Diagnostics []diagnostic
 	}
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
 		t.Fatalf("json output does not parse: %v\n%s", err, out)

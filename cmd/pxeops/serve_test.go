@@ -119,13 +119,7 @@ type statusDoc struct {
 		Revision    string
 		Result      string
 		Errors      int
-		Diagnostics []struct {
-			File     string
-			Line     int
-			Column   int
-			Severity string
-			Message  string
-		}
+		Diagnostics []diagnostic
 	} `json:"last_attempt"`
 	Source struct {
 		Watching bool
