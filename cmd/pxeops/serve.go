@@ -15,6 +15,7 @@ import (
 	"github.com/pxeops/pxeops/reconcile"
 	"github.com/pxeops/pxeops/render"
 	"github.com/pxeops/pxeops/serve/httpserver"
+	"github.com/pxeops/pxeops/serve/tftpserver"
 	"github.com/pxeops/pxeops/source"
 )
 
@@ -28,6 +29,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	httpAddr := fset.String("http-addr", ":8080", "HTTP listen address")
 	serverURL := fset.String("server-url", "", "URL machines reach this server at (default: http://<first non-loopback address><http-addr port>)")
 	assetsDir := fset.String("assets-dir", "", "directory served at /assets/ (kernels, initrds)")
+	tftpAddr := fset.String("tftp-addr", "", "TFTP listen address for the iPXE binaries, e.g. :69; off when empty")
+	ipxeDir := fset.String("ipxe-dir", "/usr/lib/ipxe", "directory of iPXE binaries served over TFTP (Debian package ipxe)")
 	shutdown := fset.Duration("shutdown-timeout", 30*time.Second, "on SIGTERM or SIGINT, how long in-flight requests (downloads) may finish")
 	level := &choice{value: "info", allowed: []string{"debug", "info", "warn", "error"}}
 	fset.Var(level, "log-level", "debug, info, warn or error")
@@ -96,6 +99,19 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return exitInvalid
 	}
 	srv := httpserver.Server(*httpAddr, handler)
+	if *tftpAddr != "" {
+		tftp, err := tftpserver.New(*ipxeDir, log, reg)
+		if err != nil {
+			return usage("%v", err)
+		}
+		conn, err := tftpserver.Listen(*tftpAddr)
+		if err != nil {
+			fmt.Fprintf(stderr, "pxeops serve: %v\n", err)
+			return exitInvalid
+		}
+		go tftp.Serve(conn)
+		defer tftp.Shutdown()
+	}
 
 	log.Info("pxeops serving", "version", version, "http", ln.Addr().String(), "server_url", *serverURL, "source", *src, "assets", *assetsDir)
 	go rec.Run(ctx)

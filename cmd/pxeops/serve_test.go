@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/pin/tftp/v3"
 )
 
 // syncBuffer is a log sink the server writes while the test reads.
@@ -398,5 +400,32 @@ func TestServeShutdownLetsDownloadsFinish(t *testing.T) {
 	rest, err := io.Copy(io.Discard, resp.Body)
 	if err != nil || int64(len(first))+rest != size {
 		t.Errorf("download cut short by shutdown: %d of %d bytes, %v", int64(len(first))+rest, size, err)
+	}
+}
+
+// --tftp-addr serves the iPXE directory next to HTTP.
+func TestServeTFTP(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "profiles/p.yaml", profileWith("v=1"))
+	write(t, dir, "groups/one.yaml", group(mac1))
+	ipxe := t.TempDir()
+	write(t, ipxe, "undionly.kpxe", "a BIOS iPXE binary")
+	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
+	must(t, err)
+	addr := conn.LocalAddr().String()
+	conn.Close()
+	s := startServe(t, dir, "--tftp-addr", addr, "--ipxe-dir", ipxe)
+	s.servesScript(t, mac1, " v=1")
+	c, err := tftp.NewClient(addr)
+	must(t, err)
+	wt, err := c.Receive("undionly.kpxe", "octet")
+	must(t, err)
+	var got bytes.Buffer
+	wt.WriteTo(&got)
+	if got.String() != "a BIOS iPXE binary" {
+		t.Errorf("TFTP served %q", got.String())
+	}
+	if code, _, _ := runCLI(t, "serve", "--source", dir, "--http-addr", "127.0.0.1:0", "--tftp-addr", addr, "--ipxe-dir", filepath.Join(ipxe, "none")); code != exitUsage {
+		t.Errorf("missing --ipxe-dir: exit %d, want %d", code, exitUsage)
 	}
 }

@@ -1,0 +1,159 @@
+// Package tftpserver serves iPXE binaries over TFTP: read-only, confined
+// to one directory, with blksize and tsize negotiation (pin/tftp) and
+// per-transfer metrics. Its only job is to get firmware to iPXE, which
+// then moves to HTTP.
+package tftpserver
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/pin/tftp/v3"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Server is a read-only TFTP server over one directory.
+type Server struct {
+	root    *os.Root
+	dir     string
+	srv     *tftp.Server
+	log     *slog.Logger
+	metrics *metrics
+}
+
+// New opens dir (the iPXE binaries) and prepares the server; reg may be nil.
+func New(dir string, log *slog.Logger, reg prometheus.Registerer) (*Server, error) {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("--ipxe-dir %s: %w (Debian's ipxe package puts undionly.kpxe, ipxe.efi and snponly.efi in /usr/lib/ipxe: apt-get install ipxe)", dir, err)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{root: root, dir: dir, log: log, metrics: newMetrics(reg)}
+	s.srv = tftp.NewServer(s.read, nil)
+	s.srv.SetHook(s)
+	s.srv.SetTimeout(2 * time.Second)
+	return s, nil
+}
+
+// Listen opens the UDP socket for addr, with errors that name the fix.
+func Listen(addr string) (net.PacketConn, error) {
+	conn, err := net.ListenPacket("udp", addr)
+	switch {
+	case errors.Is(err, syscall.EACCES):
+		return nil, fmt.Errorf("--tftp-addr %s: %w: port 69 needs root or CAP_NET_BIND_SERVICE", addr, err)
+	case errors.Is(err, syscall.EADDRINUSE):
+		return nil, fmt.Errorf("--tftp-addr %s: %w: another TFTP server (tftpd-hpa, dnsmasq) holds the port", addr, err)
+	case err != nil:
+		return nil, fmt.Errorf("--tftp-addr %s: %w", addr, err)
+	}
+	return conn, nil
+}
+
+// Serve serves requests arriving on conn until Shutdown.
+func (s *Server) Serve(conn net.PacketConn) error {
+	return s.srv.Serve(readOnly{conn, s.metrics})
+}
+
+// Shutdown stops accepting requests and waits for transfers to end.
+func (s *Server) Shutdown() { s.srv.Shutdown() }
+
+// ResolveName maps a requested file name to a path inside the root, or
+// refuses it: absolute paths, "..", backslashes and NULs never reach the
+// file system, and os.Root refuses symlinks that leave the root.
+func ResolveName(name string) (string, error) {
+	switch {
+	case name == "":
+		return "", errors.New("empty file name")
+	case strings.ContainsAny(name, "\\\x00"):
+		return "", errors.New("backslash or NUL in file name")
+	case strings.HasPrefix(name, "/"):
+		return "", errors.New("absolute file name")
+	case !fs.ValidPath(name):
+		return "", errors.New("file name leaves the served directory")
+	}
+	return name, nil
+}
+
+func (s *Server) read(name string, rf io.ReaderFrom) error {
+	path, err := ResolveName(name)
+	if err != nil {
+		return fmt.Errorf("%q: %w", name, err)
+	}
+	f, err := s.root.Open(path)
+	if err != nil {
+		return fmt.Errorf("%q: file not found", name)
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil || !info.Mode().IsRegular() {
+		return fmt.Errorf("%q: file not found", name)
+	}
+	if ot, ok := rf.(tftp.OutgoingTransfer); ok {
+		ot.SetSize(info.Size())
+	}
+	n, err := rf.ReadFrom(f)
+	s.metrics.bytes.Add(float64(n))
+	return err
+}
+
+// OnSuccess records a finished transfer.
+func (s *Server) OnSuccess(st tftp.TransferStats) {
+	s.metrics.transfers.WithLabelValues("success").Inc()
+	s.metrics.duration.Observe(st.Duration.Seconds())
+	s.log.Info("tftp transfer", "file", st.Filename, "remote", st.RemoteAddr.String(), "took", st.Duration.Round(time.Millisecond), "datagrams", st.DatagramsSent)
+}
+
+// OnFailure records a failed transfer. UEFI firmware asks for tsize,
+// takes the answer and aborts with error 8 before asking again: that size
+// probe is counted apart and not logged as a failure.
+func (s *Server) OnFailure(st tftp.TransferStats, err error) {
+	if strings.Contains(err.Error(), "code=8") {
+		s.metrics.transfers.WithLabelValues("size_probe").Inc()
+		s.log.Debug("tftp size probe", "file", st.Filename, "remote", st.RemoteAddr.String())
+		return
+	}
+	s.metrics.transfers.WithLabelValues("failure").Inc()
+	s.log.Warn("tftp transfer failed", "file", st.Filename, "remote", st.RemoteAddr.String(), "err", err)
+}
+
+// readOnly answers write requests itself with error 2 (access violation),
+// which pin/tftp cannot send, and hands everything else on.
+type readOnly struct {
+	net.PacketConn
+	m *metrics
+}
+
+const (
+	opWRQ   = 2
+	opERROR = 5
+)
+
+var accessViolation = func() []byte {
+	msg := "read-only server"
+	b := make([]byte, 4, 4+len(msg)+1)
+	binary.BigEndian.PutUint16(b[0:], opERROR)
+	binary.BigEndian.PutUint16(b[2:], 2)
+	return append(append(b, msg...), 0)
+}()
+
+func (c readOnly) ReadFrom(p []byte) (int, net.Addr, error) {
+	for {
+		n, addr, err := c.PacketConn.ReadFrom(p)
+		if err != nil || n < 2 || binary.BigEndian.Uint16(p) != opWRQ {
+			return n, addr, err
+		}
+		c.m.transfers.WithLabelValues("write_refused").Inc()
+		c.PacketConn.WriteTo(accessViolation, addr)
+	}
+}

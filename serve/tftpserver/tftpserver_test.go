@@ -1,0 +1,164 @@
+package tftpserver
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/binary"
+	"io/fs"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pin/tftp/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+func serve(t *testing.T) (addr string, dir string, s *Server) {
+	t.Helper()
+	base := t.TempDir()
+	dir = filepath.Join(base, "ipxe")
+	os.MkdirAll(filepath.Join(dir, "sub"), 0o755)
+	os.MkdirAll(filepath.Join(base, "ipxe-private"), 0o755)
+	big := make([]byte, 300_001)
+	rand.Read(big)
+	os.WriteFile(filepath.Join(dir, "ipxe.efi"), big, 0o644)
+	os.WriteFile(filepath.Join(dir, "sub", "snp.efi"), []byte("arm64"), 0o644)
+	os.WriteFile(filepath.Join(base, "ipxe-private", "secret"), []byte("secret"), 0o644)
+	os.Symlink("../ipxe-private/secret", filepath.Join(dir, "escape"))
+	s, err := New(dir, nil, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve(conn)
+	t.Cleanup(s.Shutdown)
+	return conn.LocalAddr().String(), dir, s
+}
+
+func fetch(t *testing.T, addr, name string, blksize int) ([]byte, int64, error) {
+	t.Helper()
+	c, err := tftp.NewClient(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetTimeout(2 * time.Second)
+	c.SetRetries(2)
+	if blksize > 0 {
+		c.SetBlockSize(blksize)
+	}
+	c.RequestTSize(true)
+	wt, err := c.Receive(name, "octet")
+	if err != nil {
+		return nil, 0, err
+	}
+	size, _ := wt.(tftp.IncomingTransfer).Size()
+	var buf bytes.Buffer
+	_, err = wt.WriteTo(&buf)
+	return buf.Bytes(), size, err
+}
+
+func TestServesFilesWithBlksizeAndTsize(t *testing.T) {
+	addr, dir, s := serve(t)
+	want, _ := os.ReadFile(filepath.Join(dir, "ipxe.efi"))
+	for _, blk := range []int{0, 512, 1468} {
+		got, size, err := fetch(t, addr, "ipxe.efi", blk)
+		if err != nil || !bytes.Equal(got, want) || size != int64(len(want)) {
+			t.Errorf("blksize %d: %d bytes, tsize %d, %v; want %d bytes", blk, len(got), size, err, len(want))
+		}
+	}
+	if got, _, err := fetch(t, addr, "sub/snp.efi", 0); err != nil || string(got) != "arm64" {
+		t.Errorf("file in a subdirectory: %q %v", got, err)
+	}
+	// The server counts a transfer when the last ACK arrives, after the
+	// client has its data.
+	deadline := time.Now().Add(5 * time.Second)
+	for testutil.ToFloat64(s.metrics.transfers.WithLabelValues("success")) < 4 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := testutil.ToFloat64(s.metrics.transfers.WithLabelValues("success")); n != 4 {
+		t.Errorf("successful transfers counted: %v, want 4", n)
+	}
+	if n := testutil.ToFloat64(s.metrics.bytes); n != float64(3*len(want)+5) {
+		t.Errorf("bytes counted: %v", n)
+	}
+}
+
+// curl's TFTP client is a real peer, independent of pin/tftp.
+func TestCurlPeer(t *testing.T) {
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("curl not installed")
+	}
+	addr, dir, _ := serve(t)
+	want, _ := os.ReadFile(filepath.Join(dir, "ipxe.efi"))
+	for _, blk := range []string{"512", "1468"} {
+		got, err := exec.Command("curl", "-sS", "--tftp-blksize", blk, "tftp://"+addr+"/ipxe.efi").Output()
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("curl blksize %s: %d bytes, %v", blk, len(got), err)
+		}
+	}
+}
+
+func TestRefusesNamesOutsideTheRoot(t *testing.T) {
+	addr, _, _ := serve(t)
+	for _, name := range []string{"../ipxe-private/secret", "/etc/passwd", "escape", "sub\\snp.efi", "sub", "missing.efi", "./ipxe.efi"} {
+		if got, _, err := fetch(t, addr, name, 0); err == nil {
+			t.Errorf("%q served %q", name, got)
+		}
+	}
+}
+
+// A write request gets error 2, access violation, and writes nothing.
+func TestWritesGetAccessViolation(t *testing.T) {
+	addr, dir, s := serve(t)
+	conn, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	wrq := append([]byte{0, 2}, []byte("new.efi\x00octet\x00")...)
+	conn.Write(wrq)
+	conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+	buf := make([]byte, 512)
+	n, err := conn.Read(buf)
+	if err != nil || n < 4 || binary.BigEndian.Uint16(buf) != 5 || binary.BigEndian.Uint16(buf[2:]) != 2 {
+		t.Fatalf("answer to WRQ: % x, %v; want ERROR code 2", buf[:n], err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "new.efi")); err == nil {
+		t.Error("a file was written")
+	}
+	if v := testutil.ToFloat64(s.metrics.transfers.WithLabelValues("write_refused")); v != 1 {
+		t.Errorf("write_refused = %v", v)
+	}
+}
+
+func TestNewNamesTheFix(t *testing.T) {
+	_, err := New(filepath.Join(t.TempDir(), "none"), nil, nil)
+	if err == nil || !strings.Contains(err.Error(), "apt-get install ipxe") {
+		t.Errorf("missing directory: %v", err)
+	}
+}
+
+// FuzzResolveName: any name resolves to an error or to a relative path
+// that cannot leave the root lexically (os.Root handles symlinks).
+func FuzzResolveName(f *testing.F) {
+	for _, s := range []string{"undionly.kpxe", "ipxe.efi", "/ipxe.efi", "../x", "a/../../b", "a\\..\\b", "x\x00y", "", ".", "a//b", "pxelinux.cfg/01-52-54-00-12-34-56"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		p, err := ResolveName(name)
+		if err != nil {
+			return
+		}
+		if !fs.ValidPath(p) || strings.HasPrefix(p, "/") || strings.ContainsAny(p, "\\\x00") || p == ".." || strings.HasPrefix(p, "../") {
+			t.Fatalf("ResolveName(%q) = %q", name, p)
+		}
+	})
+}
