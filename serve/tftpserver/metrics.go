@@ -11,7 +11,7 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		transfers: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "pxeops_tftp_transfers_total", Help: "TFTP transfers by outcome: success, failure, size_probe (UEFI), write_refused.",
+			Name: "pxeops_tftp_transfers_total", Help: "TFTP transfers by outcome: success, failure (writes included), size_probe (UEFI).",
 		}, []string{"outcome"}),
 		bytes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pxeops_tftp_bytes_total", Help: "Bytes sent over TFTP.",

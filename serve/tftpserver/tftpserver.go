@@ -5,7 +5,6 @@
 package tftpserver
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -21,7 +20,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Server is a read-only TFTP server over one directory.
+// Server is a read-only TFTP server over one directory. It has no write
+// handler, so pin/tftp refuses write requests with an ERROR packet; that
+// packet carries code 1 with the message "server does not support write
+// requests", not code 2 (access violation): pin/tftp does not let a
+// handler choose the code, and intercepting requests in front of it would
+// cost the receiving-address information it needs for blksize > 512.
 type Server struct {
 	root    *os.Root
 	dir     string
@@ -60,9 +64,12 @@ func Listen(addr string) (net.PacketConn, error) {
 	return conn, nil
 }
 
-// Serve serves requests arriving on conn until Shutdown.
+// Serve serves requests arriving on conn until Shutdown. conn should be
+// the *net.UDPConn that Listen returns: pin/tftp reads the receiving
+// address and interface MTU from it, which sets the largest blksize it
+// accepts (512 otherwise) and the source address of its answers.
 func (s *Server) Serve(conn net.PacketConn) error {
-	return s.srv.Serve(readOnly{conn, s.metrics})
+	return s.srv.Serve(conn)
 }
 
 // Shutdown stops accepting requests and waits for transfers to end.
@@ -125,35 +132,4 @@ func (s *Server) OnFailure(st tftp.TransferStats, err error) {
 	}
 	s.metrics.transfers.WithLabelValues("failure").Inc()
 	s.log.Warn("tftp transfer failed", "file", st.Filename, "remote", st.RemoteAddr.String(), "err", err)
-}
-
-// readOnly answers write requests itself with error 2 (access violation),
-// which pin/tftp cannot send, and hands everything else on.
-type readOnly struct {
-	net.PacketConn
-	m *metrics
-}
-
-const (
-	opWRQ   = 2
-	opERROR = 5
-)
-
-var accessViolation = func() []byte {
-	msg := "read-only server"
-	b := make([]byte, 4, 4+len(msg)+1)
-	binary.BigEndian.PutUint16(b[0:], opERROR)
-	binary.BigEndian.PutUint16(b[2:], 2)
-	return append(append(b, msg...), 0)
-}()
-
-func (c readOnly) ReadFrom(p []byte) (int, net.Addr, error) {
-	for {
-		n, addr, err := c.PacketConn.ReadFrom(p)
-		if err != nil || n < 2 || binary.BigEndian.Uint16(p) != opWRQ {
-			return n, addr, err
-		}
-		c.m.transfers.WithLabelValues("write_refused").Inc()
-		c.PacketConn.WriteTo(accessViolation, addr)
-	}
 }
