@@ -166,8 +166,10 @@ func FuzzResolveName(f *testing.F) {
 
 // The server acknowledges blksize 1468 (what EDK2 asks for), not a
 // silent fallback to 512, and tsize with the file's size.
+// It then aborts with error 8, as UEFI's size probe does: that counts as
+// a probe, not a failure.
 func TestNegotiatesBlksizeAndTsize(t *testing.T) {
-	addr, dir, _ := serve(t)
+	addr, dir, s := serve(t)
 	info, _ := os.Stat(filepath.Join(dir, "ipxe.efi"))
 	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
@@ -179,7 +181,7 @@ func TestNegotiatesBlksizeAndTsize(t *testing.T) {
 	conn.WriteTo(rrq, server)
 	conn.SetReadDeadline(time.Now().Add(3 * time.Second))
 	buf := make([]byte, 2048)
-	n, _, err := conn.ReadFrom(buf)
+	n, from, err := conn.ReadFrom(buf)
 	if err != nil || n < 2 || binary.BigEndian.Uint16(buf) != 6 {
 		t.Fatalf("answer to RRQ with options: % x, %v; want OACK", buf[:n], err)
 	}
@@ -188,5 +190,13 @@ func TestNegotiatesBlksizeAndTsize(t *testing.T) {
 		if !strings.Contains(opts, want) {
 			t.Errorf("OACK %q lacks %q", opts, want)
 		}
+	}
+	conn.WriteTo(append([]byte{0, 5, 0, 8}, "TFTP Aborted\x00"...), from)
+	deadline := time.Now().Add(5 * time.Second)
+	for testutil.ToFloat64(s.metrics.transfers.WithLabelValues("size_probe")) < 1 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if p, f := testutil.ToFloat64(s.metrics.transfers.WithLabelValues("size_probe")), testutil.ToFloat64(s.metrics.transfers.WithLabelValues("failure")); p != 1 || f != 0 {
+		t.Errorf("size probe counted as probe %v, failure %v; want 1, 0", p, f)
 	}
 }
