@@ -47,6 +47,22 @@ func (s *Snapshot) Lookup(m *schema.Machine) *Group {
 	return best
 }
 
+// MayServe reports whether some group could match a machine of which
+// only the MAC and possibly the arch ("" when unknown) are known yet, as
+// at its first DHCP request: hostnames, serials and labels come later
+// with iPXE. A machine no group could match is left to other servers.
+func (s *Snapshot) MayServe(mac, arch string) bool {
+	for _, g := range s.byMAC[mac] {
+		if a := g.Source.Selector[schema.KeyArch]; a == "" || arch == "" || a == arch {
+			return true
+		}
+	}
+	if arch == "" {
+		return s.macFreeAnyArch || len(s.macFreeArches) > 0
+	}
+	return s.macFreeAnyArch || s.macFreeArches[arch]
+}
+
 func (g *Group) matches(m *schema.Machine) bool {
 	for _, c := range g.sel {
 		if m.Value(c.key) != c.value {

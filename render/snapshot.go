@@ -53,6 +53,10 @@ type Snapshot struct {
 	// the first of those it has; the rest are scanned in precedence order.
 	byMAC, byUUID, bySerial, byHostname map[string][]*Group
 	scan                                []*Group
+	// For MayServe: whether some group without a mac selector could match
+	// a machine of any arch, or of these arches.
+	macFreeAnyArch bool
+	macFreeArches  map[string]bool
 }
 
 // Group is a group ready for matching.
@@ -121,8 +125,16 @@ func New(t *schema.Tree, opts Options) *Snapshot {
 	slices.SortFunc(s.groups, func(a, b *Group) int {
 		return cmp.Or(cmp.Compare(len(b.sel), len(a.sel)), cmp.Compare(a.ID, b.ID))
 	})
+	s.macFreeArches = map[string]bool{}
 	for i, g := range s.groups {
 		g.rank = i
+		if sel := g.Source.Selector; sel[schema.KeyMAC] == "" {
+			if a := sel[schema.KeyArch]; a != "" {
+				s.macFreeArches[a] = true
+			} else {
+				s.macFreeAnyArch = true
+			}
+		}
 		switch sel := g.Source.Selector; {
 		case sel[schema.KeyMAC] != "":
 			s.byMAC[sel[schema.KeyMAC]] = append(s.byMAC[sel[schema.KeyMAC]], g)

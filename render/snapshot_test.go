@@ -175,3 +175,34 @@ func TestScriptReuseFollowsTheSelector(t *testing.T) {
 		t.Errorf("group b reused a script across hostnames: %q, %q", b1, b2)
 	}
 }
+
+func TestMayServe(t *testing.T) {
+	macOnly := mustLoad(t, fstest.MapFS{
+		"profiles/p.yaml":  {Data: []byte(testProfile)},
+		"groups/a.yaml":    {Data: []byte("profile: p\nselector: {mac: \"52:54:00:00:00:01\"}\n")},
+		"groups/arm.yaml":  {Data: []byte("profile: p\nselector: {mac: \"52:54:00:00:00:02\", arch: arm64}\n")},
+		"groups/host.yaml": {Data: []byte("profile: p\nselector: {hostname: h1, arch: x86_64}\n")},
+	})
+	for _, c := range []struct {
+		mac, arch string
+		want      bool
+	}{
+		{"52:54:00:00:00:01", "x86_64", true}, // its MAC group
+		{"52:54:00:00:00:02", "arm64", true},  // MAC and arch agree
+		{"52:54:00:00:00:02", "", true},       // arch not known yet
+		{"52:54:00:00:00:03", "x86_64", true}, // the hostname group may match after iPXE
+		{"52:54:00:00:00:03", "arm64", false}, // nothing for an unknown arm64 machine
+		{"52:54:00:00:00:03", "", true},       // arch unknown: the hostname group may match
+	} {
+		if got := macOnly.MayServe(c.mac, c.arch); got != c.want {
+			t.Errorf("MayServe(%s, %q) = %v", c.mac, c.arch, got)
+		}
+	}
+	strict := mustLoad(t, fstest.MapFS{
+		"profiles/p.yaml": {Data: []byte(testProfile)},
+		"groups/a.yaml":   {Data: []byte("profile: p\nselector: {mac: \"52:54:00:00:00:01\"}\n")},
+	})
+	if strict.MayServe("52:54:00:00:00:09", "x86_64") || strict.MayServe("52:54:00:00:00:09", "") {
+		t.Error("a machine no MAC group names is offered with no other groups")
+	}
+}

@@ -1,0 +1,147 @@
+// Package proxydhcp decides what pxeops answers to DHCP traffic as a
+// ProxyDHCP server (port 67) and PXE boot server (port 4011): never an
+// address, only where to boot from, and only to PXE and HTTP-boot clients
+// that some group of the served snapshot could match.
+//
+// Not finished (issue 5): the decision below is complete and tested; the
+// UDP listeners, --proxy-dhcp wiring, UEFI HTTP boot (which needs the iPXE
+// binaries over HTTP) and the end-to-end firmware tests are still to do.
+package proxydhcp
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"strings"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+	"github.com/insomniacslk/dhcp/iana"
+
+	"github.com/pxeops/pxeops/render"
+)
+
+// Config is what answers need besides the snapshot.
+type Config struct {
+	// ServerIP is the address of the interface the request came in on:
+	// siaddr and option 54.
+	ServerIP net.IP
+	// ServerURL is pxeops' HTTP base URL; iPXE clients chain to
+	// ServerURL/boot.ipxe.
+	ServerURL string
+	// Boot files on the TFTP server, by firmware.
+	BIOSFile  string // undionly.kpxe
+	EFIFile   string // ipxe.efi or snponly.efi (x86-64 UEFI)
+	ARM64File string // arm64 UEFI; empty: arm64 machines are not served
+}
+
+// Port says where a request arrived.
+type Port int
+
+const (
+	ProxyPort      Port = 67   // ProxyDHCP: DISCOVER and REQUEST broadcasts
+	BootServerPort Port = 4011 // PXE boot server: EDK2's REQUEST after a proxy offer
+)
+
+// maxBootFile is what the BOOTP file field holds; longer names are cut.
+const maxBootFile = 127
+
+// Answer returns the reply to req, or nil and why there is none. A nil
+// snapshot (nothing served yet) answers nobody.
+func Answer(req *dhcpv4.DHCPv4, port Port, snap *render.Snapshot, cfg Config) (*dhcpv4.DHCPv4, string) {
+	if req.OpCode != dhcpv4.OpcodeBootRequest {
+		return nil, "not a request"
+	}
+	if req.HWType != iana.HWTypeEthernet || len(req.ClientHWAddr) != 6 {
+		return nil, "not an Ethernet client"
+	}
+	mt := req.MessageType()
+	switch {
+	case port == ProxyPort && (mt == dhcpv4.MessageTypeDiscover || mt == dhcpv4.MessageTypeRequest):
+	case port == BootServerPort && mt == dhcpv4.MessageTypeRequest:
+	default:
+		return nil, fmt.Sprintf("message type %s on port %d is not for a boot server", mt, port)
+	}
+	class := req.ClassIdentifier()
+	var vendor string
+	switch {
+	case strings.HasPrefix(class, "PXEClient"):
+		vendor = "PXEClient"
+	case strings.HasPrefix(class, "HTTPClient"):
+		return nil, "UEFI HTTP boot is not served yet"
+	default:
+		return nil, "not a PXE client (option 60 is " + fmt.Sprintf("%q", class) + "); the site's DHCP server answers it"
+	}
+	mac := req.ClientHWAddr.String()
+	arch, file, why := bootFile(req, cfg)
+	if file == "" {
+		return nil, why
+	}
+	if snap == nil {
+		return nil, "no config served yet"
+	}
+	if !snap.MayServe(mac, arch) {
+		return nil, "no group matches " + mac + "; another boot server may answer it"
+	}
+	if len(file) > maxBootFile {
+		return nil, fmt.Sprintf("boot file name %q is longer than the %d bytes BOOTP holds", file, maxBootFile)
+	}
+	reply, err := dhcpv4.NewReplyFromRequest(req)
+	if err != nil {
+		return nil, err.Error()
+	}
+	reply.YourIPAddr = net.IPv4zero
+	reply.ServerIPAddr = cfg.ServerIP
+	reply.BootFileName = file
+	reply.Options = dhcpv4.Options{} // a proxy carries no lease, mask or router
+	msg := dhcpv4.MessageTypeOffer
+	if mt == dhcpv4.MessageTypeRequest {
+		msg = dhcpv4.MessageTypeAck
+	}
+	reply.UpdateOption(dhcpv4.OptMessageType(msg))
+	reply.UpdateOption(dhcpv4.OptServerIdentifier(cfg.ServerIP))
+	reply.UpdateOption(dhcpv4.OptClassIdentifier(vendor))
+	if guid := req.GetOneOption(dhcpv4.OptionClientMachineIdentifier); guid != nil {
+		reply.UpdateOption(dhcpv4.OptGeneric(dhcpv4.OptionClientMachineIdentifier, guid))
+	}
+	// BIOS PXE ROMs show a boot menu unless told to skip discovery
+	// (sub-option 6 = 8). UEFI gets no option 43: EDK2 then asks the boot
+	// server on port 4011, which answers with the same file.
+	if port == ProxyPort && arch == "" && !isIPXE(req) {
+		reply.UpdateOption(dhcpv4.OptGeneric(dhcpv4.OptionVendorSpecificInformation, []byte{6, 1, 8, 255}))
+	}
+	return reply, ""
+}
+
+// bootFile picks the file for the client's firmware (option 93) and
+// whether it already runs iPXE; arch is the snapshot's name for the
+// architecture, "" for BIOS (which could be either x86 flavour).
+func bootFile(req *dhcpv4.DHCPv4, cfg Config) (arch, file, why string) {
+	archType := iana.INTEL_X86PC // PXE ROMs without option 93 are BIOS
+	if a := req.ClientArch(); len(a) > 0 {
+		archType = a[0]
+	}
+	switch archType {
+	case iana.INTEL_X86PC:
+		arch, file = "", cfg.BIOSFile
+	case iana.EFI_X86_64, iana.EFI_BC:
+		arch, file = "x86_64", cfg.EFIFile
+	case iana.EFI_ARM64:
+		arch, file = "arm64", cfg.ARM64File
+		if file == "" {
+			return "", "", "arm64 UEFI client and no arm64 iPXE binary configured"
+		}
+	default:
+		return "", "", fmt.Sprintf("client architecture %s (option 93) is not served", archType)
+	}
+	if isIPXE(req) {
+		file = strings.TrimSuffix(cfg.ServerURL, "/") + "/boot.ipxe"
+	}
+	return arch, file, ""
+}
+
+// isIPXE tells iPXE by its user class (option 77) or its own option 175;
+// never by option 60, which iPXE sets to PXEClient too.
+func isIPXE(req *dhcpv4.DHCPv4) bool {
+	return bytes.Contains(req.GetOneOption(dhcpv4.OptionUserClassInformation), []byte("iPXE")) ||
+		req.GetOneOption(dhcpv4.GenericOptionCode(175)) != nil
+}
