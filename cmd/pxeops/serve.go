@@ -15,6 +15,7 @@ import (
 	"github.com/pxeops/pxeops/reconcile"
 	"github.com/pxeops/pxeops/render"
 	"github.com/pxeops/pxeops/serve/httpserver"
+	"github.com/pxeops/pxeops/serve/proxydhcp"
 	"github.com/pxeops/pxeops/serve/tftpserver"
 	"github.com/pxeops/pxeops/source"
 )
@@ -29,7 +30,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	httpAddr := fset.String("http-addr", ":8080", "HTTP listen address")
 	serverURL := fset.String("server-url", "", "URL machines reach this server at (default: http://<first non-loopback address><http-addr port>)")
 	assetsDir := fset.String("assets-dir", "", "directory served at /assets/ (kernels, initrds)")
-	tftpAddr := fset.String("tftp-addr", "", "TFTP listen address for the iPXE binaries, e.g. :69; off when empty")
+	tftpAddr := fset.String("tftp-addr", "", "TFTP listen address for the iPXE binaries, e.g. :69; off when empty (:69 with --proxy-dhcp)")
+	proxyDHCP := fset.Bool("proxy-dhcp", false, "answer PXE clients as a ProxyDHCP server (ports 67 and 4011) on --interface; needs root or CAP_NET_BIND_SERVICE+CAP_NET_RAW")
+	iface := fset.String("interface", "", "with --proxy-dhcp: the network interface machines boot on")
+	biosFile := fset.String("bios-binary", "undionly.kpxe", "with --proxy-dhcp: iPXE for BIOS clients, in --ipxe-dir")
+	efiFile := fset.String("efi-binary", "snponly.efi", "with --proxy-dhcp: iPXE for x86-64 UEFI clients, in --ipxe-dir (ipxe.efi works too if it is a file there)")
+	arm64File := fset.String("arm64-binary", "", "with --proxy-dhcp: iPXE for arm64 UEFI clients, in --ipxe-dir; empty: arm64 clients are not answered")
 	ipxeDir := fset.String("ipxe-dir", "/usr/lib/ipxe", "directory of iPXE binaries served over TFTP (Debian package ipxe)")
 	shutdown := fset.Duration("shutdown-timeout", 30*time.Second, "on SIGTERM or SIGINT, how long in-flight requests (downloads) may finish")
 	level := &choice{value: "info", allowed: []string{"debug", "info", "warn", "error"}}
@@ -48,6 +54,24 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return usage("unexpected argument %q; the tree is given with --source", fset.Arg(0))
 	case *src == "":
 		return usage("--source is required: a directory or a git URL (try --source examples/quickstart)")
+	}
+	var proxyIP net.IP
+	if *proxyDHCP {
+		if *iface == "" {
+			return usage("--proxy-dhcp needs --interface: the interface machines boot on")
+		}
+		ip, err := proxydhcp.InterfaceIP(*iface)
+		if err != nil {
+			return usage("%v", err)
+		}
+		proxyIP = ip
+		if *tftpAddr == "" {
+			*tftpAddr = ":69"
+		}
+		if *serverURL == "" {
+			_, port, _ := net.SplitHostPort(*httpAddr)
+			*serverURL = "http://" + net.JoinHostPort(ip.String(), port)
+		}
 	}
 	if *serverURL == "" {
 		*serverURL = defaultServerURL(*httpAddr)
@@ -104,6 +128,15 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		if err != nil {
 			return usage("%v", err)
 		}
+		if *proxyDHCP {
+			binaries := []string{*biosFile, *efiFile}
+			if *arm64File != "" {
+				binaries = append(binaries, *arm64File)
+			}
+			if err := tftp.Check(binaries...); err != nil {
+				return usage("%v", err)
+			}
+		}
 		conn, err := tftpserver.Listen(*tftpAddr)
 		if err != nil {
 			fmt.Fprintf(stderr, "pxeops serve: %v\n", err)
@@ -113,6 +146,21 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		defer tftp.Shutdown()
 	}
 
+	if *proxyDHCP {
+		dhcp := proxydhcp.New(proxydhcp.Config{ServerIP: proxyIP, ServerURL: *serverURL, BIOSFile: *biosFile, EFIFile: *efiFile, ARM64File: *arm64File}, rec, log, reg)
+		for _, l := range []struct {
+			addr string
+			port proxydhcp.Port
+		}{{":67", proxydhcp.ProxyPort}, {":4011", proxydhcp.BootServerPort}} {
+			conn, err := proxydhcp.Listen(*iface, l.addr)
+			if err != nil {
+				fmt.Fprintf(stderr, "pxeops serve: %v\n", err)
+				return exitInvalid
+			}
+			defer conn.Close()
+			go dhcp.Serve(conn, l.port)
+		}
+	}
 	log.Info("pxeops serving", "version", version, "http", ln.Addr().String(), "server_url", *serverURL, "source", *src, "assets", *assetsDir)
 	go rec.Run(ctx)
 	go tree.Run(ctx, rec.Offer)

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -48,6 +49,24 @@ func New(dir string, log *slog.Logger, reg prometheus.Registerer) (*Server, erro
 	s.srv.SetHook(s)
 	s.srv.SetTimeout(2 * time.Second)
 	return s, nil
+}
+
+// Check reports the first of files that the server cannot serve, with
+// the fix. Debian's /usr/lib/ipxe/ipxe.efi is a symlink to /boot, which
+// the confinement refuses like any other way out: use snponly.efi, or
+// copy ipxe.efi into the directory.
+func (s *Server) Check(files ...string) error {
+	for _, f := range files {
+		info, err := s.root.Stat(f)
+		if err == nil && info.Mode().IsRegular() {
+			continue
+		}
+		if target, lerr := os.Readlink(filepath.Join(s.dir, f)); lerr == nil {
+			return fmt.Errorf("--ipxe-dir %s: %s is a symlink to %s, outside the directory, and is not served; copy the file in or choose another binary", s.dir, f, target)
+		}
+		return fmt.Errorf("--ipxe-dir %s: %s missing (apt-get install ipxe provides undionly.kpxe and snponly.efi)", s.dir, f)
+	}
+	return nil
 }
 
 // Listen opens the UDP socket for addr, with errors that name the fix.

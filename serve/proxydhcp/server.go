@@ -1,0 +1,154 @@
+package proxydhcp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"syscall"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pxeops/pxeops/render"
+)
+
+// Snapshots gives the snapshot to answer from; nil before the first.
+type Snapshots interface {
+	Snapshot() *render.Snapshot
+}
+
+// maxPacket bounds what is read; a DHCP message over an Ethernet MTU is
+// not one a PXE ROM sends.
+const maxPacket = 1500
+
+// Server listens for ProxyDHCP (port 67) and boot-server (port 4011)
+// requests on one interface.
+type Server struct {
+	cfg     Config
+	snaps   Snapshots
+	log     *slog.Logger
+	packets *prometheus.CounterVec
+	// Where replies go; the defaults are the protocol's, tests on
+	// loopback change them.
+	clientPort, relayPort int
+	broadcast             net.IP
+}
+
+// New prepares a server; reg may be nil.
+func New(cfg Config, snaps Snapshots, log *slog.Logger, reg prometheus.Registerer) *Server {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{cfg: cfg, snaps: snaps, log: log, clientPort: 68, relayPort: 67, broadcast: net.IPv4bcast,
+		packets: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pxeops_dhcp_packets_total", Help: "DHCP packets by port and result: offer, ack, ignored, malformed, oversized.",
+		}, []string{"port", "result"}),
+	}
+	if reg != nil {
+		reg.MustRegister(s.packets)
+	}
+	return s
+}
+
+// InterfaceIP returns the first IPv4 address of the named interface, the
+// one clients are told to come back to.
+func InterfaceIP(name string) (net.IP, error) {
+	iface, err := net.InterfaceByName(name)
+	if err != nil {
+		return nil, fmt.Errorf("--interface %s: %w (see ip link)", name, err)
+	}
+	addrs, err := iface.Addrs()
+	if err != nil {
+		return nil, fmt.Errorf("--interface %s: %w", name, err)
+	}
+	for _, a := range addrs {
+		if ip, ok := a.(*net.IPNet); ok && ip.IP.To4() != nil {
+			return ip.IP.To4(), nil
+		}
+	}
+	return nil, fmt.Errorf("--interface %s has no IPv4 address", name)
+}
+
+// Listen opens a UDP socket on addr bound to iface (SO_BINDTODEVICE),
+// able to broadcast, with errors that name the fix.
+func Listen(iface, addr string) (net.PacketConn, error) {
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) {
+			serr = errors.Join(
+				syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_BROADCAST, 1),
+				syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1),
+				syscall.BindToDevice(int(fd), iface),
+			)
+		})
+		return errors.Join(err, serr)
+	}}
+	conn, err := lc.ListenPacket(context.Background(), "udp4", addr)
+	switch {
+	case errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM):
+		return nil, fmt.Errorf("ProxyDHCP %s on %s: %w: ports 67 and 4011 need root, or CAP_NET_BIND_SERVICE and CAP_NET_RAW", addr, iface, err)
+	case errors.Is(err, syscall.EADDRINUSE):
+		return nil, fmt.Errorf("ProxyDHCP %s on %s: %w: another DHCP or proxy server (dnsmasq?) holds the port", addr, iface, err)
+	case err != nil:
+		return nil, fmt.Errorf("ProxyDHCP %s on %s: %w", addr, iface, err)
+	}
+	return conn, nil
+}
+
+// Serve answers requests arriving on conn, which listens on port, until
+// conn is closed. Bad packets are counted and dropped; nothing in a
+// packet can stop the loop.
+func (s *Server) Serve(conn net.PacketConn, port Port) error {
+	buf := make([]byte, maxPacket+1)
+	label := strconv.Itoa(int(port))
+	for {
+		n, peer, err := conn.ReadFrom(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return err
+		}
+		if n > maxPacket {
+			s.packets.WithLabelValues(label, "oversized").Inc()
+			continue
+		}
+		req, err := dhcpv4.FromBytes(buf[:n])
+		if err != nil {
+			s.packets.WithLabelValues(label, "malformed").Inc()
+			continue
+		}
+		reply, why := Answer(req, port, s.snaps.Snapshot(), s.cfg)
+		if reply == nil {
+			s.packets.WithLabelValues(label, "ignored").Inc()
+			s.log.Debug("dhcp: no answer", "mac", req.ClientHWAddr.String(), "port", port, "reason", why)
+			continue
+		}
+		dst := s.destination(req, peer, port)
+		if _, err := conn.WriteTo(reply.ToBytes(), dst); err != nil {
+			s.log.Warn("dhcp: reply not sent", "to", dst.String(), "err", err)
+			continue
+		}
+		result := "offer"
+		if reply.MessageType() == dhcpv4.MessageTypeAck {
+			result = "ack"
+		}
+		s.packets.WithLabelValues(label, result).Inc()
+		s.log.Info("dhcp: "+result, "mac", req.ClientHWAddr.String(), "file", reply.BootFileName, "to", dst.String())
+	}
+}
+
+// destination is where a reply goes: to the relay when there is one, to
+// the sender for the boot server, else broadcast to the client port.
+func (s *Server) destination(req *dhcpv4.DHCPv4, peer net.Addr, port Port) net.Addr {
+	switch {
+	case req.GatewayIPAddr != nil && !req.GatewayIPAddr.IsUnspecified():
+		return &net.UDPAddr{IP: req.GatewayIPAddr, Port: s.relayPort}
+	case port == BootServerPort:
+		return peer
+	}
+	return &net.UDPAddr{IP: s.broadcast, Port: s.clientPort}
+}
