@@ -1,0 +1,230 @@
+// Package e2e boots real firmware against pxeops, following
+// ../shared/e2e-lab.md: three network namespaces joined by a bridge, dnsmasq
+// handing out addresses only, `pxeops serve --proxy-dhcp` in its own
+// namespace, and QEMU under software emulation. It needs root, qemu,
+// dnsmasq, OVMF and QEMU's iPXE ROMs; .ci/run installs them and runs it.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+const (
+	labMAC   = "52:54:00:12:34:56" // the quickstart's lab-vm group
+	strayMAC = "52:54:00:aa:bb:cc" // matched by no group
+	marker   = "PXEOPS-QUICKSTART-BOOTED pxeops.group=lab-vm pxeops.mac=" + labMAC
+)
+
+func need(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for network namespaces and ports 67/69/4011")
+	}
+	for _, tool := range []string{"ip", "qemu-system-x86_64", "dnsmasq", "busybox", "curl"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed; .ci/run installs the e2e packages", tool)
+		}
+	}
+	for _, f := range []string{"/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/lib/ipxe/qemu/pxe-e1000.rom", "/usr/lib/ipxe/undionly.kpxe", "/usr/lib/ipxe/snponly.efi"} {
+		if _, err := os.Stat(f); err != nil {
+			t.Skipf("%s missing; .ci/run installs ovmf, ipxe and ipxe-qemu", f)
+		}
+	}
+}
+
+// lab is one set of namespaces, named after the test process so runs do
+// not collide; everything is torn down at the end, also on failure.
+type lab struct {
+	t       *testing.T
+	pfx     string
+	dir     string
+	pxeLogs string
+}
+
+func (l *lab) ns(name string) string { return l.pfx + name }
+
+func (l *lab) run(args ...string) string {
+	l.t.Helper()
+	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+	if err != nil {
+		l.t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// start runs a long-lived command inside a namespace until the test ends.
+func (l *lab) start(ns, logName string, args ...string) {
+	l.t.Helper()
+	log, err := os.Create(filepath.Join(l.dir, logName))
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	cmd := exec.Command("ip", append([]string{"netns", "exec", l.ns(ns)}, args...)...)
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		l.t.Fatal(err)
+	}
+	l.t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait(); log.Close() })
+}
+
+func newLab(t *testing.T) *lab {
+	l := &lab{t: t, pfx: fmt.Sprintf("p%d", os.Getpid()%100000), dir: t.TempDir()}
+	t.Cleanup(func() {
+		for _, ns := range []string{"lab", "dhcp", "pxe", "cli"} {
+			exec.Command("ip", "netns", "del", l.ns(ns)).Run()
+		}
+	})
+	for _, ns := range []string{"lab", "dhcp", "pxe", "cli"} {
+		l.run("ip", "netns", "add", l.ns(ns))
+		l.run("ip", "-n", l.ns(ns), "link", "set", "lo", "up")
+	}
+	lab := l.ns("lab")
+	l.run("ip", "-n", lab, "link", "add", "br0", "type", "bridge")
+	l.run("ip", "-n", lab, "link", "set", "br0", "type", "bridge", "stp_state", "0", "forward_delay", "0")
+	l.run("ip", "-n", lab, "link", "set", "br0", "up")
+	for _, ns := range []string{"dhcp", "pxe", "cli"} {
+		veth := "v" + l.pfx + ns[:1]
+		l.run("ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", l.ns(ns))
+		l.run("ip", "link", "set", veth, "netns", lab)
+		l.run("ip", "-n", lab, "link", "set", veth, "master", "br0", "up")
+		l.run("ip", "-n", l.ns(ns), "link", "set", "eth0", "up")
+	}
+	l.run("ip", "-n", l.ns("dhcp"), "addr", "add", "10.77.0.2/24", "dev", "eth0")
+	l.run("ip", "-n", l.ns("pxe"), "addr", "add", "10.77.0.3/24", "dev", "eth0")
+	l.run("ip", "-n", lab, "tuntap", "add", "dev", "tap0", "mode", "tap")
+	l.run("ip", "-n", lab, "link", "set", "tap0", "master", "br0", "up")
+	l.start("dhcp", "dnsmasq.log", "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--port=0",
+		"--interface=eth0", "--bind-interfaces", "--no-ping", "--log-dhcp", "--pid-file="+filepath.Join(l.dir, "dnsmasq.pid"),
+		"--dhcp-range=10.77.0.10,10.77.0.250,255.255.255.0,1h")
+	return l
+}
+
+// fleet is the quickstart without its default group, so a MAC no group
+// names is not served.
+func fleet(t *testing.T) string {
+	dir := t.TempDir()
+	out, err := exec.Command("cp", "-r", "../../examples/quickstart/.", dir).CombinedOutput()
+	if err != nil {
+		t.Fatalf("copy quickstart: %v %s", err, out)
+	}
+	os.RemoveAll(filepath.Join(dir, "assets"))
+	os.Remove(filepath.Join(dir, "groups", "default.yaml"))
+	return dir
+}
+
+func buildPxeops(t *testing.T, dir string) string {
+	bin := filepath.Join(dir, "pxeops")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/pxeops").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func buildAssets(t *testing.T, dir string) string {
+	assets := filepath.Join(dir, "assets")
+	if out, err := exec.Command("bash", "../../examples/quickstart/build-assets.sh", assets).CombinedOutput(); err != nil {
+		t.Fatalf("build-assets.sh: %v\n%s", err, out)
+	}
+	return assets
+}
+
+func (l *lab) metrics() string {
+	out, _ := exec.Command("ip", "netns", "exec", l.ns("pxe"), "curl", "-s", "http://127.0.0.1:8080/metrics").Output()
+	return string(out)
+}
+
+func (l *lab) file(name string) string {
+	b, _ := os.ReadFile(filepath.Join(l.dir, name))
+	return string(b)
+}
+
+// boot starts QEMU in the lab namespace and waits for the marker.
+func (l *lab) boot(name string, args ...string) {
+	l.t.Helper()
+	serial := filepath.Join(l.dir, name+".serial")
+	ctx, cancel := context.WithTimeout(context.Background(), 240*time.Second)
+	defer cancel()
+	base := []string{"netns", "exec", l.ns("lab"), "qemu-system-x86_64", "-accel", "tcg", "-m", "512", "-display", "none",
+		"-serial", "file:" + serial, "-no-reboot", "-boot", "order=n", "-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no"}
+	start := time.Now()
+	out, err := exec.CommandContext(ctx, "ip", append(base, args...)...).CombinedOutput()
+	log, _ := os.ReadFile(serial)
+	if !bytes.Contains(log, []byte(marker)) {
+		l.t.Fatalf("%s: no boot marker after %s (qemu: %v %s)\nserial tail:\n%s\npxeops log tail:\n%s", name, time.Since(start).Round(time.Second), err, out,
+			tail(string(log), 3000), tail(l.file("pxeops.log"), 3000))
+	}
+	l.t.Logf("%s booted to the marker in %s", name, time.Since(start).Round(time.Second))
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+func TestNetworkBoot(t *testing.T) {
+	need(t)
+	work := t.TempDir()
+	bin, assets, tree := buildPxeops(t, work), buildAssets(t, work), fleet(t)
+	l := newLab(t)
+	l.start("pxe", "pxeops.log", bin, "serve", "--source", tree, "--assets-dir", assets, "--proxy-dhcp", "--interface", "eth0",
+		"--http-addr", ":8080", "--log-level", "debug")
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(l.metrics(), "pxeops_snapshot_info") {
+		if time.Now().After(deadline) {
+			t.Fatalf("pxeops not ready:\n%s", l.file("pxeops.log"))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	t.Run("non-PXE client gets its lease from dnsmasq only", func(t *testing.T) {
+		out := l.udhcpc(t, "02:00:00:00:00:01", "")
+		if !strings.Contains(out, "obtained") || !strings.Contains(l.file("pxeops.log"), "not a PXE client") || strings.Contains(l.file("pxeops.log"), "mac=02:00:00:00:00:01 file=") {
+			t.Errorf("udhcpc: %s\npxeops log:\n%s", out, tail(l.file("pxeops.log"), 2000))
+		}
+	})
+	t.Run("PXE client no group matches gets no offer", func(t *testing.T) {
+		out := l.udhcpc(t, strayMAC, "PXEClient:Arch:00000:UNDI:002001")
+		log := l.file("pxeops.log")
+		if !strings.Contains(out, "obtained") || !strings.Contains(log, "no group matches "+strayMAC) || strings.Contains(log, "mac="+strayMAC+" file=") {
+			t.Errorf("udhcpc: %s\npxeops log:\n%s", out, tail(log, 2000))
+		}
+	})
+	t.Run("BIOS with iPXE ROM", func(t *testing.T) {
+		l.boot("bios", "-device", "e1000,netdev=n0,mac="+labMAC)
+	})
+	t.Run("UEFI with EDK2 PXE", func(t *testing.T) {
+		vars := filepath.Join(l.dir, "OVMF_VARS.fd")
+		l.run("cp", "/usr/share/OVMF/OVMF_VARS_4M.fd", vars)
+		l.boot("uefi", "-drive", "if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
+			"-drive", "if=pflash,format=raw,file="+vars, "-device", "virtio-net-pci,netdev=n0,romfile=,mac="+labMAC)
+		if log := l.file("pxeops.log"); !strings.Contains(log, "to=10.77.0.") || !strings.Contains(log, "tftp transfer\" file=snponly.efi") {
+			t.Errorf("UEFI path did not go through port 4011 and TFTP:\n%s", tail(log, 3000))
+		}
+	})
+}
+
+// udhcpc runs busybox's DHCP client in the client namespace with the
+// given MAC and vendor class, and returns its output.
+func (l *lab) udhcpc(t *testing.T, mac, vendor string) string {
+	t.Helper()
+	l.run("ip", "-n", l.ns("cli"), "link", "set", "eth0", "down")
+	l.run("ip", "-n", l.ns("cli"), "link", "set", "eth0", "address", mac)
+	l.run("ip", "-n", l.ns("cli"), "link", "set", "eth0", "up")
+	args := []string{"netns", "exec", l.ns("cli"), "busybox", "udhcpc", "-i", "eth0", "-n", "-q", "-f", "-t", "5", "-T", "2", "-s", "/bin/true"}
+	if vendor != "" {
+		args = append(args, "-V", vendor)
+	}
+	out, _ := exec.Command("ip", args...).CombinedOutput()
+	time.Sleep(500 * time.Millisecond) // the log is flushed every 100 ms
+	return string(out)
+}
