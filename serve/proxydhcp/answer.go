@@ -3,9 +3,8 @@
 // address, only where to boot from, and only to PXE and HTTP-boot clients
 // that some group of the served snapshot could match.
 //
-// Not finished (issue 5): the decision below is complete and tested; the
-// UDP listeners, --proxy-dhcp wiring, UEFI HTTP boot (which needs the iPXE
-// binaries over HTTP) and the end-to-end firmware tests are still to do.
+// Not served yet: UEFI HTTP boot (option 60 HTTPClient), which needs the
+// iPXE binaries over HTTP.
 package proxydhcp
 
 import (

@@ -3,6 +3,8 @@ package proxydhcp
 import (
 	"bytes"
 	"net"
+	"os"
+	"path/filepath"
 	"testing"
 	"testing/fstest"
 
@@ -11,10 +13,10 @@ import (
 	"github.com/pxeops/pxeops/render"
 )
 
-// The requests below are built field by field after what
-// ../shared/pxe-facts.md records of EDK2, SeaBIOS's iPXE ROM and busybox
-// udhcpc on the wire. They are not captures: captured fixtures come with
-// the end-to-end lab (issue 5, still open).
+// The requests of TestAnswers are built field by field after what
+// ../shared/pxe-facts.md records, to cover cases the lab's firmware does
+// not send (old ROMs, arm64, ia32, relays); TestCapturedRequests replays
+// real captures.
 
 var cfg = Config{ServerIP: net.IPv4(10, 77, 0, 3), ServerURL: "http://10.77.0.3:8080", BIOSFile: "undionly.kpxe", EFIFile: "ipxe.efi"}
 
@@ -163,6 +165,12 @@ func FuzzAnswer(f *testing.F) {
 	} {
 		f.Add(req.ToBytes(), uint16(67))
 	}
+	captures, _ := filepath.Glob("../../testdata/dhcp/*.bin")
+	for _, c := range captures {
+		if data, err := os.ReadFile(c); err == nil {
+			f.Add(data, uint16(67))
+		}
+	}
 	f.Fuzz(func(t *testing.T, data []byte, port uint16) {
 		req, err := dhcpv4.FromBytes(data)
 		if err != nil {
@@ -184,4 +192,54 @@ func FuzzAnswer(f *testing.F) {
 		}
 		reply.ToBytes()
 	})
+}
+
+// Captured requests (testdata/dhcp/README.md) get the answers the
+// firmware booted with in the lab.
+func TestCapturedRequests(t *testing.T) {
+	snap := snapshot(t, known)
+	for _, c := range []struct {
+		file  string
+		port  Port
+		boot  string
+		msg   dhcpv4.MessageType
+		opt43 bool
+	}{
+		{"seabios-ipxe-discover", ProxyPort, "http://10.77.0.3:8080/boot.ipxe", dhcpv4.MessageTypeOffer, false},
+		{"seabios-ipxe-request", ProxyPort, "http://10.77.0.3:8080/boot.ipxe", dhcpv4.MessageTypeAck, false},
+		{"edk2-discover", ProxyPort, "ipxe.efi", dhcpv4.MessageTypeOffer, false},
+		{"edk2-request", ProxyPort, "ipxe.efi", dhcpv4.MessageTypeAck, false},
+		{"edk2-request-4011", BootServerPort, "ipxe.efi", dhcpv4.MessageTypeAck, false},
+		{"ipxe-efi-discover", ProxyPort, "http://10.77.0.3:8080/boot.ipxe", dhcpv4.MessageTypeOffer, false},
+		{"ipxe-efi-request", ProxyPort, "http://10.77.0.3:8080/boot.ipxe", dhcpv4.MessageTypeAck, false},
+		{"udhcpc-discover", ProxyPort, "", 0, false},
+		{"udhcpc-request", ProxyPort, "", 0, false},
+	} {
+		data, err := os.ReadFile("../../testdata/dhcp/" + c.file + ".bin")
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, err := dhcpv4.FromBytes(data)
+		if err != nil {
+			t.Fatalf("%s: %v", c.file, err)
+		}
+		reply, why := Answer(req, c.port, snap, cfg)
+		if c.boot == "" {
+			if reply != nil {
+				t.Errorf("%s: answered a non-PXE client: %v", c.file, reply)
+			}
+			continue
+		}
+		if reply == nil {
+			t.Errorf("%s: no answer: %s", c.file, why)
+			continue
+		}
+		checkProxyReply(t, c.file, req, reply)
+		if reply.BootFileName != c.boot || reply.MessageType() != c.msg || (reply.GetOneOption(dhcpv4.OptionVendorSpecificInformation) != nil) != c.opt43 {
+			t.Errorf("%s: file %q type %s option 43 %v", c.file, reply.BootFileName, reply.MessageType(), reply.GetOneOption(dhcpv4.OptionVendorSpecificInformation))
+		}
+		if g := req.GetOneOption(dhcpv4.OptionClientMachineIdentifier); g != nil && !bytes.Equal(reply.GetOneOption(dhcpv4.OptionClientMachineIdentifier), g) {
+			t.Errorf("%s: option 97 not echoed", c.file)
+		}
+	}
 }
