@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"strconv"
 	"syscall"
 
@@ -95,13 +96,34 @@ func Listen(iface, addr string) (net.PacketConn, error) {
 	case err != nil:
 		return nil, fmt.Errorf("ProxyDHCP %s on %s: %w", addr, iface, err)
 	}
+	// Machines powered on together arrive together: room for a burst
+	// while a reader is descheduled or the GC runs.
+	if u, ok := conn.(*net.UDPConn); ok {
+		u.SetReadBuffer(4 << 20)
+	}
 	return conn, nil
 }
 
 // Serve answers requests arriving on conn, which listens on port, until
-// conn is closed. Bad packets are counted and dropped; nothing in a
-// packet can stop the loop.
+// conn is closed, with one reader per CPU: a storm of machines powered on
+// together is the normal case. Bad packets are counted and dropped;
+// nothing in a packet can stop a reader.
 func (s *Server) Serve(conn net.PacketConn, port Port) error {
+	errs := make(chan error, runtime.GOMAXPROCS(0))
+	for range cap(errs) {
+		go func() { errs <- s.serve(conn, port) }()
+	}
+	var first error
+	for range cap(errs) {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+			conn.Close() // stop the other readers too
+		}
+	}
+	return first
+}
+
+func (s *Server) serve(conn net.PacketConn, port Port) error {
 	buf := make([]byte, maxPacket+1)
 	label := strconv.Itoa(int(port))
 	for {

@@ -31,6 +31,8 @@ func main() {
 	server := flag.String("server", "10.88.0.1", "pxeops address (ProxyDHCP, TFTP, HTTP on :8080)")
 	local := flag.String("local", "10.88.0.2", "this host's address, used as the relay address")
 	clients := flag.Int("clients", 500, "machines booting at once (MACs of gentree's first N groups)")
+	rate := flag.Int("rate", 0, "instead of the storm: send ProxyDHCP DISCOVERs at this rate and count the offers")
+	duration := flag.Duration("duration", 5*time.Second, "with -rate: how long to send")
 	flag.Parse()
 
 	relay, err := net.ListenPacket("udp4", *local+":67")
@@ -39,6 +41,10 @@ func main() {
 		os.Exit(1)
 	}
 	defer relay.Close()
+	if *rate > 0 {
+		offerRate(relay, *server, net.ParseIP(*local), *rate, *duration)
+		return
+	}
 	d := &demux{waiting: map[dhcpv4.TransactionID]chan *dhcpv4.DHCPv4{}}
 	go d.run(relay)
 
@@ -197,4 +203,49 @@ func exchangeDirect(conn net.PacketConn, req *dhcpv4.DHCPv4, to net.Addr) (*dhcp
 		}
 	}
 	return nil, fmt.Errorf("no reply")
+}
+
+// offerRate sends DISCOVERs of gentree's machines at a fixed rate and
+// counts the offers that come back: the server's sustained answer rate
+// and its drops.
+func offerRate(relay net.PacketConn, server string, local net.IP, rate int, duration time.Duration) {
+	to := &net.UDPAddr{IP: net.ParseIP(server), Port: 67}
+	total := int(duration.Seconds() * float64(rate))
+	reqs := make([][]byte, 10000)
+	for i := range reqs {
+		mac, _ := net.ParseMAC(gentree.MAC(i))
+		d, _ := dhcpv4.NewDiscovery(mac,
+			dhcpv4.WithOption(dhcpv4.OptGeneric(dhcpv4.OptionClientSystemArchitectureType, []byte{0, 7})),
+			dhcpv4.WithOption(dhcpv4.OptClassIdentifier("PXEClient:Arch:00007:UNDI:003000")),
+			dhcpv4.WithGatewayIP(local))
+		reqs[i] = d.ToBytes()
+	}
+	var offers int
+	done := make(chan struct{})
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			relay.SetReadDeadline(time.Now().Add(2 * time.Second))
+			n, _, err := relay.ReadFrom(buf)
+			if err != nil {
+				close(done)
+				return
+			}
+			if m, err := dhcpv4.FromBytes(buf[:n]); err == nil && m.OpCode == dhcpv4.OpcodeBootReply {
+				offers++
+			}
+		}
+	}()
+	start := time.Now()
+	interval := time.Second / time.Duration(rate)
+	for i := range total {
+		if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
+			time.Sleep(d)
+		}
+		relay.WriteTo(reqs[i%len(reqs)], to)
+	}
+	sent := time.Since(start)
+	<-done
+	fmt.Printf("sent %d DISCOVERs in %s (%.0f/s); %d offers, %.2f%% dropped\n",
+		total, sent.Round(time.Millisecond), float64(total)/sent.Seconds(), offers, 100*float64(total-offers)/float64(total))
 }
