@@ -103,9 +103,16 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if err != nil {
 		return usage("%v", err)
 	}
+	// The iPXE binaries go over HTTP too (UEFI HTTP boot) once network
+	// boot is on.
+	httpIPXEDir := ""
+	if *proxyDHCP || *tftpAddr != "" {
+		httpIPXEDir = *ipxeDir
+	}
 	handler, err := httpserver.New(rec, httpserver.Options{
 		ServerURL:     *serverURL,
 		AssetsDir:     *assetsDir,
+		IPXEDir:       httpIPXEDir,
 		Logger:        log,
 		Registry:      reg,
 		WebhookSecret: hookSecret,

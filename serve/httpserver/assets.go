@@ -15,25 +15,31 @@ import (
 // it, symlinks included; directories are never listed. http.ServeContent
 // answers Range and conditional requests and, given an *os.File, sends it
 // with sendfile.
-type assets struct{ root *os.Root }
+type assets struct {
+	root   *os.Root
+	prefix string // the URL path it is served under, e.g. /assets/
+	flag   string // the flag that names the directory, for errors
+}
 
-func newAssets(dir string) (*assets, error) {
+func newAssets(dir, prefix, flag string) (*assets, error) {
+	a := &assets{prefix: prefix, flag: flag}
 	if dir == "" {
-		return &assets{}, nil
+		return a, nil
 	}
 	root, err := os.OpenRoot(dir)
 	if err != nil {
-		return nil, fmt.Errorf("--assets-dir: %w", err)
+		return nil, fmt.Errorf("%s: %w", flag, err)
 	}
-	return &assets{root: root}, nil
+	a.root = root
+	return a, nil
 }
 
 func (a *assets) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if a.root == nil {
-		http.Error(w, "no assets directory configured (--assets-dir)", http.StatusNotFound)
+		http.Error(w, "no directory configured ("+a.flag+")", http.StatusNotFound)
 		return
 	}
-	name := strings.TrimPrefix(r.URL.Path, "/assets/")
+	name := strings.TrimPrefix(r.URL.Path, a.prefix)
 	if !fs.ValidPath(name) || name == "." {
 		http.Error(w, "not found", http.StatusNotFound)
 		return

@@ -138,3 +138,28 @@ func TestInstrumentKeepsReadFrom(t *testing.T) {
 		t.Errorf("code %d, %d bytes, ReadFrom used: %v", w.Code, w.Body.Len(), w.usedReadFrom)
 	}
 }
+
+// With an iPXE directory, its binaries are served under /ipxe-bin/ for
+// UEFI HTTP boot, confined the same way.
+func TestIPXEBinaries(t *testing.T) {
+	dir := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(dir, "snponly.efi"), []byte("EFI binary"), 0o644))
+	must(t, os.Symlink("/etc/passwd", filepath.Join(dir, "escape.efi")))
+	h, err := New(fixedSnapshots{}, Options{IPXEDir: dir})
+	must(t, err)
+	if w := get(t, h, "/ipxe-bin/snponly.efi"); w.Code != http.StatusOK || w.Body.String() != "EFI binary" {
+		t.Errorf("snponly.efi: %d %q", w.Code, w.Body.String())
+	}
+	if w := get(t, h, "/ipxe-bin/escape.efi"); w.Code == http.StatusOK {
+		t.Errorf("symlink out of the iPXE directory served: %q", w.Body.String())
+	}
+	if w := get(t, httpHandlerWithout(t), "/ipxe-bin/snponly.efi"); w.Code != http.StatusNotFound {
+		t.Errorf("no iPXE directory configured: %d", w.Code)
+	}
+}
+
+func httpHandlerWithout(t *testing.T) http.Handler {
+	h, err := New(fixedSnapshots{}, Options{})
+	must(t, err)
+	return h
+}

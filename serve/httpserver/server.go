@@ -30,6 +30,9 @@ type Options struct {
 	ServerURL string
 	// AssetsDir is served at /assets/; empty serves nothing there.
 	AssetsDir string
+	// IPXEDir is served at /ipxe-bin/, for UEFI HTTP boot; empty serves
+	// nothing there.
+	IPXEDir string
 	// Status builds the /status document.
 	Status func() any
 	Logger *slog.Logger
@@ -40,6 +43,9 @@ type Options struct {
 	WebhookSecret []byte
 	Trigger       func()
 }
+
+// IPXEBinPath is where the iPXE binaries are served, for UEFI HTTP boot.
+const IPXEBinPath = "/ipxe-bin/"
 
 // RevisionHeader carries the snapshot revision on every boot answer.
 const RevisionHeader = "X-Pxeops-Revision"
@@ -77,11 +83,16 @@ func New(snaps Snapshots, opts Options) (http.Handler, error) {
 	}
 	handle("GET /metadata", "metadata", s.handleMetadata)
 	handle("GET /pixiecore/v1/boot/{mac}", "pixiecore", s.handlePixiecore)
-	assets, err := newAssets(opts.AssetsDir)
+	assets, err := newAssets(opts.AssetsDir, "/assets/", "--assets-dir")
 	if err != nil {
 		return nil, err
 	}
 	handle("GET /assets/", "assets", assets.ServeHTTP)
+	ipxeBin, err := newAssets(opts.IPXEDir, IPXEBinPath, "--ipxe-dir")
+	if err != nil {
+		return nil, err
+	}
+	handle("GET "+IPXEBinPath, "ipxe-bin", ipxeBin.ServeHTTP)
 	if opts.Trigger != nil && len(opts.WebhookSecret) > 0 {
 		handle("POST /hooks/git", "hooks", (&webhook{secret: opts.WebhookSecret, trigger: opts.Trigger, log: opts.Logger}).ServeHTTP)
 	}

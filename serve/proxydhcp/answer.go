@@ -2,9 +2,6 @@
 // ProxyDHCP server (port 67) and PXE boot server (port 4011): never an
 // address, only where to boot from, and only to PXE and HTTP-boot clients
 // that some group of the served snapshot could match.
-//
-// Not served yet: UEFI HTTP boot (option 60 HTTPClient), which needs the
-// iPXE binaries over HTTP.
 package proxydhcp
 
 import (
@@ -25,7 +22,8 @@ type Config struct {
 	// siaddr and option 54.
 	ServerIP net.IP
 	// ServerURL is pxeops' HTTP base URL; iPXE clients chain to
-	// ServerURL/boot.ipxe.
+	// ServerURL/boot.ipxe, UEFI HTTP-boot clients fetch the iPXE binary
+	// from ServerURL/ipxe-bin/.
 	ServerURL string
 	// Boot files on the TFTP server, by firmware.
 	BIOSFile  string // undionly.kpxe
@@ -66,7 +64,7 @@ func Answer(req *dhcpv4.DHCPv4, port Port, snap *render.Snapshot, cfg Config) (*
 	case strings.HasPrefix(class, "PXEClient"):
 		vendor = "PXEClient"
 	case strings.HasPrefix(class, "HTTPClient"):
-		return nil, "UEFI HTTP boot is not served yet"
+		vendor = "HTTPClient"
 	default:
 		return nil, "not a PXE client (option 60 is " + fmt.Sprintf("%q", class) + "); the site's DHCP server answers it"
 	}
@@ -129,6 +127,16 @@ func bootFile(req *dhcpv4.DHCPv4, cfg Config) (arch, file, why string) {
 		if file == "" {
 			return "", "", "arm64 UEFI client and no arm64 iPXE binary configured"
 		}
+	case iana.EFI_X86_64_HTTP, iana.EFI_ARM64_HTTP:
+		arch, file = "x86_64", cfg.EFIFile
+		if archType == iana.EFI_ARM64_HTTP {
+			arch, file = "arm64", cfg.ARM64File
+		}
+		if file == "" {
+			return "", "", "arm64 UEFI HTTP-boot client and no arm64 iPXE binary configured"
+		}
+		// HTTP boot fetches the binary itself, by URL, and runs it.
+		file = strings.TrimSuffix(cfg.ServerURL, "/") + "/ipxe-bin/" + file
 	default:
 		return "", "", fmt.Sprintf("client architecture %s (option 93) is not served", archType)
 	}

@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"testing/fstest"
 
@@ -81,7 +82,8 @@ func TestAnswers(t *testing.T) {
 		{name: "arm64 without a binary", req: request(t, dhcpv4.MessageTypeDiscover, "PXEClient:Arch:00011:UNDI:003000", 11), port: ProxyPort, dropped: "no arm64 iPXE binary"},
 		{name: "ia32 UEFI", req: request(t, dhcpv4.MessageTypeDiscover, "PXEClient:Arch:00006:UNDI:003000", 6), port: ProxyPort, dropped: "not served"},
 		{name: "DISCOVER on 4011", req: request(t, dhcpv4.MessageTypeDiscover, "PXEClient:Arch:00007:UNDI:003000", 7), port: BootServerPort, dropped: "not for a boot server"},
-		{name: "HTTP boot", req: request(t, dhcpv4.MessageTypeDiscover, "HTTPClient:Arch:00016:UNDI:003000", 16), port: ProxyPort, dropped: "HTTP boot is not served yet"},
+		{name: "UEFI HTTP boot", req: request(t, dhcpv4.MessageTypeDiscover, "HTTPClient:Arch:00016:UNDI:003000", 16), port: ProxyPort, file: "http://10.77.0.3:8080/ipxe-bin/ipxe.efi", msg: dhcpv4.MessageTypeOffer},
+		{name: "arm64 HTTP boot without a binary", req: request(t, dhcpv4.MessageTypeDiscover, "HTTPClient:Arch:00019:UNDI:003000", 19), port: ProxyPort, dropped: "no arm64 iPXE binary"},
 	} {
 		reply, why := Answer(c.req, c.port, snap, cfg)
 		if c.dropped != "" {
@@ -118,8 +120,12 @@ func checkProxyReply(t *testing.T, name string, req, reply *dhcpv4.DHCPv4) {
 	if !reply.YourIPAddr.Equal(net.IPv4zero) || !reply.ServerIPAddr.Equal(cfg.ServerIP) || !reply.ServerIdentifier().Equal(cfg.ServerIP) {
 		t.Errorf("%s: yiaddr %v siaddr %v server id %v", name, reply.YourIPAddr, reply.ServerIPAddr, reply.ServerIdentifier())
 	}
-	if reply.ClassIdentifier() != "PXEClient" {
-		t.Errorf("%s: option 60 = %q", name, reply.ClassIdentifier())
+	wantClass := "PXEClient"
+	if strings.HasPrefix(req.ClassIdentifier(), "HTTPClient") {
+		wantClass = "HTTPClient"
+	}
+	if reply.ClassIdentifier() != wantClass {
+		t.Errorf("%s: option 60 = %q, want %q", name, reply.ClassIdentifier(), wantClass)
 	}
 	for _, code := range []dhcpv4.OptionCode{dhcpv4.OptionSubnetMask, dhcpv4.OptionRouter, dhcpv4.OptionIPAddressLeaseTime, dhcpv4.OptionDomainNameServer} {
 		if reply.GetOneOption(code) != nil {
@@ -187,7 +193,7 @@ func FuzzAnswer(f *testing.F) {
 		if !reply.YourIPAddr.Equal(net.IPv4zero) || len(reply.BootFileName) > maxBootFile {
 			t.Fatalf("bad answer %v", reply)
 		}
-		if class := req.ClassIdentifier(); len(class) < 9 || class[:9] != "PXEClient" {
+		if class := req.ClassIdentifier(); !strings.HasPrefix(class, "PXEClient") && !strings.HasPrefix(class, "HTTPClient") {
 			t.Fatalf("answered a non-PXE client (option 60 %q)", class)
 		}
 		reply.ToBytes()

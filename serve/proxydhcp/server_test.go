@@ -61,7 +61,13 @@ func TestServeOnLoopback(t *testing.T) {
 	if m := recv(); m.TransactionID != relayed.TransactionID {
 		t.Errorf("relayed reply: %v", m)
 	}
+	// Readers run in parallel, so the bad packets may be counted after
+	// the good ones were answered.
 	for result, want := range map[string]float64{"malformed": 1, "oversized": 1, "ack": 2} {
+		deadline := time.Now().Add(3 * time.Second)
+		for testutil.ToFloat64(s.packets.WithLabelValues("4011", result)) < want && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
 		if got := testutil.ToFloat64(s.packets.WithLabelValues("4011", result)); got != want {
 			t.Errorf("%s packets: %v, want %v", result, got, want)
 		}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/pin/tftp/v3"
+	"golang.org/x/net/ipv4"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -78,6 +79,13 @@ func Listen(addr string) (net.PacketConn, error) {
 	case errors.Is(err, syscall.EADDRINUSE):
 		return nil, fmt.Errorf("--tftp-addr %s: %w: another TFTP server (tftpd-hpa, dnsmasq) holds the port", addr, err)
 	case err != nil:
+		return nil, fmt.Errorf("--tftp-addr %s: %w", addr, err)
+	}
+	// pin/tftp learns the receiving address and the interface MTU (hence
+	// the largest blksize it grants) from IP_PKTINFO; turn it on now, so
+	// requests queued before Serve starts carry it too.
+	if err := ipv4.NewPacketConn(conn).SetControlMessage(ipv4.FlagDst|ipv4.FlagInterface, true); err != nil {
+		conn.Close()
 		return nil, fmt.Errorf("--tftp-addr %s: %w", addr, err)
 	}
 	return conn, nil
