@@ -18,8 +18,8 @@ import (
 	"time"
 
 	"github.com/pin/tftp/v3"
-	"golang.org/x/net/ipv4"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/net/ipv4"
 )
 
 // Server is a read-only TFTP server over one directory. It has no write

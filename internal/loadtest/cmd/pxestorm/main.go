@@ -4,7 +4,7 @@
 // TFTP of the boot file, then HTTP /boot.ipxe and /ipxe?mac=. It speaks
 // as a DHCP relay (giaddr = its own address), so replies come back by
 // unicast to its port 67: run it as root in a network namespace of its
-// own next to the server's (internal/loadtest/bench-storm.sh does).
+// own next to the server's (internal/loadtest/bench-netboot.sh does).
 //
 //	pxestorm -server 10.88.0.1 -local 10.88.0.2 -clients 500
 package main
