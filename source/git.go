@@ -202,21 +202,21 @@ var errNoLocal = errors.New("no local revision")
 
 // local returns the last fetched revision from the state dir.
 func (g *Git) local() (Revision, error) {
-	g.mu.Lock()
-	repo, err := git.PlainOpen(g.dir)
-	if errors.Is(err, git.ErrRepositoryNotExists) {
-		g.mu.Unlock()
+	if _, err := os.Stat(g.dir); errors.Is(err, os.ErrNotExist) {
 		return Revision{}, errNoLocal
 	}
-	if err != nil {
-		g.mu.Unlock()
-		return Revision{}, err
+	g.mu.Lock()
+	err := g.open()
+	var ref *plumbing.Reference
+	if err == nil {
+		ref, err = g.repo.Reference(headRef, true)
+		if err != nil {
+			err = errNoLocal
+		}
 	}
-	g.repo = repo
-	ref, err := repo.Reference(headRef, true)
 	g.mu.Unlock()
 	if err != nil {
-		return Revision{}, errNoLocal
+		return Revision{}, err
 	}
 	return g.revision(ref.Hash())
 }

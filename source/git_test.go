@@ -190,3 +190,21 @@ func TestIsGitURL(t *testing.T) {
 		t.Errorf("Redact kept the secret: %s", got)
 	}
 }
+
+// A state dir made for another URL follows --source after a restart.
+func TestGitFollowsANewURL(t *testing.T) {
+	old, moved := gittest.New(t), gittest.New(t)
+	old.Commit("old", map[string]string{"groups/g.yaml": groupFile("old")})
+	c := moved.Commit("moved", map[string]string{"groups/g.yaml": groupFile("new")})
+	state := t.TempDir()
+	if _, err := newGit(t, old.FileURL(), state).Once(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	g := newGit(t, moved.FileURL(), state)
+	if _, err := g.local(); err != nil {
+		t.Fatal(err)
+	}
+	if rev, err := g.Once(context.Background()); err != nil || rev.ID != c {
+		t.Errorf("after the URL changed: %s %v, want %s", rev.ID, err, c)
+	}
+}
