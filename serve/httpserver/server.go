@@ -106,13 +106,20 @@ func New(snaps Snapshots, opts Options) (http.Handler, error) {
 	return mux, nil
 }
 
-// bootScript is what iPXE first fetches: it chains to /ipxe with every
-// identifier iPXE knows. Values are URI-encoded by iPXE itself, so none
-// can break the query.
+// bootScript is what iPXE first fetches. It makes sure iPXE has its
+// network settings (re-running dhcp until it has an address: with a
+// separate DHCP server, iPXE may act on an offer before the proxy's),
+// then chains to /ipxe with every identifier iPXE knows, URI-encoded by
+// iPXE itself so none can break the query.
 func bootScript(serverURL string) []byte {
 	return []byte("#!ipxe\n" +
+		":settings\n" +
+		"isset ${ip} || goto retry_dhcp\n" +
 		"chain --autofree " + serverURL + "/ipxe?mac=${mac:hexhyp}&uuid=${uuid:uristring}&hostname=${hostname:uristring}&serial=${serial:uristring}&arch=${buildarch:uristring} || goto failed\n" +
 		"exit\n" +
+		":retry_dhcp\n" +
+		"dhcp || sleep 1\n" +
+		"goto settings\n" +
 		":failed\n" +
 		"echo pxeops: no boot script for this machine (see the server's log and /status); booting from the next device\n" +
 		"sleep 5\n" +
