@@ -151,12 +151,20 @@ func TestSnapshotDecides(t *testing.T) {
 	}
 }
 
+// A relayed request's reply keeps giaddr, the relay agent information
+// (option 82) and the client identifier (option 61).
 func TestRelayedRequestKeepsGiaddr(t *testing.T) {
-	req := request(t, dhcpv4.MessageTypeDiscover, "PXEClient:Arch:00000:UNDI:002001", 0)
+	agent := []byte{1, 4, 'p', 'o', 'r', 't'}
+	clientID := []byte{1, 0x52, 0x54, 0, 0x12, 0x34, 0x56}
+	req := request(t, dhcpv4.MessageTypeDiscover, "PXEClient:Arch:00000:UNDI:002001", 0,
+		dhcpv4.OptGeneric(dhcpv4.OptionRelayAgentInformation, agent), dhcpv4.OptGeneric(dhcpv4.OptionClientIdentifier, clientID))
 	req.GatewayIPAddr = net.IPv4(10, 1, 2, 1)
 	reply, why := Answer(req, ProxyPort, snapshot(t, known), cfg)
 	if reply == nil || !reply.GatewayIPAddr.Equal(req.GatewayIPAddr) {
 		t.Fatalf("relayed request: %v %s", reply, why)
+	}
+	if !bytes.Equal(reply.GetOneOption(dhcpv4.OptionRelayAgentInformation), agent) || !bytes.Equal(reply.GetOneOption(dhcpv4.OptionClientIdentifier), clientID) {
+		t.Errorf("options 82 and 61 not echoed: %v", reply)
 	}
 }
 
