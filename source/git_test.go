@@ -208,3 +208,20 @@ func TestGitFollowsANewURL(t *testing.T) {
 		t.Errorf("after the URL changed: %s %v, want %s", rev.ID, err, c)
 	}
 }
+
+func TestNewGitRejectsBadOptions(t *testing.T) {
+	for _, o := range []GitOptions{
+		{URL: "file:///x", StateDir: t.TempDir(), Path: "../outside"},
+		{URL: "file:///x", StateDir: t.TempDir(), Path: "/etc"},
+		{URL: "file:///x"},      // no state dir
+		{StateDir: t.TempDir()}, // no URL
+	} {
+		if _, err := NewGit(o); err == nil {
+			t.Errorf("NewGit(%+v) accepted", o)
+		}
+	}
+	g, err := NewGit(GitOptions{URL: "file:///x", StateDir: t.TempDir(), Path: "./fleet/"})
+	if err != nil || g.opts.Path != "fleet" {
+		t.Errorf("--path ./fleet/: %v, %q", err, g.opts.Path)
+	}
+}

@@ -429,3 +429,9 @@ func TestServeTFTP(t *testing.T) {
 		t.Errorf("missing --ipxe-dir: exit %d, want %d", code, exitUsage)
 	}
 }
+
+func shortSecret(t *testing.T) string {
+	f := filepath.Join(t.TempDir(), "secret")
+	must(t, os.WriteFile(f, []byte("short\n"), 0o600))
+	return f
+}

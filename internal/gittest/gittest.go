@@ -94,7 +94,7 @@ func (r *Remote) Daemon() (url string, stop func()) {
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
 	cmd := exec.Command("git", "daemon", "--reuseaddr", "--export-all", "--base-path="+r.Dir,
-		"--listen=127.0.0.1", "--port="+itoa(port), r.Dir)
+		"--listen=127.0.0.1", "--port="+strconv.Itoa(port), r.Dir)
 	// `git daemon` runs git-daemon as a child: a process group lets stop
 	// take both down.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -111,13 +111,11 @@ func (r *Remote) Daemon() (url string, stop func()) {
 	}
 	r.t.Cleanup(stop)
 	for range 100 { // until it accepts
-		if c, err := net.Dial("tcp", "127.0.0.1:"+itoa(port)); err == nil {
+		if c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port)); err == nil {
 			c.Close()
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return "git://127.0.0.1:" + itoa(port) + "/fleet.git", stop
+	return "git://127.0.0.1:" + strconv.Itoa(port) + "/fleet.git", stop
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }
