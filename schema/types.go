@@ -111,7 +111,47 @@ type OmahaSettings struct {
 	Files    MirrorFiles `yaml:"files" json:"files" doc:"File names under the mirror URL."`
 	Keyring  string      `yaml:"keyring" json:"keyring,omitempty" doc:"Armored OpenPGP keyring, a path in this repository. Absent: the keys built into pxeops."`
 	Branch   string      `yaml:"branch" json:"branch" doc:"Template of the branch updates are pushed to; data: .Image." default:"pxeops/update-{{ .Image }}"`
-	Proxy    bool        `yaml:"proxy" json:"proxy" doc:"Forward host update checks upstream too (corepxe mode)." default:"false"`
+	Proxy    bool        `yaml:"proxy" json:"proxy" doc:"Forward host update checks upstream too (corepxe mode); a newer upstream version starts a mirroring pass at once." default:"false"`
+	// The fields below are pxeops' additions to the design's settings.
+	Passthrough  bool     `yaml:"passthrough" json:"passthrough" doc:"With proxy: give hosts the upstream answer (when it arrives within 2s) instead of noupdate." default:"false"`
+	Sync         bool     `yaml:"sync" json:"sync" doc:"Run the updater inside pxeops serve every interval; pxeops omaha sync runs it on demand either way." default:"false"`
+	Fallback     bool     `yaml:"fallback" json:"fallback" doc:"When the Omaha server fails, read the channel's current/version.txt under the mirror instead." default:"false"`
+	URLs         string   `yaml:"urls" json:"urls" doc:"assets: mirrored images are served from /assets/<sha256>/<file>; upstream: images keep the mirror's URLs, pinned by sha256." default:"assets"`
+	Fingerprints []string `yaml:"fingerprints" json:"fingerprints,omitempty" doc:"Primary key fingerprints (40 hex digits) allowed to sign images. Absent: Flatcar's key for os flatcar, CoreOS's for os coreos."`
+}
+
+// Legacy CoreOS defaults, used for images with os: coreos where
+// pxeops.yaml leaves the field unset.
+const (
+	coreosServer = "https://public.update.core-os.net/v1/update/"
+	coreosMirror = "https://{{ .Channel }}.release.core-os.net/{{ .Board }}/{{ .Version }}/"
+	coreosKernel = "coreos_production_pxe.vmlinuz"
+	coreosInitrd = "coreos_production_pxe_image.cpio.gz"
+)
+
+// OmahaFor returns the updater settings for images of operating system
+// osName: legacy CoreOS gets CoreOS's server, mirror and file names
+// wherever pxeops.yaml does not name them.
+func (s *Settings) OmahaFor(osName string) OmahaSettings {
+	o := s.Omaha
+	if osName != "coreos" {
+		return o
+	}
+	for _, f := range []struct {
+		path   string
+		field  *string
+		coreos string
+	}{
+		{"omaha.server", &o.Server, coreosServer},
+		{"omaha.mirror", &o.Mirror, coreosMirror},
+		{"omaha.files.kernel", &o.Files.Kernel, coreosKernel},
+		{"omaha.files.initrd", &o.Files.Initrd, coreosInitrd},
+	} {
+		if !s.has(f.path) {
+			*f.field = f.coreos
+		}
+	}
+	return o
 }
 
 // MirrorFiles names an image's files under the mirror URL.

@@ -170,6 +170,14 @@ func (v *validator) settings(s *Settings) {
 			v.errorf(m, f.path, "template: %s; data: .Channel .Arch .Board .Version .Image", templateErrMsg(err))
 		}
 	}
+	if o.URLs != "assets" && o.URLs != "upstream" {
+		v.errorf(m, "omaha.urls", "invalid omaha.urls %q: assets or upstream", o.URLs)
+	}
+	for i, fp := range o.Fingerprints {
+		if len(fp) != 40 || strings.Trim(strings.ToUpper(fp), "0123456789ABCDEF") != "" {
+			v.errorf(m, fmt.Sprintf("omaha.fingerprints[%d]", i), "invalid fingerprint %q: 40 hex digits, as gpg --fingerprint prints them without spaces", fp)
+		}
+	}
 	for _, f := range []struct{ path, name string }{{"omaha.files.kernel", o.Files.Kernel}, {"omaha.files.initrd", o.Files.Initrd}} {
 		if strings.ContainsAny(f.name, "/\\") || strings.ContainsFunc(f.name, func(r rune) bool { return r <= ' ' }) {
 			v.errorf(m, f.path, "invalid file name %q: a plain name under the mirror URL", f.name)
