@@ -20,6 +20,9 @@ type Tree struct {
 	profileIDs, groupIDs, imageIDs, templateIDs []string
 }
 
+// ImageIDs lists the image ids in name order.
+func (t *Tree) ImageIDs() []string { return t.imageIDs }
+
 // GroupIDs lists the group ids in name order.
 func (t *Tree) GroupIDs() []string { return t.groupIDs }
 

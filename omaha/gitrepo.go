@@ -1,0 +1,267 @@
+package omaha
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"slices"
+	"strings"
+	"sync"
+
+	pgp "github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/transport"
+
+	"github.com/pxeops/pxeops/source"
+)
+
+// Repo is the config repository updates are proposed to: a local clone
+// the operator owns (branches are made in it, pushed to origin), or a
+// remote URL cloned into a directory of pxeops' own.
+type Repo struct {
+	mu      sync.Mutex // go-git's storage is not safe for concurrent use
+	git     *git.Repository
+	ref     string
+	base    *object.Commit
+	subdir  string
+	auth    transport.AuthMethod
+}
+
+// RepoOptions say where the repository is.
+type RepoOptions struct {
+	// Location is a directory holding a git repository, or a git URL.
+	Location string
+	// Ref is the served branch (or tag, or commit) updates are based on.
+	Ref string
+	// Path is the config tree's directory inside the repository.
+	Path string
+	// CloneDir is where a URL is cloned; it must not hold another clone.
+	CloneDir string
+	Auth     transport.AuthMethod
+}
+
+// OpenRepo opens or clones the repository and resolves Ref.
+func OpenRepo(ctx context.Context, o RepoOptions) (*Repo, error) {
+	r := &Repo{ref: o.Ref, subdir: strings.Trim(path.Clean("/"+o.Path), "/"), auth: o.Auth}
+	var err error
+	if source.IsGitURL(o.Location) {
+		r.git, err = cloneBare(ctx, o)
+	} else if r.git, err = git.PlainOpenWithOptions(o.Location, &git.PlainOpenOptions{DetectDotGit: true}); err != nil {
+		err = fmt.Errorf("%s: %w (the updater commits its changes, so it needs a git repository)", o.Location, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	h, err := r.git.ResolveRevision(plumbing.Revision(o.Ref))
+	if err != nil {
+		return nil, fmt.Errorf("--ref %s: %w", o.Ref, err)
+	}
+	if r.base, err = r.git.CommitObject(*h); err != nil {
+		return nil, fmt.Errorf("--ref %s: %w", o.Ref, err)
+	}
+	return r, nil
+}
+
+// cloneBare mirrors the remote's branches into a bare repository at
+// CloneDir (made or brought up to date), its remote "origin" pointing at
+// the URL, so existing update branches are seen and pushes go there.
+func cloneBare(ctx context.Context, o RepoOptions) (*git.Repository, error) {
+	repo, err := git.PlainOpen(o.CloneDir)
+	if errors.Is(err, git.ErrRepositoryNotExists) {
+		repo, err = git.PlainInit(o.CloneDir, true)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("clone in %s: %w", o.CloneDir, err)
+	}
+	_ = repo.DeleteRemote("origin") // the URL may have changed
+	if _, err := repo.CreateRemote(&config.RemoteConfig{Name: "origin", URLs: []string{o.Location}}); err != nil {
+		return nil, err
+	}
+	err = repo.FetchContext(ctx, &git.FetchOptions{
+		RemoteName: "origin", Auth: o.Auth, Force: true, Tags: git.NoTags,
+		RefSpecs: []config.RefSpec{"+refs/heads/*:refs/heads/*"},
+	})
+	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
+		return nil, fmt.Errorf("fetch %s: %w", source.Redact(o.Location), err)
+	}
+	return repo, nil
+}
+
+// Base is the commit updates are based on.
+func (r *Repo) Base() string { return r.base.Hash.String() }
+
+// Tree is the config tree at the base commit.
+func (r *Repo) Tree() (fs.FS, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return source.CommitFS(r.base, r.subdir)
+}
+
+// Proposal is one change to one file of the config tree, on its own
+// branch.
+type Proposal struct {
+	Branch  string
+	File    string // relative to the config tree
+	Content []byte
+	Message string
+	Author  object.Signature
+	// SignKey, when set, signs the commit.
+	SignKey *pgp.Entity
+	Push    bool
+	// AllowRef permits Branch to be the served ref itself.
+	AllowRef bool
+}
+
+// Outcome is what Propose did.
+type Outcome struct {
+	Commit  string
+	Changed bool // a new commit was made
+	Pushed  bool
+}
+
+// Propose commits p on top of the base commit to refs/heads/<Branch>,
+// replacing what the branch held (a newer release supersedes an open
+// proposal), and pushes it with --force when asked. When the branch
+// already holds exactly this change on this base, nothing is committed.
+func (r *Repo) Propose(ctx context.Context, p Proposal) (Outcome, error) {
+	if !p.AllowRef && (p.Branch == r.ref || "refs/heads/"+p.Branch == r.ref) {
+		return Outcome{}, fmt.Errorf("branch %s is the served ref: updates go to a branch of their own for review", p.Branch)
+	}
+	branch := plumbing.NewBranchReferenceName(p.Branch)
+	if err := branch.Validate(); err != nil {
+		return Outcome{}, fmt.Errorf("branch %q: %w", p.Branch, err)
+	}
+	r.mu.Lock()
+	out, err := r.commit(branch, p)
+	r.mu.Unlock()
+	if err != nil || !p.Push {
+		return out, err
+	}
+	push := &git.PushOptions{
+		RemoteName: "origin", Auth: r.auth,
+		RefSpecs: []config.RefSpec{config.RefSpec("+" + branch + ":" + branch)},
+	}
+	r.mu.Lock()
+	err = r.git.PushContext(ctx, push)
+	r.mu.Unlock()
+	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
+		return out, fmt.Errorf("push %s: %w", p.Branch, err)
+	}
+	out.Pushed = true
+	return out, nil
+}
+
+func (r *Repo) commit(branch plumbing.ReferenceName, p Proposal) (Outcome, error) {
+	baseTree, err := r.base.Tree()
+	if err != nil {
+		return Outcome{}, err
+	}
+	blob, err := r.store(plumbing.BlobObject, p.Content)
+	if err != nil {
+		return Outcome{}, err
+	}
+	file := path.Join(r.subdir, p.File)
+	treeHash, err := r.replace(baseTree, strings.Split(file, "/"), blob)
+	if err != nil {
+		return Outcome{}, fmt.Errorf("%s: %w", file, err)
+	}
+	if treeHash == baseTree.Hash {
+		return Outcome{Commit: r.base.Hash.String()}, nil
+	}
+	if ref, err := r.git.Reference(branch, true); err == nil {
+		if c, err := r.git.CommitObject(ref.Hash()); err == nil && c.TreeHash == treeHash && slices.Equal(c.ParentHashes, []plumbing.Hash{r.base.Hash}) {
+			return Outcome{Commit: c.Hash.String()}, nil
+		}
+	}
+	c := &object.Commit{
+		Author: p.Author, Committer: p.Author, Message: p.Message,
+		TreeHash: treeHash, ParentHashes: []plumbing.Hash{r.base.Hash},
+	}
+	if p.SignKey != nil {
+		if err := sign(c, p.SignKey); err != nil {
+			return Outcome{}, fmt.Errorf("sign commit: %w", err)
+		}
+	}
+	obj := r.git.Storer.NewEncodedObject()
+	if err := c.Encode(obj); err != nil {
+		return Outcome{}, err
+	}
+	h, err := r.git.Storer.SetEncodedObject(obj)
+	if err != nil {
+		return Outcome{}, err
+	}
+	if err := r.git.Storer.SetReference(plumbing.NewHashReference(branch, h)); err != nil {
+		return Outcome{}, err
+	}
+	return Outcome{Commit: h.String(), Changed: true}, nil
+}
+
+// replace writes the trees from tree down to parts with the file's blob
+// swapped for blob, and returns the new top tree's hash.
+func (r *Repo) replace(tree *object.Tree, parts []string, blob plumbing.Hash) (plumbing.Hash, error) {
+	entries := slices.Clone(tree.Entries)
+	i := slices.IndexFunc(entries, func(e object.TreeEntry) bool { return e.Name == parts[0] })
+	if i < 0 {
+		return plumbing.ZeroHash, fmt.Errorf("%s is not in the commit", parts[0])
+	}
+	if len(parts) == 1 {
+		if !entries[i].Mode.IsFile() || entries[i].Mode == filemode.Symlink {
+			return plumbing.ZeroHash, fmt.Errorf("%s is not a regular file", parts[0])
+		}
+		entries[i].Hash = blob
+	} else {
+		sub, err := tree.Tree(parts[0])
+		if err != nil {
+			return plumbing.ZeroHash, err
+		}
+		if entries[i].Hash, err = r.replace(sub, parts[1:], blob); err != nil {
+			return plumbing.ZeroHash, err
+		}
+	}
+	obj := r.git.Storer.NewEncodedObject()
+	if err := (&object.Tree{Entries: entries}).Encode(obj); err != nil {
+		return plumbing.ZeroHash, err
+	}
+	return r.git.Storer.SetEncodedObject(obj)
+}
+
+func (r *Repo) store(t plumbing.ObjectType, data []byte) (plumbing.Hash, error) {
+	obj := r.git.Storer.NewEncodedObject()
+	obj.SetType(t)
+	w, err := obj.Writer()
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	if _, err := w.Write(data); err != nil {
+		return plumbing.ZeroHash, err
+	}
+	if err := w.Close(); err != nil {
+		return plumbing.ZeroHash, err
+	}
+	return r.git.Storer.SetEncodedObject(obj)
+}
+
+// sign adds an armored OpenPGP signature over the commit's encoding.
+func sign(c *object.Commit, key *pgp.Entity) error {
+	unsigned := &plumbing.MemoryObject{}
+	if err := c.EncodeWithoutSignature(unsigned); err != nil {
+		return err
+	}
+	rd, err := unsigned.Reader()
+	if err != nil {
+		return err
+	}
+	var sig bytes.Buffer
+	if err := pgp.ArmoredDetachSign(&sig, key, rd, nil); err != nil {
+		return err
+	}
+	c.PGPSignature = sig.String()
+	return nil
+}

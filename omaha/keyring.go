@@ -1,0 +1,154 @@
+package omaha
+
+import (
+	"bytes"
+	"embed"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"strings"
+
+	"github.com/ProtonMail/go-crypto/openpgp/armor"
+	pgperrors "github.com/ProtonMail/go-crypto/openpgp/errors"
+	"github.com/ProtonMail/go-crypto/openpgp/packet"
+	openpgp "github.com/ProtonMail/go-crypto/openpgp/v2"
+)
+
+// Primary key fingerprints of the release signing keys. Signing subkeys
+// rotate under them; the primary key is what is pinned.
+const (
+	FlatcarFingerprint = "F88CFEDEFF29A5B4D9523864E25D9AED0593B34A"
+	CoreOSFingerprint  = "04127D0BFABEC8871FFB2CCE50E0885593D2DCB4"
+)
+
+// builtinKeys holds the vendors' public keys, one armored file per OS.
+//
+//go:embed keys
+var builtinKeys embed.FS
+
+// maxSignature bounds a detached signature; real ones are under 1 KiB.
+const maxSignature = 64 << 10
+
+// Keyring verifies detached signatures against pinned primary keys.
+// Only entities whose primary fingerprint is pinned are kept, so a
+// signature by any other key is by an unknown issuer.
+type Keyring struct {
+	keys openpgp.EntityList
+}
+
+// DefaultFingerprints are the keys pinned for an OS when pxeops.yaml
+// names none.
+func DefaultFingerprints(osName string) []string {
+	if osName == "coreos" {
+		return []string{CoreOSFingerprint}
+	}
+	return []string{FlatcarFingerprint}
+}
+
+// BuiltinKeyring returns the vendor key shipped with pxeops for osName.
+func BuiltinKeyring(osName string) ([]byte, error) {
+	data, err := builtinKeys.ReadFile("keys/" + osName + ".asc")
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("this build of pxeops ships no %s signing key: add the vendor's public key to the repository and name it in pxeops.yaml omaha.keyring", osName)
+	}
+	return data, err
+}
+
+// NewKeyring reads an armored or binary keyring and keeps the entities
+// whose primary fingerprint is in pinned (hex, any case).
+func NewKeyring(data []byte, pinned []string) (*Keyring, error) {
+	var list openpgp.EntityList
+	var err error
+	if bytes.HasPrefix(bytes.TrimSpace(data), []byte("-----BEGIN")) {
+		list, err = openpgp.ReadArmoredKeyRing(bytes.NewReader(data))
+	} else {
+		list, err = openpgp.ReadKeyRing(bytes.NewReader(data))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read keyring: %w", err)
+	}
+	k := &Keyring{}
+	for _, e := range list {
+		fp := fingerprint(e.PrimaryKey)
+		for _, p := range pinned {
+			if strings.EqualFold(p, fp) {
+				k.keys = append(k.keys, e)
+			}
+		}
+	}
+	if len(k.keys) == 0 {
+		return nil, fmt.Errorf("the keyring holds none of the pinned keys (%s)", strings.Join(pinned, ", "))
+	}
+	return k, nil
+}
+
+// Signer is who made a good signature.
+type Signer struct {
+	Primary string // primary key fingerprint, pinned
+	KeyID   string // the (sub)key that signed, 16 hex digits
+}
+
+// Verify checks sig, binary or armored, over signed. The signing key must
+// have been valid when it signed: a subkey that has expired since still
+// verifies the releases it signed, which is how vendors rotate them.
+func (k *Keyring) Verify(signed io.Reader, sig []byte) (Signer, error) {
+	if len(sig) > maxSignature {
+		return Signer{}, fmt.Errorf("signature larger than %d bytes", maxSignature)
+	}
+	body := io.Reader(bytes.NewReader(sig))
+	if bytes.HasPrefix(bytes.TrimSpace(sig), []byte("-----BEGIN")) {
+		block, err := armor.Decode(bytes.NewReader(sig))
+		if err != nil {
+			return Signer{}, fmt.Errorf("armored signature: %w", err)
+		}
+		if block.Type != openpgp.SignatureType {
+			return Signer{}, fmt.Errorf("armored block is %q, not a signature", block.Type)
+		}
+		body = block.Body
+	}
+	s, signer, err := openpgp.VerifyDetachedSignature(k.keys, signed, body, &packet.Config{})
+	if err != nil {
+		return Signer{}, explain(err, sig)
+	}
+	keyID := "unknown"
+	if s.IssuerKeyId != nil {
+		keyID = fmt.Sprintf("%016X", *s.IssuerKeyId)
+	}
+	return Signer{Primary: fingerprint(signer.PrimaryKey), KeyID: keyID}, nil
+}
+
+func explain(err error, sig []byte) error {
+	switch {
+	case errors.Is(err, pgperrors.ErrUnknownIssuer):
+		return fmt.Errorf("signed by a key that is not pinned (issuer %s)", issuer(sig))
+	case errors.Is(err, pgperrors.ErrKeyExpired):
+		return errors.New("signed by a key that had expired when it signed")
+	case errors.Is(err, pgperrors.ErrKeyRevoked):
+		return errors.New("signed by a revoked key")
+	case errors.Is(err, pgperrors.ErrSignatureExpired):
+		return errors.New("the signature has expired")
+	}
+	var se pgperrors.SignatureError
+	if errors.As(err, &se) {
+		return fmt.Errorf("bad signature: the file does not match it (%v)", err)
+	}
+	return fmt.Errorf("unreadable signature: %w", err)
+}
+
+// issuer names the key id a signature claims, for errors.
+func issuer(sig []byte) string {
+	body := io.Reader(bytes.NewReader(sig))
+	if block, err := armor.Decode(bytes.NewReader(sig)); err == nil {
+		body = block.Body
+	}
+	p, err := packet.NewReader(body).Next()
+	if s, ok := p.(*packet.Signature); err == nil && ok && s.IssuerKeyId != nil {
+		return fmt.Sprintf("%016X", *s.IssuerKeyId)
+	}
+	return "unknown"
+}
+
+func fingerprint(k *packet.PublicKey) string {
+	return strings.ToUpper(fmt.Sprintf("%x", k.Fingerprint))
+}

@@ -1,0 +1,48 @@
+package omaha
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics are the updater's and the responder's Prometheus series. A nil
+// *Metrics records nothing.
+type Metrics struct {
+	passes    *prometheus.CounterVec
+	available *prometheus.GaugeVec
+	hosts     *prometheus.GaugeVec
+	requests  *prometheus.CounterVec
+	upstream  *prometheus.CounterVec
+}
+
+// NewMetrics registers the series with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		passes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pxeops_omaha_image_checks_total", Help: "Updater checks per image, by resulting state.",
+		}, []string{"image", "state"}),
+		available: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "pxeops_omaha_image_update_pending", Help: "1 when the update service offers a newer version than the served tree pins.",
+		}, []string{"image"}),
+		hosts: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "pxeops_omaha_hosts", Help: "Hosts that reported to the responder, by version and channel.",
+		}, []string{"version", "channel"}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pxeops_omaha_requests_total", Help: "Requests to the Omaha responder, by outcome.",
+		}, []string{"outcome"}),
+		upstream: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pxeops_omaha_upstream_total", Help: "Proxy-mode forwards to the upstream service, by outcome.",
+		}, []string{"outcome"}),
+	}
+	reg.MustRegister(m.passes, m.available, m.hosts, m.requests, m.upstream)
+	return m
+}
+
+func (m *Metrics) observe(image string, st ImageStatus) {
+	if m == nil {
+		return
+	}
+	m.passes.WithLabelValues(image, st.State).Inc()
+	pending := 0.0
+	if st.Latest != "" && CompareVersions(st.Latest, st.Current) > 0 {
+		pending = 1
+	}
+	m.available.WithLabelValues(image).Set(pending)
+}

@@ -1,0 +1,285 @@
+package omaha
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"strings"
+	"sync"
+	"text/template"
+	"time"
+
+	pgp "github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/go-git/go-git/v5/plumbing/object"
+
+	"github.com/pxeops/pxeops/render"
+	"github.com/pxeops/pxeops/schema"
+)
+
+// Updater runs passes of the image updater: for each image with
+// update: omaha, ask the update service, mirror and verify a newer
+// release, edit the image file and propose it on a branch.
+type Updater struct {
+	Client  *Client
+	Store   *Store
+	Log     *slog.Logger
+	Author  object.Signature // When is set per commit
+	SignKey *pgp.Entity      // signs commits when set
+	Push    bool
+	// AllowRef lets the branch template name the served ref itself.
+	AllowRef bool
+	Metrics  *Metrics
+
+	pass   sync.Mutex // one pass at a time
+	mu     sync.Mutex
+	status map[string]ImageStatus
+}
+
+// Image states, as /status shows them.
+const (
+	StateUpToDate     = "up-to-date"
+	StateNotPublished = "not-published" // announced, not on the mirror yet: retried next pass
+	StateProposed     = "proposed"      // committed (and pushed with --push) on its branch
+	StateUnchanged    = "unchanged"     // the branch already holds this update
+	StateFailed       = "failed"
+)
+
+// ImageStatus is one image's updater state.
+type ImageStatus struct {
+	Current   string    `json:"current"`
+	Latest    string    `json:"latest,omitempty"`
+	LastCheck time.Time `json:"last_check"`
+	State     string    `json:"state"`
+	// Stage is where a failure happened: check, download, verify, edit,
+	// commit or push.
+	Stage string `json:"stage,omitempty"`
+	Error string `json:"error,omitempty"`
+	// Retry is true when the error may pass by itself (network, server,
+	// not published); false when a person must act (signature, tree).
+	Retry  bool   `json:"retry,omitempty"`
+	Branch string `json:"branch,omitempty"`
+	Commit string `json:"commit,omitempty"`
+	Pushed bool   `json:"pushed,omitempty"`
+	Signer string `json:"signer,omitempty"`
+}
+
+// Status returns a copy of every image's state.
+func (u *Updater) Status() map[string]ImageStatus {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	out := make(map[string]ImageStatus, len(u.status))
+	for k, v := range u.status {
+		out[k] = v
+	}
+	return out
+}
+
+func (u *Updater) setStatus(id string, st ImageStatus) {
+	u.mu.Lock()
+	if u.status == nil {
+		u.status = map[string]ImageStatus{}
+	}
+	u.status[id] = st
+	u.mu.Unlock()
+	u.Metrics.observe(id, st)
+}
+
+// Sync runs one pass over the repository's base commit. It fails only
+// when the tree cannot be read or is invalid; per-image outcomes are in
+// the returned map (and Status).
+func (u *Updater) Sync(ctx context.Context, repo *Repo) (map[string]ImageStatus, error) {
+	u.pass.Lock()
+	defer u.pass.Unlock()
+	fsys, err := repo.Tree()
+	if err != nil {
+		return nil, err
+	}
+	snap, diags := render.Load(fsys, render.Options{Revision: repo.Base()})
+	if snap == nil {
+		diags.Sort()
+		return nil, fmt.Errorf("the tree at %.12s is invalid; fix it first (pxeops check): %s", repo.Base(), diags[0])
+	}
+	tree := snap.Tree
+	out := map[string]ImageStatus{}
+	for _, id := range tree.ImageIDs() {
+		img := tree.Images[id]
+		if img.Update != "omaha" {
+			continue
+		}
+		st := u.syncImage(ctx, repo, fsys, tree, img)
+		if st.Error != "" {
+			u.log().Warn("image update failed", "image", id, "stage", st.Stage, "retry", st.Retry, "err", st.Error)
+		} else {
+			u.log().Info("image checked", "image", id, "current", st.Current, "latest", st.Latest, "state", st.State, "branch", st.Branch, "commit", st.Commit)
+		}
+		u.setStatus(id, st)
+		out[id] = st
+	}
+	return out, nil
+}
+
+func (u *Updater) syncImage(ctx context.Context, repo *Repo, fsys fs.FS, tree *schema.Tree, img *schema.Image) ImageStatus {
+	st := ImageStatus{Current: img.Version, LastCheck: time.Now().UTC()}
+	fail := func(stage string, retry bool, err error) ImageStatus {
+		st.State, st.Stage, st.Retry, st.Error = StateFailed, stage, retry, err.Error()
+		if retry && errors.Is(err, ErrNotPublished) {
+			st.State = StateNotPublished
+		}
+		return st
+	}
+	o := tree.Settings.OmahaFor(img.OS)
+	keys, err := keyringFor(fsys, o, img.OS)
+	if err != nil {
+		return fail("verify", false, err)
+	}
+	latest, err := u.latest(ctx, o, img)
+	if err != nil {
+		return fail("check", true, err)
+	}
+	st.Latest = latest
+	if latest == "" || CompareVersions(latest, img.Version) <= 0 {
+		st.State = StateUpToDate
+		return st
+	}
+	data := schema.MirrorData{Channel: img.Channel, Arch: img.Arch, Board: Board(img.Arch), Version: latest, Image: img.ID()}
+	dir, err := execute(o.Mirror, data)
+	if err != nil {
+		return fail("download", false, err)
+	}
+	dir = strings.TrimSuffix(dir, "/") + "/"
+	var files [2]Asset
+	for i, name := range []string{o.Files.Kernel, o.Files.Initrd} {
+		if files[i], err = u.Store.Mirror(ctx, dir+name, name, keys); err != nil {
+			var p permanent
+			var v *VerifyError
+			if errors.As(err, &v) {
+				return fail("verify", false, err)
+			}
+			return fail("download", errors.Is(err, ErrNotPublished) || !errors.As(err, &p), err)
+		}
+	}
+	st.Signer = files[0].Signer.Primary
+	ref := func(a Asset) FileRef {
+		if o.URLs == "upstream" {
+			return FileRef{URL: dir + a.Name, SHA256: a.SHA256}
+		}
+		return FileRef{URL: "/assets/" + a.Path(), SHA256: a.SHA256}
+	}
+	src, err := fs.ReadFile(fsys, img.File())
+	if err != nil {
+		return fail("edit", true, err)
+	}
+	edited, err := EditImage(src, ImageEdit{Version: latest, Kernel: ref(files[0]), Initrd: ref(files[1])})
+	if err != nil {
+		return fail("edit", false, fmt.Errorf("%s:%w", img.File(), err))
+	}
+	if snap, diags := render.Load(overlay{fsys, img.File(), edited}, render.Options{}); snap == nil {
+		diags.Sort()
+		return fail("edit", false, fmt.Errorf("the edited tree does not pass pxeops check: %s", diags[0]))
+	}
+	if st.Branch, err = execute(o.Branch, data); err != nil {
+		return fail("commit", false, err)
+	}
+	author := u.Author
+	author.When = time.Now()
+	out, err := repo.Propose(ctx, Proposal{
+		Branch: st.Branch, File: img.File(), Content: edited,
+		Message: commitMessage(img, latest, dir, files), Author: author,
+		SignKey: u.SignKey, Push: u.Push, AllowRef: u.AllowRef,
+	})
+	st.Commit, st.Pushed = out.Commit, out.Pushed
+	if err != nil {
+		stage := "commit"
+		if out.Commit != "" {
+			stage = "push"
+		}
+		return fail(stage, stage == "push", err)
+	}
+	st.State = StateProposed
+	if !out.Changed {
+		st.State = StateUnchanged
+	}
+	return st
+}
+
+// latest asks the update service which version a machine running img
+// would move to ("" for none), falling back to version.txt when enabled.
+func (u *Updater) latest(ctx context.Context, o schema.OmahaSettings, img *schema.Image) (string, error) {
+	offer, err := u.Client.Check(ctx, Query{Server: o.Server, Channel: img.Channel, Arch: img.Arch, Version: img.Version, MachineID: "pxeops-" + img.ID()})
+	if err == nil || !o.Fallback {
+		return offer.Version, err
+	}
+	dir, terr := execute(o.Mirror, schema.MirrorData{Channel: img.Channel, Arch: img.Arch, Board: Board(img.Arch), Version: "current", Image: img.ID()})
+	if terr != nil {
+		return "", err
+	}
+	v, ferr := u.Client.VersionTxt(ctx, strings.TrimSuffix(dir, "/")+"/version.txt")
+	if ferr != nil {
+		return "", fmt.Errorf("%w; version.txt fallback: %v", err, ferr)
+	}
+	u.log().Warn("omaha server failed; using version.txt", "image", img.ID(), "err", err, "version", v)
+	return v, nil
+}
+
+func keyringFor(fsys fs.FS, o schema.OmahaSettings, osName string) (*Keyring, error) {
+	pins := o.Fingerprints
+	if len(pins) == 0 {
+		pins = DefaultFingerprints(osName)
+	}
+	var data []byte
+	var err error
+	if o.Keyring != "" {
+		data, err = fs.ReadFile(fsys, o.Keyring)
+	} else {
+		data, err = BuiltinKeyring(osName)
+	}
+	if err != nil {
+		return nil, err
+	}
+	k, err := NewKeyring(data, pins)
+	if err != nil && o.Keyring != "" {
+		err = fmt.Errorf("%s (pxeops.yaml omaha.keyring): %w", o.Keyring, err)
+	}
+	return k, err
+}
+
+func execute(text string, data schema.MirrorData) (string, error) {
+	t, err := template.New("").Option("missingkey=error").Parse(text)
+	if err != nil {
+		return "", err
+	}
+	var b bytes.Buffer
+	if err := t.Execute(&b, data); err != nil {
+		return "", err
+	}
+	return b.String(), nil
+}
+
+func commitMessage(img *schema.Image, latest, dir string, files [2]Asset) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %s %s %s → %s\n\n", img.File(), img.OS, img.Channel, img.Version, latest)
+	fmt.Fprintf(&b, "Mirrored by pxeops omaha sync; both files verified before they were kept.\n\n")
+	for i, role := range []string{"kernel", "initrd"} {
+		fmt.Fprintf(&b, "%s: %s (%d bytes)\n  sha256 %s\n", role, files[i].Name, files[i].Size, files[i].SHA256)
+	}
+	fmt.Fprintf(&b, "signed by: %s (subkey %s)\n", files[0].Signer.Primary, files[0].Signer.KeyID)
+	fmt.Fprintf(&b, "release: %s\n", releaseLink(img.OS, latest, dir))
+	return b.String()
+}
+
+func releaseLink(osName, version, dir string) string {
+	if osName == "flatcar" {
+		return "https://www.flatcar.org/releases#release-" + version
+	}
+	return dir
+}
+
+func (u *Updater) log() *slog.Logger {
+	if u.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return u.Log
+}
