@@ -122,8 +122,10 @@ func explain(err error, sig []byte) error {
 	switch {
 	case errors.Is(err, pgperrors.ErrUnknownIssuer):
 		return fmt.Errorf("signed by a key that is not pinned (issuer %s)", issuer(sig))
-	case errors.Is(err, pgperrors.ErrKeyExpired):
-		return errors.New("signed by a key that had expired when it signed")
+	case errors.Is(err, pgperrors.ErrKeyExpired) || strings.Contains(err.Error(), "no valid signing or verifying key"):
+		// go-crypto v2 reports a key that was not valid at the signature's
+		// time with this structural error rather than ErrKeyExpired.
+		return errors.New("signed by a key that was not valid when it signed (expired, revoked or not for signing)")
 	case errors.Is(err, pgperrors.ErrKeyRevoked):
 		return errors.New("signed by a revoked key")
 	case errors.Is(err, pgperrors.ErrSignatureExpired):

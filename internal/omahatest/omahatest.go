@@ -1,0 +1,234 @@
+// Package omahatest fakes what the updater talks to, on loopback: an
+// Omaha update service and a release server whose files are signed by a
+// key made for the test (with a subkey that has since expired, and a key
+// nobody pinned).
+package omahatest
+
+import (
+	"bytes"
+	"crypto"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	pgp "github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/ProtonMail/go-crypto/openpgp/armor"
+	"github.com/ProtonMail/go-crypto/openpgp/packet"
+
+	"github.com/pxeops/pxeops/omaha"
+)
+
+// Release is a fake release server and Omaha service in one httptest
+// server: /v1/update/ answers like Flatcar's service, and
+// /<channel>/<board>/<version>/<file> serves published files and .sig.
+type Release struct {
+	t   testing.TB
+	URL string
+
+	// Key signs releases; Expired is its signing subkey that expired a
+	// year ago (valid when it signed old releases); Stranger is a key
+	// nobody pinned.
+	Key, Stranger *pgp.Entity
+	Expired       *packet.PrivateKey
+	current       *packet.PrivateKey
+
+	mu    sync.Mutex
+	files map[string][]byte // URL path -> body
+	// Latest is what the Omaha service offers to machines below it; ""
+	// answers noupdate.
+	Latest string
+	// Status overrides the answer for a path (404, 500, ...).
+	Status map[string]int
+	// Truncate serves a path's body cut in half under a full Content-Length.
+	Truncate map[string]bool
+	// Hold makes a path send its first half and then wait until the
+	// channel closes.
+	Hold     map[string]chan struct{}
+	Requests []*omaha.Request
+	hits     map[string]int
+}
+
+var epoch = time.Now().Add(-3 * 365 * 24 * time.Hour)
+
+// New starts the server until the test ends.
+func New(t testing.TB) *Release {
+	t.Helper()
+	at := func(ts time.Time) func() time.Time { return func() time.Time { return ts } }
+	cfg := &packet.Config{Algorithm: packet.PubKeyAlgoEdDSA, Time: at(epoch)}
+	key, err := pgp.NewEntity("Test Release Signing", "", "release@example.test", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A subkey made at epoch that expired after a year.
+	if err := key.AddSigningSubkey(&packet.Config{Algorithm: packet.PubKeyAlgoEdDSA, Time: at(epoch), KeyLifetimeSecs: 365 * 24 * 3600}); err != nil {
+		t.Fatal(err)
+	}
+	// The current signing subkey, made two years after epoch.
+	if err := key.AddSigningSubkey(&packet.Config{Algorithm: packet.PubKeyAlgoEdDSA, Time: at(epoch.Add(2 * 365 * 24 * time.Hour))}); err != nil {
+		t.Fatal(err)
+	}
+	stranger, err := pgp.NewEntity("Someone Else", "", "other@example.test", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Subkeys[0] is the encryption subkey NewEntity makes.
+	r := &Release{t: t, Key: key, Stranger: stranger, Expired: key.Subkeys[1].PrivateKey, current: key.Subkeys[2].PrivateKey,
+		files: map[string][]byte{}, Status: map[string]int{}, Truncate: map[string]bool{}, Hold: map[string]chan struct{}{}, hits: map[string]int{}}
+	srv := httptest.NewServer(http.HandlerFunc(r.serve))
+	t.Cleanup(srv.Close)
+	r.URL = srv.URL
+	return r
+}
+
+// Fingerprint is the primary fingerprint of Key.
+func (r *Release) Fingerprint() string {
+	return strings.ToUpper(fmt.Sprintf("%x", r.Key.PrimaryKey.Fingerprint))
+}
+
+// PublicKey is Key's armored public keyring.
+func (r *Release) PublicKey() string { return armored(r.t, r.Key) }
+
+// StrangerKey is the unpinned key's armored public keyring.
+func (r *Release) StrangerKey() string { return armored(r.t, r.Stranger) }
+
+func armored(t testing.TB, e *pgp.Entity) string {
+	var b bytes.Buffer
+	w, err := armor.Encode(&b, pgp.PublicKeyType, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Serialize(w); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	return b.String()
+}
+
+// ServerURL is the Omaha endpoint.
+func (r *Release) ServerURL() string { return r.URL + "/v1/update/" }
+
+// Mirror is the mirror template for pxeops.yaml.
+func (r *Release) Mirror() string { return r.URL + "/{{ .Channel }}/{{ .Board }}/{{ .Version }}/" }
+
+// Dir is the URL path of a release's directory.
+func Dir(channel, version string) string { return "/" + channel + "/amd64-usr/" + version + "/" }
+
+// Publish puts files into a release of channel, each signed now with the
+// current subkey, and points current/version.txt at it.
+func (r *Release) Publish(channel, version string, files map[string][]byte) {
+	for name, body := range files {
+		r.Put(Dir(channel, version)+name, body, r.Sign(body, r.current, time.Now()))
+	}
+	r.mu.Lock()
+	r.files[Dir(channel, "current")+"version.txt"] = []byte("FLATCAR_BUILD=1\nFLATCAR_VERSION=" + version + "\n")
+	r.mu.Unlock()
+}
+
+// Put serves body at path and sig at path.sig (nil: no signature).
+func (r *Release) Put(path string, body, sig []byte) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.files[path] = body
+	delete(r.files, path+".sig")
+	if sig != nil {
+		r.files[path+".sig"] = sig
+	}
+}
+
+// Sign makes a binary detached signature over data with key, dated at.
+func (r *Release) Sign(data []byte, key *packet.PrivateKey, at time.Time) []byte {
+	sig := &packet.Signature{
+		Version: 4, SigType: packet.SigTypeBinary, PubKeyAlgo: key.PubKeyAlgo, Hash: crypto.SHA256,
+		CreationTime: at, IssuerKeyId: &key.KeyId, IssuerFingerprint: key.Fingerprint,
+	}
+	h := sig.Hash.New()
+	h.Write(data)
+	if err := sig.Sign(h, key, &packet.Config{}); err != nil {
+		r.t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := sig.Serialize(&b); err != nil {
+		r.t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// SignNow signs data with the current signing subkey.
+func (r *Release) SignNow(data []byte) []byte { return r.Sign(data, r.current, time.Now()) }
+
+// Hits counts the GETs of path.
+func (r *Release) Hits(path string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.hits[path]
+}
+
+// SetLatest changes what the Omaha service offers.
+func (r *Release) SetLatest(v string) {
+	r.mu.Lock()
+	r.Latest = v
+	r.mu.Unlock()
+}
+
+func (r *Release) serve(w http.ResponseWriter, req *http.Request) {
+	if req.URL.Path == "/v1/update/" {
+		r.omaha(w, req)
+		return
+	}
+	r.mu.Lock()
+	r.hits[req.URL.Path]++
+	body, ok := r.files[req.URL.Path]
+	status, truncate, hold := r.Status[req.URL.Path], r.Truncate[req.URL.Path], r.Hold[req.URL.Path]
+	r.mu.Unlock()
+	switch {
+	case status != 0:
+		http.Error(w, http.StatusText(status), status)
+	case !ok:
+		http.NotFound(w, req)
+	case truncate || hold != nil:
+		w.Header().Set("Content-Length", fmt.Sprint(len(body)))
+		w.Write(body[:len(body)/2])
+		w.(http.Flusher).Flush()
+		if hold != nil {
+			select {
+			case <-hold:
+			case <-req.Context().Done():
+			}
+		}
+		// Returning short of Content-Length cuts the connection.
+	default:
+		w.Write(body)
+	}
+}
+
+func (r *Release) omaha(w http.ResponseWriter, req *http.Request) {
+	parsed, err := omaha.ParseRequest(req.Body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	r.mu.Lock()
+	r.Requests = append(r.Requests, parsed)
+	latest, status := r.Latest, r.Status["/v1/update/"]
+	r.mu.Unlock()
+	if status != 0 {
+		http.Error(w, http.StatusText(status), status)
+		return
+	}
+	resp := omaha.Response{Protocol: "3.0", Server: "omahatest"}
+	for _, app := range parsed.Apps {
+		uc := &omaha.UpdateCheck{Status: "noupdate"}
+		if latest != "" && omaha.CompareVersions(latest, app.Version) > 0 {
+			uc = &omaha.UpdateCheck{Status: "ok",
+				URLs:     []omaha.URL{{Codebase: r.URL + "/update/" + latest + "/"}},
+				Manifest: &omaha.Manifest{Version: latest, Packages: []omaha.Package{{Name: "flatcar_production_update.gz", Hash: "AAAA", Size: "1"}}}}
+		}
+		resp.Apps = append(resp.Apps, omaha.ResponseApp{AppID: app.AppID, Status: "ok", UpdateCheck: uc})
+	}
+	w.Header().Set("Content-Type", "text/xml")
+	w.Write(omaha.Marshal(resp))
+}
