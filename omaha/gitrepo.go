@@ -26,12 +26,12 @@ import (
 // the operator owns (branches are made in it, pushed to origin), or a
 // remote URL cloned into a directory of pxeops' own.
 type Repo struct {
-	mu      sync.Mutex // go-git's storage is not safe for concurrent use
-	git     *git.Repository
-	ref     string
-	base    *object.Commit
-	subdir  string
-	auth    transport.AuthMethod
+	mu     sync.Mutex // go-git's storage is not safe for concurrent use
+	git    *git.Repository
+	ref    string
+	base   *object.Commit
+	subdir string
+	auth   transport.AuthMethod
 }
 
 // RepoOptions say where the repository is.
