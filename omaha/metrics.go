@@ -46,3 +46,9 @@ func (m *Metrics) observe(image string, st ImageStatus) {
 	}
 	m.available.WithLabelValues(image).Set(pending)
 }
+
+func (m *Metrics) host(version, channel string, delta float64) {
+	if m != nil {
+		m.hosts.WithLabelValues(version, channel).Add(delta)
+	}
+}

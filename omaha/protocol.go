@@ -162,7 +162,7 @@ func unmarshal(data []byte, root string, v any) error {
 			return fmt.Errorf("not an Omaha %s: %s", root, ue)
 		}
 		if errors.Is(err, io.EOF) {
-			return fmt.Errorf("empty document: want an Omaha <%s>", root)
+			return fmt.Errorf("no XML element: want an Omaha <%s>", root)
 		}
 		return fmt.Errorf("invalid XML: %v", err)
 	}

@@ -167,6 +167,13 @@ func (r *Release) Hits(path string) int {
 	return r.hits[path]
 }
 
+// SetStatus makes path answer with code; 0 serves it again.
+func (r *Release) SetStatus(path string, code int) {
+	r.mu.Lock()
+	r.Status[path] = code
+	r.mu.Unlock()
+}
+
 // SetLatest changes what the Omaha service offers.
 func (r *Release) SetLatest(v string) {
 	r.mu.Lock()

@@ -1,0 +1,312 @@
+package omaha
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/pxeops/pxeops/schema"
+)
+
+// Responder answers update_engine on PXE-booted hosts at /v1/update/.
+// Such hosts update by rebooting into the image the repository pins, so
+// the answer is noupdate; what they report is kept as a census: which
+// machine runs which version, on which channel, last seen when.
+type Responder struct {
+	Log     *slog.Logger
+	Metrics *Metrics
+	// Policy says, per request, whether and where to forward (proxy
+	// mode) and which versions the served tree pins.
+	Policy func() Policy
+	// Trigger starts a mirroring pass; repeated calls while one is
+	// pending fold into it.
+	Trigger func()
+	HTTP    *http.Client
+	// MaxHosts bounds the census (default 100,000); the longest silent
+	// host makes room for a new one.
+	MaxHosts int
+
+	mu       sync.Mutex
+	hosts    map[string]*Host
+	forwards chan struct{} // bounds concurrent upstream forwards
+	once     sync.Once
+}
+
+// Policy is the part of the served tree the responder follows.
+type Policy struct {
+	Proxy       bool
+	Passthrough bool
+	Server      string
+	// Pinned maps "<channel>/<arch>" to the version the tree serves for
+	// images the updater tracks.
+	Pinned map[string]string
+}
+
+// PolicyOf reads the responder's policy from a validated tree.
+func PolicyOf(t *schema.Tree) Policy {
+	o := t.Settings.Omaha
+	p := Policy{Proxy: o.Proxy, Passthrough: o.Passthrough, Server: o.Server, Pinned: map[string]string{}}
+	for _, id := range t.ImageIDs() {
+		img := t.Images[id]
+		if img.Update != "omaha" {
+			continue
+		}
+		p.Server = t.Settings.OmahaFor(img.OS).Server
+		key := img.Channel + "/" + img.Arch
+		if cur, ok := p.Pinned[key]; !ok || CompareVersions(img.Version, cur) > 0 {
+			p.Pinned[key] = img.Version
+		}
+	}
+	return p
+}
+
+// Host is one machine in the census.
+type Host struct {
+	MachineID   string    `json:"machine_id"`
+	Version     string    `json:"version"`
+	Channel     string    `json:"channel"`
+	Board       string    `json:"board,omitempty"`
+	Addr        string    `json:"addr"`
+	LastContact time.Time `json:"last_contact"`
+	// LastEvent is "<type>/<result>" of the last event reported.
+	LastEvent string `json:"last_event,omitempty"`
+}
+
+const passthroughWait = 2 * time.Second
+
+func (rs *Responder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rs.once.Do(func() { rs.forwards = make(chan struct{}, 16) })
+	body, err := readBounded(http.MaxBytesReader(w, r.Body, MaxBody))
+	var req *Request
+	if err == nil {
+		req, err = ParseRequest(bytes.NewReader(body))
+	}
+	if err != nil {
+		rs.count("malformed")
+		http.Error(w, "malformed Omaha request: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	rs.record(req, r.RemoteAddr)
+	answer := Marshal(noUpdate(req))
+	var policy Policy
+	if rs.Policy != nil {
+		policy = rs.Policy()
+	}
+	if policy.Proxy && policy.Server != "" {
+		if upstream := rs.forward(policy, body, req); upstream != nil && policy.Passthrough {
+			select {
+			case up := <-upstream:
+				if up != nil {
+					answer = up
+				}
+			case <-time.After(passthroughWait):
+			}
+		}
+	}
+	rs.count("answered")
+	w.Header().Set("Content-Type", "text/xml; charset=utf-8")
+	w.Write(answer)
+}
+
+// noUpdate answers every app: noupdate to update checks, ok to pings and
+// events.
+func noUpdate(req *Request) *Response {
+	resp := &Response{Protocol: "3.0", Server: "pxeops", DayStart: &DayStart{ElapsedSeconds: strconv.Itoa(secondsToday())}}
+	for _, app := range req.Apps {
+		a := ResponseApp{AppID: app.AppID, Status: "ok"}
+		if app.UpdateCheck != nil {
+			a.UpdateCheck = &UpdateCheck{Status: "noupdate"}
+		}
+		if app.Ping != nil {
+			a.Ping = &Ping{Status: "ok"}
+		}
+		for range app.Events {
+			a.Events = append(a.Events, EventAnswer{Status: "ok"})
+		}
+		resp.Apps = append(resp.Apps, a)
+	}
+	return resp
+}
+
+func secondsToday() int {
+	now := time.Now().UTC()
+	return now.Hour()*3600 + now.Minute()*60 + now.Second()
+}
+
+// forward sends the host's request upstream in the background. The
+// channel yields the upstream's answer (nil on failure) for passthrough;
+// a newer version than the tree pins triggers a mirroring pass. When too
+// many forwards are in flight, this one is skipped: hosts are never
+// slowed by the upstream.
+func (rs *Responder) forward(p Policy, body []byte, req *Request) <-chan []byte {
+	select {
+	case rs.forwards <- struct{}{}:
+	default:
+		rs.upstream("skipped")
+		return nil
+	}
+	out := make(chan []byte, 1)
+	go func() {
+		defer func() { <-rs.forwards }()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		raw, resp, err := rs.post(ctx, p.Server, body)
+		if err != nil {
+			rs.upstream("failed")
+			rs.log().Warn("omaha proxy: upstream failed; the host got noupdate", "server", p.Server, "err", err)
+			out <- nil
+			return
+		}
+		rs.upstream("ok")
+		out <- raw
+		for _, app := range req.Apps {
+			offered := resp.App(app.AppID)
+			if offered == nil || offered.UpdateCheck == nil || offered.UpdateCheck.Status != "ok" || offered.UpdateCheck.Manifest == nil {
+				continue
+			}
+			v := offered.UpdateCheck.Manifest.Version
+			pinned, tracked := p.Pinned[app.Track+"/"+archOfBoard(app.Board)]
+			if tracked && CompareVersions(v, pinned) > 0 && rs.Trigger != nil {
+				rs.log().Info("omaha proxy: upstream offers a newer version; starting a mirroring pass", "channel", app.Track, "pinned", pinned, "offered", v)
+				rs.Trigger()
+			}
+		}
+	}()
+	return out
+}
+
+func archOfBoard(board string) string {
+	if board == "arm64-usr" {
+		return "arm64"
+	}
+	return "amd64"
+}
+
+func (rs *Responder) post(ctx context.Context, server string, body []byte) ([]byte, *Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, server, bytes.NewReader(body))
+	if err != nil {
+		return nil, nil, err
+	}
+	req.Header.Set("Content-Type", "text/xml; charset=utf-8")
+	hc := rs.HTTP
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, nil, errors.New(resp.Status)
+	}
+	raw, err := readBounded(resp.Body)
+	if err != nil {
+		return nil, nil, err
+	}
+	parsed, err := ParseResponse(bytes.NewReader(raw))
+	if err != nil {
+		return nil, nil, err
+	}
+	return raw, parsed, nil
+}
+
+// record updates the census from a request.
+func (rs *Responder) record(req *Request, addr string) {
+	now := time.Now().UTC()
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if rs.hosts == nil {
+		rs.hosts = map[string]*Host{}
+	}
+	for _, app := range req.Apps {
+		if !sameAppID(app.AppID, AppID) {
+			continue
+		}
+		id := app.MachineID
+		if id == "" {
+			id = "addr:" + addr
+		}
+		h, ok := rs.hosts[id]
+		if !ok {
+			rs.makeRoom()
+			h = &Host{MachineID: id}
+			rs.hosts[id] = h
+		} else {
+			rs.Metrics.host(h.Version, h.Channel, -1)
+		}
+		h.Version, h.Channel, h.Board, h.Addr, h.LastContact = app.Version, app.Track, app.Board, addr, now
+		if n := len(app.Events); n > 0 {
+			e := app.Events[n-1]
+			h.LastEvent = strconv.Itoa(e.Type) + "/" + strconv.Itoa(e.Result)
+		}
+		rs.Metrics.host(h.Version, h.Channel, 1)
+	}
+}
+
+// makeRoom drops the longest silent host when the census is full.
+func (rs *Responder) makeRoom() {
+	limit := rs.MaxHosts
+	if limit <= 0 {
+		limit = 100_000
+	}
+	if len(rs.hosts) < limit {
+		return
+	}
+	var oldest *Host
+	for _, h := range rs.hosts {
+		if oldest == nil || h.LastContact.Before(oldest.LastContact) {
+			oldest = h
+		}
+	}
+	delete(rs.hosts, oldest.MachineID)
+	rs.Metrics.host(oldest.Version, oldest.Channel, -1)
+}
+
+// Census is the responder's part of /status.
+type Census struct {
+	Hosts int `json:"hosts"`
+	// Versions counts hosts per "<channel> <version>".
+	Versions map[string]int `json:"versions"`
+	// Recent lists up to 1,000 hosts, the most recently seen first.
+	Recent []Host `json:"recent"`
+}
+
+// Census returns the census.
+func (rs *Responder) Census() Census {
+	rs.mu.Lock()
+	c := Census{Hosts: len(rs.hosts), Versions: map[string]int{}}
+	for _, h := range rs.hosts {
+		c.Versions[h.Channel+" "+h.Version]++
+		c.Recent = append(c.Recent, *h)
+	}
+	rs.mu.Unlock()
+	slices.SortFunc(c.Recent, func(a, b Host) int { return b.LastContact.Compare(a.LastContact) })
+	c.Recent = c.Recent[:min(len(c.Recent), 1000)]
+	return c
+}
+
+func (rs *Responder) count(outcome string) {
+	if rs.Metrics != nil {
+		rs.Metrics.requests.WithLabelValues(outcome).Inc()
+	}
+}
+
+func (rs *Responder) upstream(outcome string) {
+	if rs.Metrics != nil {
+		rs.Metrics.upstream.WithLabelValues(outcome).Inc()
+	}
+}
+
+func (rs *Responder) log() *slog.Logger {
+	if rs.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return rs.Log
+}

@@ -1,0 +1,150 @@
+package omaha_test
+
+import (
+	"bytes"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pxeops/pxeops/internal/omahatest"
+	"github.com/pxeops/pxeops/omaha"
+)
+
+func post(t *testing.T, h http.Handler, body []byte) *httptest.ResponseRecorder {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/v1/update/", bytes.NewReader(body)))
+	return rec
+}
+
+func TestResponderAnswersNoupdateAndCountsHosts(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	rs := &omaha.Responder{Metrics: omaha.NewMetrics(reg)}
+	for _, name := range []string{"testdata/flatcar-request.xml", "testdata/coreos-request.xml"} {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := post(t, rs, data)
+		if rec.Code != 200 {
+			t.Fatalf("%s: %d %s", name, rec.Code, rec.Body)
+		}
+		resp, err := omaha.ParseResponse(rec.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		app := resp.App(omaha.AppID)
+		if app == nil || app.Status != "ok" || len(app.Events) != 1 || app.Events[0].Status != "ok" {
+			t.Fatalf("%s: answer %+v", name, resp)
+		}
+		if strings.Contains(name, "flatcar") && (app.UpdateCheck == nil || app.UpdateCheck.Status != "noupdate" || app.Ping == nil) {
+			t.Errorf("flatcar: update check answered %+v", app.UpdateCheck)
+		}
+	}
+	c := rs.Census()
+	if c.Hosts != 2 || c.Versions["stable 3975.2.0"] != 1 || c.Versions["stable 289.0.0"] != 1 {
+		t.Fatalf("census %+v", c)
+	}
+	if h := c.Recent[1]; h.MachineID != "5d1f3b0a9c2e4f6a8b7c9d0e1f2a3b4c" || h.Board != "amd64-usr" || h.LastEvent != "3/2" {
+		t.Errorf("host %+v", h)
+	}
+	if got := hostsGauge(t, reg, "3975.2.0", "stable"); got != 1 {
+		t.Errorf("hosts gauge %v", got)
+	}
+
+	// The same machine after a reboot into a new image moves, not adds.
+	data, _ := os.ReadFile("testdata/flatcar-request.xml")
+	post(t, rs, bytes.ReplaceAll(data, []byte(`version="3975.2.0"`), []byte(`version="4081.2.0"`)))
+	if c := rs.Census(); c.Hosts != 2 || c.Versions["stable 4081.2.0"] != 1 || c.Versions["stable 3975.2.0"] != 0 {
+		t.Fatalf("census after upgrade %+v", c)
+	}
+	if got := hostsGauge(t, reg, "3975.2.0", "stable"); got != 0 {
+		t.Errorf("old version gauge %v", got)
+	}
+
+	for _, bad := range [][]byte{[]byte("<request"), []byte("not xml"), bytes.Repeat([]byte("x"), omaha.MaxBody+10)} {
+		if rec := post(t, rs, bad); rec.Code != 400 {
+			t.Errorf("bad request (%d bytes): %d", len(bad), rec.Code)
+		}
+	}
+}
+
+func TestResponderCensusIsBounded(t *testing.T) {
+	rs := &omaha.Responder{MaxHosts: 3}
+	data, _ := os.ReadFile("testdata/flatcar-request.xml")
+	for _, id := range []string{"m1", "m2", "m3", "m4"} {
+		post(t, rs, bytes.ReplaceAll(data, []byte("5d1f3b0a9c2e4f6a8b7c9d0e1f2a3b4c"), []byte(id)))
+		time.Sleep(time.Millisecond)
+	}
+	c := rs.Census()
+	if c.Hosts != 3 || c.Recent[2].MachineID != "m2" {
+		t.Fatalf("census %+v", c)
+	}
+}
+
+func TestResponderProxyTriggersOneMirroringPass(t *testing.T) {
+	rel := omahatest.New(t)
+	rel.SetLatest("4081.2.0")
+	var triggers atomic.Int32
+	policy := omaha.Policy{Proxy: true, Server: rel.ServerURL(), Pinned: map[string]string{"stable/amd64": "3975.2.0"}}
+	rs := &omaha.Responder{Policy: func() omaha.Policy { return policy }, Trigger: func() { triggers.Add(1) }}
+	data, _ := os.ReadFile("testdata/flatcar-request.xml")
+	rec := post(t, rs, data)
+	if resp, err := omaha.ParseResponse(rec.Body); err != nil || resp.App(omaha.AppID).UpdateCheck.Status != "noupdate" {
+		t.Fatalf("host answer: %v %s", err, rec.Body)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for triggers.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if triggers.Load() != 1 {
+		t.Fatalf("triggers %d", triggers.Load())
+	}
+
+	// Passthrough hands the upstream's answer to the host.
+	policy.Passthrough = true
+	rec = post(t, rs, data)
+	if resp, err := omaha.ParseResponse(rec.Body); err != nil || resp.App(omaha.AppID).UpdateCheck.Status != "ok" || resp.Server != "omahatest" {
+		t.Fatalf("passthrough answer: %v %s", err, rec.Body)
+	}
+
+	// A failing upstream neither breaks nor delays the host's answer.
+	rel.SetStatus("/v1/update/", 500)
+	start := time.Now()
+	rec = post(t, rs, data)
+	if resp, err := omaha.ParseResponse(rec.Body); err != nil || resp.App(omaha.AppID).UpdateCheck.Status != "noupdate" {
+		t.Fatalf("answer with upstream down: %v %s", err, rec.Body)
+	}
+	if time.Since(start) > 2500*time.Millisecond {
+		t.Errorf("answer took %v", time.Since(start))
+	}
+}
+
+func hostsGauge(t *testing.T, reg *prometheus.Registry, version, channel string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "pxeops_omaha_hosts" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["version"] == version && labels["channel"] == channel {
+				return m.GetGauge().GetValue()
+			}
+		}
+	}
+	return -1
+}
