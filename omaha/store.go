@@ -61,6 +61,7 @@ func (s *Store) Mirror(ctx context.Context, url, name string, keys *Keyring) (As
 	if err := os.MkdirAll(filepath.Join(s.Dir, PartialDir), 0o755); err != nil {
 		return Asset{}, fmt.Errorf("asset store: %w", err)
 	}
+	s.removeStale()
 	var sig []byte
 	err := s.retry(ctx, url+".sig", func() (err error) {
 		sig, err = s.fetchSignature(ctx, url+".sig")
@@ -251,10 +252,16 @@ func (s *Store) install(tmp string, sig []byte, a Asset) error {
 	return syncDir(dir)
 }
 
-// Has reports whether the store holds a.
-func (s *Store) Has(sum, name string) bool {
-	info, err := os.Stat(filepath.Join(s.Dir, sum, name))
-	return err == nil && info.Mode().IsRegular()
+// removeStale deletes partial files a killed process left behind; a day
+// is far longer than any download, so a running one is never touched.
+func (s *Store) removeStale() {
+	dir := filepath.Join(s.Dir, PartialDir)
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > 24*time.Hour {
+			os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
 }
 
 func (s *Store) logger() *slog.Logger {

@@ -33,9 +33,10 @@ type Updater struct {
 	AllowRef bool
 	Metrics  *Metrics
 
-	pass   sync.Mutex // one pass at a time
-	mu     sync.Mutex
-	status map[string]ImageStatus
+	pass    sync.Mutex // one pass at a time
+	mu      sync.Mutex
+	status  map[string]ImageStatus
+	trigger chan struct{}
 }
 
 // Image states, as /status shows them.

@@ -19,38 +19,17 @@ import (
 	"github.com/pxeops/pxeops/render"
 )
 
-const imageYAML = `# Flatcar for the workers; the updater keeps this current.
-os: flatcar
-channel: stable
-version: 1.0.0   # bumped by pxeops omaha sync
-kernel:
-  url: "https://example.test/old/flatcar_production_pxe.vmlinuz"
-initrd:
-  - url: https://example.test/old/flatcar_production_pxe_image.cpio.gz
-    sha256: 0000000000000000000000000000000000000000000000000000000000000000
-update: omaha
-`
-
 // fleet commits a config repository tracking one image against rel.
 func fleet(t *testing.T, rel *omahatest.Release) *gittest.Remote {
 	t.Helper()
 	remote := gittest.New(t)
-	remote.Commit("fleet", map[string]string{
-		"images/flatcar-stable.yaml": imageYAML,
-		"profiles/worker.yaml":       "image: flatcar-stable\nargs: [flatcar.first_boot=yes]\n",
-		"groups/default.yaml":        "profile: worker\n",
-		"keys/release.asc":           rel.PublicKey(),
-		"pxeops.yaml": "omaha:\n  server: " + rel.ServerURL() + "\n  mirror: \"" + rel.Mirror() + "\"\n" +
-			"  keyring: keys/release.asc\n  fingerprints: [" + rel.Fingerprint() + "]\n",
-	})
+	rel.CommitFleet(remote)
 	return remote
 }
 
 var kernel, initrd = []byte("kernel 2.0.0 " + strings.Repeat("k", 4096)), []byte("initrd 2.0.0 " + strings.Repeat("i", 8192))
 
-func publish(rel *omahatest.Release, version string, k, i []byte) {
-	rel.Publish("stable", version, map[string][]byte{"flatcar_production_pxe.vmlinuz": k, "flatcar_production_pxe_image.cpio.gz": i})
-}
+func publish(rel *omahatest.Release, version string, k, i []byte) { rel.PublishImage(version, k, i) }
 
 func newUpdater(t *testing.T) *omaha.Updater {
 	return &omaha.Updater{

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/pxeops/pxeops/omaha"
 	"github.com/pxeops/pxeops/reconcile"
 	"github.com/pxeops/pxeops/render"
 	"github.com/pxeops/pxeops/serve/httpserver"
@@ -42,9 +44,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fset.Var(level, "log-level", "debug, info, warn or error")
 	format := &choice{value: "text", allowed: []string{"text", "json"}}
 	fset.Var(format, "log-format", "text or json")
+	var u updaterFlags
+	u.register(fset)
 	if code := parseFlags(fset, args, stderr); code >= 0 {
 		return code
 	}
+	u.assetsDir = *assetsDir
 	usage := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "pxeops serve: "+format+"\n", a...)
 		return exitUsage
@@ -99,6 +104,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		defer dir.Close()
 		tree = dir
 	}
+	updater, responder := serveOmaha(ctx, &u, &g, *src, rec, log, reg)
 	hookSecret, err := g.webhookSecret(trigger != nil)
 	if err != nil {
 		return usage("%v", err)
@@ -117,8 +123,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		Registry:      reg,
 		WebhookSecret: hookSecret,
 		Trigger:       trigger,
+		Omaha:         responder,
 		Status: func() any {
-			return serveStatus{Version: version, ServerURL: *serverURL, Status: rec.Status(), Source: tree.State()}
+			return serveStatus{Version: version, ServerURL: *serverURL, Status: rec.Status(), Source: tree.State(),
+				Omaha: omahaStatus{Images: updater.Status(), Census: responder.Census()}}
 		},
 	})
 	if err != nil {
@@ -205,6 +213,52 @@ type serveStatus struct {
 	ServerURL string `json:"server_url"`
 	reconcile.Status
 	Source source.State `json:"source"`
+	Omaha  omahaStatus  `json:"omaha"`
+}
+
+type omahaStatus struct {
+	Images map[string]omaha.ImageStatus `json:"images"`
+	Census omaha.Census                 `json:"census"`
+}
+
+// serveOmaha makes the Omaha responder and, with --assets-dir, starts the
+// updater: it runs when the served tree sets omaha.sync (every interval)
+// or omaha.proxy (when hosts report a newer version upstream).
+func serveOmaha(ctx context.Context, u *updaterFlags, g *gitFlags, src string, rec *reconcile.Reconciler, log *slog.Logger, reg *prometheus.Registry) (*omaha.Updater, *omaha.Responder) {
+	metrics := omaha.NewMetrics(reg)
+	policy := func() omaha.Policy {
+		if snap := rec.Snapshot(); snap != nil {
+			return omaha.PolicyOf(snap.Tree)
+		}
+		return omaha.Policy{}
+	}
+	responder := &omaha.Responder{Log: log, Metrics: metrics, Policy: policy}
+	updater, err := u.updater(log, nil)
+	if err != nil {
+		log.Info("image updater off", "reason", err)
+		return &omaha.Updater{}, responder
+	}
+	updater.Metrics = metrics
+	responder.Trigger = updater.Trigger
+	ref := g.ref
+	if !source.IsGitURL(src) {
+		ref = "HEAD" // a directory source serves its work tree; updates start from its HEAD
+	}
+	open := func(ctx context.Context) (*omaha.Repo, error) {
+		opts := *g
+		opts.ref = ref
+		return opts.openUpdateRepo(ctx, src)
+	}
+	schedule := func() omaha.Schedule {
+		snap := rec.Snapshot()
+		if snap == nil {
+			return omaha.Schedule{}
+		}
+		o := snap.Tree.Settings.Omaha
+		return omaha.Schedule{Periodic: o.Sync, OnTrigger: o.Sync || o.Proxy, Interval: time.Duration(o.Interval)}
+	}
+	go updater.Run(ctx, open, schedule)
+	return updater, responder
 }
 
 // defaultServerURL guesses the URL machines on the network can reach:

@@ -19,6 +19,7 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 
+	"github.com/pxeops/pxeops/internal/gittest"
 	"github.com/pxeops/pxeops/omaha"
 )
 
@@ -167,6 +168,20 @@ func (r *Release) Hits(path string) int {
 	return r.hits[path]
 }
 
+// HoldAt makes path stall halfway until release is called.
+func (r *Release) HoldAt(path string) (release func()) {
+	ch := make(chan struct{})
+	r.mu.Lock()
+	r.Hold[path] = ch
+	r.mu.Unlock()
+	return func() {
+		r.mu.Lock()
+		delete(r.Hold, path)
+		r.mu.Unlock()
+		close(ch)
+	}
+}
+
 // SetStatus makes path answer with code; 0 serves it again.
 func (r *Release) SetStatus(path string, code int) {
 	r.mu.Lock()
@@ -238,4 +253,36 @@ func (r *Release) omaha(w http.ResponseWriter, req *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/xml")
 	w.Write(omaha.Marshal(resp))
+}
+
+// ImageYAML is images/flatcar-stable.yaml of CommitFleet: version 1.0.0,
+// tracked by the updater, with comments and mixed quoting to preserve.
+const ImageYAML = `# Flatcar for the workers; the updater keeps this current.
+os: flatcar
+channel: stable
+version: 1.0.0   # bumped by pxeops omaha sync
+kernel:
+  url: "https://example.test/old/flatcar_production_pxe.vmlinuz"
+initrd:
+  - url: https://example.test/old/flatcar_production_pxe_image.cpio.gz
+    sha256: 0000000000000000000000000000000000000000000000000000000000000000
+update: omaha
+`
+
+// CommitFleet commits to remote a config tree with one image tracked
+// against this release server, its key pinned.
+func (r *Release) CommitFleet(remote *gittest.Remote) string {
+	return remote.Commit("fleet", map[string]string{
+		"images/flatcar-stable.yaml": ImageYAML,
+		"profiles/worker.yaml":       "image: flatcar-stable\nargs: [flatcar.first_boot=yes]\n",
+		"groups/default.yaml":        "profile: worker\n",
+		"keys/release.asc":           r.PublicKey(),
+		"pxeops.yaml": "omaha:\n  server: " + r.ServerURL() + "\n  mirror: \"" + r.Mirror() + "\"\n" +
+			"  keyring: keys/release.asc\n  fingerprints: [" + r.Fingerprint() + "]\n",
+	})
+}
+
+// PublishImage publishes a stable release's PXE kernel and initrd.
+func (r *Release) PublishImage(version string, kernel, initrd []byte) {
+	r.Publish("stable", version, map[string][]byte{"flatcar_production_pxe.vmlinuz": kernel, "flatcar_production_pxe_image.cpio.gz": initrd})
 }

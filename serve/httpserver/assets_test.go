@@ -21,6 +21,8 @@ func assetServer(t *testing.T) (*httptest.Server, string) {
 		"assets-private/secret":      "secret",
 		"outside.txt":                "outside",
 		"assets/flatcar/sub/.keep":   "",
+		"assets/.partial/download-1": "unverified",
+		"assets/flatcar/.hidden":     "unverified",
 	} {
 		p := filepath.Join(base, name)
 		must(t, os.MkdirAll(filepath.Dir(p), 0o755))
@@ -55,20 +57,22 @@ func do(t *testing.T, req *http.Request) (*http.Response, string) {
 func TestAssetsConfinedToRoot(t *testing.T) {
 	srv, _ := assetServer(t)
 	for _, path := range []string{
-		"/assets/escape",             // symlink out of the root
-		"/assets/absolute",           // absolute symlink
-		"/assets/../outside.txt",     // cleaned by the client or mux, never outside
-		"/assets/%2e%2e/outside.txt", // encoded dot-dot
-		"/assets/..%2foutside.txt",   // encoded slash
-		"/assets/flatcar/",           // no directory listings
-		"/assets/flatcar",            // a directory without the slash
-		"/assets/",                   // the root itself
-		"/assets-private/secret",     // a sibling with the same prefix
-		"/assets/flatcar/missing",    // plain miss
+		"/assets/escape",              // symlink out of the root
+		"/assets/absolute",            // absolute symlink
+		"/assets/../outside.txt",      // cleaned by the client or mux, never outside
+		"/assets/%2e%2e/outside.txt",  // encoded dot-dot
+		"/assets/..%2foutside.txt",    // encoded slash
+		"/assets/flatcar/",            // no directory listings
+		"/assets/flatcar",             // a directory without the slash
+		"/assets/",                    // the root itself
+		"/assets-private/secret",      // a sibling with the same prefix
+		"/assets/flatcar/missing",     // plain miss
+		"/assets/.partial/download-1", // a download whose signature is not checked yet
+		"/assets/flatcar/.hidden",     // any dot path
 	} {
 		req, _ := http.NewRequest("GET", srv.URL+path, nil)
 		resp, body := do(t, req)
-		if resp.StatusCode == http.StatusOK || strings.Contains(body, "outside") || strings.Contains(body, "secret") || strings.Contains(body, "root:") {
+		if resp.StatusCode == http.StatusOK || strings.Contains(body, "outside") || strings.Contains(body, "secret") || strings.Contains(body, "root:") || strings.Contains(body, "unverified") {
 			t.Errorf("GET %s = %d %q; want refused", path, resp.StatusCode, body)
 		}
 	}

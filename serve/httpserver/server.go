@@ -42,6 +42,8 @@ type Options struct {
 	// request against the secret and calls Trigger.
 	WebhookSecret []byte
 	Trigger       func()
+	// Omaha answers update_engine at POST /v1/update/; nil: not served.
+	Omaha http.Handler
 }
 
 // IPXEBinPath is where the iPXE binaries are served, for UEFI HTTP boot.
@@ -95,6 +97,10 @@ func New(snaps Snapshots, opts Options) (http.Handler, error) {
 	handle("GET "+IPXEBinPath, "ipxe-bin", ipxeBin.ServeHTTP)
 	if opts.Trigger != nil && len(opts.WebhookSecret) > 0 {
 		handle("POST /hooks/git", "hooks", (&webhook{secret: opts.WebhookSecret, trigger: opts.Trigger, log: opts.Logger}).ServeHTTP)
+	}
+	if opts.Omaha != nil {
+		handle("POST /v1/update/", "omaha", opts.Omaha.ServeHTTP)
+		handle("POST /v1/update", "omaha", opts.Omaha.ServeHTTP)
 	}
 	handle("GET /status", "status", s.handleStatus)
 	handle("GET /healthz", "healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })

@@ -1,0 +1,183 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"net/http"
+	"net/mail"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	pgp "github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/go-git/go-git/v5/plumbing/object"
+
+	"github.com/pxeops/pxeops/omaha"
+	"github.com/pxeops/pxeops/source"
+)
+
+func runOmaha(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] != "sync" {
+		fmt.Fprint(stderr, "Usage: pxeops omaha sync --repo DIR|GIT-URL --assets-dir DIR [--push] [flags]\n\nRun \"pxeops omaha sync --help\" for the flags.\n")
+		return exitUsage
+	}
+	fset := newFlags("omaha sync", "omaha sync --repo DIR|GIT-URL --assets-dir DIR [--push] [flags]\n\n"+
+		"One pass of the image updater: for each image with update: omaha, ask the update\n"+
+		"service, download a newer release and its signatures, verify them, keep them in\n"+
+		"the asset store and commit the edited images/<id>.yaml to its own branch.\n"+
+		"Exit 0 when every image is current or proposed, 1 when one failed.", stderr)
+	repoFlag := fset.String("repo", "", "config repository: a local git repository, or a git URL (required)")
+	var g gitFlags
+	fset.StringVar(&g.ref, "ref", "main", "branch (or tag, or commit) the update is based on")
+	fset.StringVar(&g.path, "path", "", "subdirectory of the repository that holds the config tree")
+	fset.StringVar(&g.stateDir, "state-dir", defaultStateDir(), "where a git URL is cloned (omaha.git)")
+	fset.StringVar(&g.sshKey, "ssh-key", "", "git over SSH: private key file (needs --known-hosts)")
+	fset.StringVar(&g.knownHosts, "known-hosts", "", "git over SSH: known_hosts file; host keys are always checked")
+	fset.StringVar(&g.tokenFile, "token-file", "", "git over HTTPS: file holding a token (or set "+tokenEnv+")")
+	var u updaterFlags
+	u.register(fset)
+	if code := parseFlags(fset, args[1:], stderr); code >= 0 {
+		return code
+	}
+	usage := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "pxeops omaha sync: "+format+"\n", a...)
+		return exitUsage
+	}
+	if fset.NArg() > 0 {
+		return usage("unexpected argument %q; the repository is given with --repo", fset.Arg(0))
+	}
+	if *repoFlag == "" {
+		return usage("--repo is required: a local git repository or a git URL")
+	}
+	log := newLogger(stderr, "info", "text")
+	updater, err := u.updater(log, stderr)
+	if err != nil {
+		return usage("%v", err)
+	}
+	repo, err := g.openUpdateRepo(ctx, *repoFlag)
+	if err != nil {
+		fmt.Fprintf(stderr, "pxeops omaha sync: %v\n", err)
+		return exitInvalid
+	}
+	results, err := updater.Sync(ctx, repo)
+	if err != nil {
+		fmt.Fprintf(stderr, "pxeops omaha sync: %v\n", err)
+		return exitInvalid
+	}
+	code := exitOK
+	for _, id := range slices.Sorted(maps.Keys(results)) {
+		st := results[id]
+		fmt.Fprintf(stdout, "%s: %s\n", id, describeUpdate(st))
+		if st.State == omaha.StateFailed {
+			code = exitInvalid
+		}
+	}
+	if len(results) == 0 {
+		fmt.Fprintln(stdout, "no image has update: omaha; nothing to do")
+	}
+	return code
+}
+
+func describeUpdate(st omaha.ImageStatus) string {
+	switch st.State {
+	case omaha.StateUpToDate:
+		return st.Current + " is current"
+	case omaha.StateProposed, omaha.StateUnchanged:
+		pushed := "not pushed (--push not given)"
+		if st.Pushed {
+			pushed = "pushed"
+		}
+		verb := "proposed"
+		if st.State == omaha.StateUnchanged {
+			verb = "already proposed"
+		}
+		return fmt.Sprintf("%s → %s %s on branch %s (commit %.12s, %s)", st.Current, st.Latest, verb, st.Branch, st.Commit, pushed)
+	case omaha.StateNotPublished:
+		return fmt.Sprintf("%s → %s announced but not on the mirror yet; the next pass retries: %s", st.Current, st.Latest, st.Error)
+	}
+	kind := "needs a person"
+	if st.Retry {
+		kind = "worth retrying"
+	}
+	return fmt.Sprintf("failed at %s (%s): %s", st.Stage, kind, st.Error)
+}
+
+// updaterFlags configure the updater, for omaha sync and serve.
+type updaterFlags struct {
+	assetsDir, signKey, author string
+	push, allowRef             bool
+	maxFileSize                int64
+}
+
+func (u *updaterFlags) register(fset *flag.FlagSet) {
+	if fset.Lookup("assets-dir") == nil {
+		fset.StringVar(&u.assetsDir, "assets-dir", "", "asset store: verified images land in <dir>/<sha256>/<file>, served at /assets/ (required)")
+	}
+	prefix := ""
+	if fset.Name() == "serve" {
+		prefix = "omaha-"
+	}
+	fset.BoolVar(&u.push, prefix+"push", fset.Name() == "serve", "push the update branch to the repository's remote (origin)")
+	fset.StringVar(&u.signKey, prefix+"sign-key", "", "armored OpenPGP private key (unencrypted) that signs update commits")
+	fset.StringVar(&u.author, prefix+"author", "pxeops <pxeops@localhost>", "author and committer of update commits")
+	fset.BoolVar(&u.allowRef, prefix+"allow-served-branch", false, "let omaha.branch name the served ref itself: merging is skipped, so no review")
+	fset.Int64Var(&u.maxFileSize, prefix+"max-file-size", 4<<30, "largest file the updater downloads, in bytes")
+}
+
+func (u *updaterFlags) updater(log *slog.Logger, term io.Writer) (*omaha.Updater, error) {
+	if u.assetsDir == "" {
+		return nil, fmt.Errorf("--assets-dir is required: where verified images are kept and served from")
+	}
+	author, err := mail.ParseAddress(u.author)
+	if err != nil {
+		return nil, fmt.Errorf("--author %q: want \"Name <email>\": %v", u.author, err)
+	}
+	var key *pgp.Entity
+	if u.signKey != "" {
+		data, err := os.ReadFile(u.signKey)
+		if err != nil {
+			return nil, fmt.Errorf("--sign-key: %w", err)
+		}
+		keys, err := pgp.ReadArmoredKeyRing(bytes.NewReader(data))
+		if err != nil || len(keys) == 0 || keys[0].PrivateKey == nil {
+			return nil, fmt.Errorf("--sign-key %s: not an armored private key (%v)", u.signKey, err)
+		}
+		if keys[0].PrivateKey.Encrypted {
+			return nil, fmt.Errorf("--sign-key %s: the key is passphrase-protected; export it without one for the updater", u.signKey)
+		}
+		key = keys[0]
+	}
+	hc := &http.Client{Transport: &http.Transport{Proxy: http.ProxyFromEnvironment, ResponseHeaderTimeout: time.Minute}}
+	store := &omaha.Store{Dir: u.assetsDir, HTTP: hc, MaxSize: u.maxFileSize, Log: log}
+	if f, ok := term.(*os.File); ok {
+		if info, err := f.Stat(); err == nil && info.Mode()&os.ModeCharDevice != 0 {
+			store.Progress = f
+		}
+	}
+	return &omaha.Updater{
+		Client: &omaha.Client{HTTP: hc, UserAgent: "pxeops/" + version},
+		Store:  store, Log: log,
+		Author:  object.Signature{Name: author.Name, Email: author.Address},
+		SignKey: key, Push: u.push, AllowRef: u.allowRef,
+	}, nil
+}
+
+// openUpdateRepo opens a local repository or clones a URL into the state
+// dir, for the updater.
+func (g *gitFlags) openUpdateRepo(ctx context.Context, location string) (*omaha.Repo, error) {
+	opts := omaha.RepoOptions{Location: location, Ref: g.ref, Path: g.path, CloneDir: filepath.Join(g.stateDir, "omaha.git")}
+	if source.IsGitURL(location) {
+		auth, err := source.Auth(location, source.AuthOptions{SSHKey: g.sshKey, KnownHosts: g.knownHosts, TokenFile: g.tokenFile, TokenEnv: tokenEnv})
+		if err != nil {
+			return nil, err
+		}
+		opts.Auth = auth
+	}
+	return omaha.OpenRepo(ctx, opts)
+}

@@ -1,0 +1,186 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pxeops/pxeops/internal/gittest"
+	"github.com/pxeops/pxeops/internal/omahatest"
+	"github.com/pxeops/pxeops/serve/httpserver"
+)
+
+// TestMain lets a test run this binary as pxeops itself, to kill it.
+func TestMain(m *testing.M) {
+	if os.Getenv("PXEOPS_TEST_AS_MAIN") == "1" {
+		os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+const updateBranch = "pxeops/update-flatcar-stable"
+
+func TestOmahaSyncFromWorkingCopy(t *testing.T) {
+	rel := omahatest.New(t)
+	remote := gittest.New(t)
+	rel.CommitFleet(remote)
+	rel.PublishImage("2.0.0", []byte("kernel 2"), []byte("initrd 2"))
+	rel.SetLatest("2.0.0")
+	assets := t.TempDir()
+	args := []string{"omaha", "sync", "--repo", remote.Work, "--assets-dir", assets, "--push", "--author", "Updater <updates@example.test>"}
+
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), args, &out, &errOut); code != exitOK {
+		t.Fatalf("exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+	if want := "flatcar-stable: 1.0.0 → 2.0.0 proposed on branch " + updateBranch; !strings.Contains(out.String(), want) || !strings.Contains(out.String(), "pushed") {
+		t.Fatalf("output %q, want %q", out.String(), want)
+	}
+	if author := remote.Git("--git-dir", remote.Bare, "log", "-1", "--format=%an <%ae>", updateBranch); author != "Updater <updates@example.test>" {
+		t.Errorf("author %q", author)
+	}
+	// The working copy's checkout is untouched; the branch is beside it.
+	if status := remote.Git("status", "--porcelain"); status != "" {
+		t.Errorf("working copy changed: %s", status)
+	}
+	// pxeops check accepts the proposed branch.
+	out.Reset()
+	if code := run(context.Background(), []string{"check", "--ref", updateBranch, remote.Work}, &out, &errOut); code != exitOK {
+		t.Fatalf("check of the branch: exit %d\n%s", code, out.String())
+	}
+	// A second run: nothing new.
+	out.Reset()
+	if code := run(context.Background(), args, &out, &errOut); code != exitOK || !strings.Contains(out.String(), "already proposed") {
+		t.Fatalf("second run: exit %d %q", code, out.String())
+	}
+}
+
+func TestOmahaSyncExitCodes(t *testing.T) {
+	rel := omahatest.New(t)
+	remote := gittest.New(t)
+	rel.CommitFleet(remote)
+	rel.PublishImage("2.0.0", []byte("kernel 2"), []byte("initrd 2"))
+	rel.SetLatest("2.0.0")
+	rel.Put(omahatest.Dir("stable", "2.0.0")+"flatcar_production_pxe.vmlinuz", []byte("evil"), rel.SignNow([]byte("kernel 2")))
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), []string{"omaha", "sync", "--repo", remote.Work, "--assets-dir", t.TempDir()}, &out, &errOut)
+	if code != exitInvalid || !strings.Contains(out.String(), "failed at verify (needs a person)") {
+		t.Fatalf("tampered: exit %d %q", code, out.String())
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"omaha"}, "Usage: pxeops omaha sync"},
+		{[]string{"omaha", "sync", "--assets-dir", "x"}, "--repo is required"},
+		{[]string{"omaha", "sync", "--repo", remote.Work}, "--assets-dir is required"},
+		{[]string{"omaha", "sync", "--repo", remote.Work, "--assets-dir", "x", "--author", "nobody"}, "--author"},
+	} {
+		errOut.Reset()
+		if code := run(context.Background(), c.args, &out, &errOut); code != exitUsage || !strings.Contains(errOut.String(), c.want) {
+			t.Errorf("%v: exit %d %q, want %q", c.args, code, errOut.String(), c.want)
+		}
+	}
+	errOut.Reset()
+	if code := run(context.Background(), []string{"omaha", "sync", "--repo", t.TempDir(), "--assets-dir", "x"}, &out, &errOut); code != exitInvalid || !strings.Contains(errOut.String(), "needs a git repository") {
+		t.Errorf("plain directory: exit %d %q", code, errOut.String())
+	}
+}
+
+// A process killed in the middle of a download leaves nothing the asset
+// store serves; the next run completes.
+func TestOmahaSyncKilledMidDownload(t *testing.T) {
+	rel := omahatest.New(t)
+	remote := gittest.New(t)
+	rel.CommitFleet(remote)
+	kernel := bytes.Repeat([]byte("K"), 1<<20)
+	rel.PublishImage("2.0.0", kernel, []byte("initrd 2"))
+	rel.SetLatest("2.0.0")
+	kpath := omahatest.Dir("stable", "2.0.0") + "flatcar_production_pxe.vmlinuz"
+	release := rel.HoldAt(kpath)
+	assets := t.TempDir()
+
+	cmd := exec.Command(os.Args[0], "omaha", "sync", "--repo", remote.Work, "--assets-dir", assets)
+	cmd.Env = append(os.Environ(), "PXEOPS_TEST_AS_MAIN=1")
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	partial := filepath.Join(assets, ".partial")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		entries, _ := os.ReadDir(partial)
+		if len(entries) > 0 {
+			if info, err := entries[0].Info(); err == nil && info.Size() >= int64(len(kernel)/2) {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("no partial download appeared\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	release()
+
+	entries, _ := os.ReadDir(partial)
+	if len(entries) == 0 {
+		t.Fatal("the killed download left no partial file; the test did not kill mid-download")
+	}
+	h, err := httpserver.New(nil, httpserver.Options{AssetsDir: assets})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/assets/.partial/"+e.Name(), nil))
+		if rec.Code != http.StatusNotFound {
+			t.Errorf("partial %s served: %d", e.Name(), rec.Code)
+		}
+	}
+	if kept := assetFiles(t, assets); len(kept) > 0 {
+		t.Fatalf("files at servable paths after the kill: %v", kept)
+	}
+
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"omaha", "sync", "--repo", remote.Work, "--assets-dir", assets}, &out, &errOut); code != exitOK {
+		t.Fatalf("run after the kill: exit %d %s%s", code, out.String(), errOut.String())
+	}
+	if kept := assetFiles(t, assets); len(kept) != 4 { // kernel, initrd and their .sig
+		t.Fatalf("kept %v", kept)
+	}
+}
+
+// assetFiles lists the regular files outside dot directories.
+func assetFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && strings.HasPrefix(d.Name(), ".") && p != dir {
+			return filepath.SkipDir
+		}
+		if d.Type().IsRegular() {
+			out = append(out, p)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
