@@ -107,6 +107,10 @@ func (ed *editor) set(m *yaml.Node, key, text string) {
 	if v.Value == text {
 		return
 	}
+	if v.Value == "" {
+		ed.fail(v, "%s has no value; write one (any) so the updater can replace it", key)
+		return
+	}
 	start := ed.offset(v.Line, v.Column)
 	end, ok := ed.scalarEnd(v, start)
 	if !ok {
