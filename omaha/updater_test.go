@@ -11,6 +11,11 @@ import (
 	"testing"
 	"time"
 
+	pgp "github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/ProtonMail/go-crypto/openpgp/armor"
+	"github.com/ProtonMail/go-crypto/openpgp/packet"
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
 
 	"github.com/pxeops/pxeops/internal/gittest"
@@ -20,10 +25,10 @@ import (
 )
 
 // fleet commits a config repository tracking one image against rel.
-func fleet(t *testing.T, rel *omahatest.Release) *gittest.Remote {
+func fleet(t *testing.T, rel *omahatest.Release, settings ...string) *gittest.Remote {
 	t.Helper()
 	remote := gittest.New(t)
-	rel.CommitFleet(remote)
+	rel.CommitFleet(remote, settings...)
 	return remote
 }
 
@@ -256,5 +261,60 @@ func TestBuiltinKeys(t *testing.T) {
 	}
 	if _, err := omaha.BuiltinKeyring("flatcar"); err == nil || !strings.Contains(err.Error(), "omaha.keyring") {
 		t.Fatalf("flatcar: %v", err)
+	}
+}
+
+func TestSyncSignedCommitUpstreamURLsAndVersionTxtFallback(t *testing.T) {
+	rel := omahatest.New(t)
+	remote := fleet(t, rel, "  fallback: true", "  urls: upstream")
+	publish(rel, "2.0.0", kernel, initrd)
+	rel.SetStatus("/v1/update/", 502) // the Omaha service is down; version.txt names 2.0.0
+	u := newUpdater(t)
+	signer, err := pgp.NewEntity("pxeops bot", "", "bot@example.test", &packet.Config{Algorithm: packet.PubKeyAlgoEdDSA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.SignKey = signer
+	st := sync(t, u, remote, filepath.Join(t.TempDir(), "clone.git"))
+	if st.State != omaha.StateProposed || st.Latest != "2.0.0" {
+		t.Fatalf("status %+v", st)
+	}
+	body := remote.Git("--git-dir", remote.Bare, "show", branch+":images/flatcar-stable.yaml")
+	if want := "url: \"" + rel.URL + omahatest.Dir("stable", "2.0.0") + "flatcar_production_pxe.vmlinuz\""; !strings.Contains(body, want) {
+		t.Errorf("upstream URL missing:\n%s\nwant %s", body, want)
+	}
+	var pub strings.Builder
+	w, _ := armor.Encode(&pub, pgp.PublicKeyType, nil)
+	signer.Serialize(w)
+	w.Close()
+	repo, err := git.PlainOpen(remote.Bare)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := repo.Reference(plumbing.NewBranchReferenceName(branch), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := repo.CommitObject(ref.Hash())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Verify(pub.String()); err != nil {
+		t.Fatalf("commit signature: %v", err)
+	}
+}
+
+func TestSyncNeverCommitsToTheServedBranch(t *testing.T) {
+	rel := omahatest.New(t)
+	remote := fleet(t, rel, `  branch: "main"`)
+	publish(rel, "2.0.0", kernel, initrd)
+	rel.SetLatest("2.0.0")
+	head := remote.Git("rev-parse", "HEAD")
+	st := sync(t, newUpdater(t), remote, filepath.Join(t.TempDir(), "clone.git"))
+	if st.State != omaha.StateFailed || st.Stage != "commit" || !strings.Contains(st.Error, "served ref") {
+		t.Fatalf("status %+v", st)
+	}
+	if now := remote.Git("--git-dir", remote.Bare, "rev-parse", "main"); now != head {
+		t.Fatal("main moved")
 	}
 }

@@ -47,6 +47,22 @@ func TestDefaultsFromTags(t *testing.T) {
 	}
 }
 
+// Legacy CoreOS images get CoreOS's service, mirror and file names unless
+// pxeops.yaml names them; Flatcar images keep Flatcar's.
+func TestOmahaForCoreOS(t *testing.T) {
+	tree, diags := Load(fstest.MapFS{"pxeops.yaml": {Data: []byte("omaha:\n  mirror: https://mirror.example/{{ .Version }}/\n")}}, nil)
+	if diags.Errors() != 0 {
+		t.Fatal(diags)
+	}
+	c := tree.Settings.OmahaFor("coreos")
+	if c.Server != coreosServer || c.Files.Kernel != coreosKernel || c.Files.Initrd != coreosInitrd || c.Mirror != "https://mirror.example/{{ .Version }}/" {
+		t.Errorf("coreos settings %+v", c)
+	}
+	if f := tree.Settings.OmahaFor("flatcar"); f.Server != tree.Settings.Omaha.Server || f.Files != tree.Settings.Omaha.Files {
+		t.Errorf("flatcar settings changed: %+v", f)
+	}
+}
+
 func (d Duration) String() string { b, _ := d.MarshalText(); return string(b) }
 
 // FuzzLoad feeds arbitrary bytes as the files of a tree: Load must never

@@ -270,15 +270,16 @@ update: omaha
 `
 
 // CommitFleet commits to remote a config tree with one image tracked
-// against this release server, its key pinned.
-func (r *Release) CommitFleet(remote *gittest.Remote) string {
+// against this release server, its key pinned; extra lines go into the
+// omaha: mapping of pxeops.yaml (e.g. "  fallback: true").
+func (r *Release) CommitFleet(remote *gittest.Remote, extra ...string) string {
 	return remote.Commit("fleet", map[string]string{
 		"images/flatcar-stable.yaml": ImageYAML,
 		"profiles/worker.yaml":       "image: flatcar-stable\nargs: [flatcar.first_boot=yes]\n",
 		"groups/default.yaml":        "profile: worker\n",
 		"keys/release.asc":           r.PublicKey(),
 		"pxeops.yaml": "omaha:\n  server: " + r.ServerURL() + "\n  mirror: \"" + r.Mirror() + "\"\n" +
-			"  keyring: keys/release.asc\n  fingerprints: [" + r.Fingerprint() + "]\n",
+			"  keyring: keys/release.asc\n  fingerprints: [" + r.Fingerprint() + "]\n" + strings.Join(append(extra, ""), "\n"),
 	})
 }
 
