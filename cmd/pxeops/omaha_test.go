@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -183,4 +185,70 @@ func assetFiles(t *testing.T, dir string) []string {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// Inside serve: a host's update check, forwarded upstream in proxy mode,
+// reveals a newer release; one pass mirrors it and pushes the branch;
+// merging the branch is the deploy: machines then boot the mirrored
+// kernel from /assets/.
+func TestServeProxyModeMirrorsAndMergeDeploys(t *testing.T) {
+	rel := omahatest.New(t)
+	remote := gittest.New(t)
+	rel.CommitFleet(remote, "  proxy: true")
+	kernel := []byte("the 2.0.0 kernel")
+	rel.PublishImage("2.0.0", kernel, []byte("the 2.0.0 initrd"))
+	rel.SetLatest("2.0.0")
+	assets := t.TempDir()
+	s := startServe(t, remote.FileURL(), "--state-dir", t.TempDir(), "--poll", "200ms", "--assets-dir", assets)
+	s.eventually(t, "the first revision is served", func() bool { return s.status(t).Served != nil })
+
+	request, err := os.ReadFile("../../omaha/testdata/flatcar-request.xml")
+	must(t, err)
+	request = bytes.ReplaceAll(request, []byte(`version="3975.2.0"`), []byte(`version="1.0.0"`))
+	resp, err := http.Post(s.url+"/v1/update/", "text/xml", bytes.NewReader(request))
+	must(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `status="noupdate"`) {
+		t.Fatalf("host answer %d %s", resp.StatusCode, body)
+	}
+
+	var st struct {
+		Omaha struct {
+			Images map[string]struct{ State, Branch string }
+			Census struct{ Hosts int }
+		}
+	}
+	s.eventually(t, "the update is proposed", func() bool {
+		_, body, _ := s.get("/status")
+		json.Unmarshal([]byte(body), &st)
+		return st.Omaha.Images["flatcar-stable"].State == "proposed"
+	})
+	if st.Omaha.Census.Hosts != 1 {
+		t.Errorf("census %+v", st.Omaha.Census)
+	}
+	branchHead := remote.Git("--git-dir", remote.Bare, "rev-parse", updateBranch)
+
+	// Review done: merge and push. The next revision boots the mirrored image.
+	remote.Git("fetch", "-q", "origin")
+	remote.Git("merge", "-q", "--ff-only", "origin/"+updateBranch)
+	remote.Git("push", "-q", "origin", "HEAD:main")
+	var script string
+	s.eventually(t, "the merged image is served", func() bool {
+		_, script, _ = s.get("/ipxe?mac=52:54:00:00:00:09")
+		return strings.Contains(script, "/assets/")
+	})
+	kernelURL := ""
+	for _, line := range strings.Split(script, "\n") {
+		if strings.HasPrefix(line, "kernel ") {
+			kernelURL = strings.Fields(line)[1]
+		}
+	}
+	path := kernelURL[strings.Index(kernelURL, "/assets/"):]
+	if code, got, _ := s.get(path); code != 200 || got != string(kernel) {
+		t.Fatalf("GET %s: %d %q", path, code, got)
+	}
+	if merged := remote.Git("rev-parse", "HEAD"); merged != branchHead {
+		t.Errorf("merged %s, branch was %s", merged, branchHead)
+	}
 }
