@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -62,6 +63,9 @@ func (s *Store) Mirror(ctx context.Context, url, name string, keys *Keyring) (As
 		return Asset{}, fmt.Errorf("asset store: %w", err)
 	}
 	s.removeStale()
+	if a, ok := s.mirrored(url, name, keys); ok {
+		return a, nil
+	}
 	var sig []byte
 	err := s.retry(ctx, url+".sig", func() (err error) {
 		sig, err = s.fetchSignature(ctx, url+".sig")
@@ -93,7 +97,57 @@ func (s *Store) Mirror(ctx context.Context, url, name string, keys *Keyring) (As
 	if err := s.install(tmp, sig, asset); err != nil {
 		return Asset{}, fmt.Errorf("asset store: %w", err)
 	}
+	s.remember(url, asset)
 	return asset, nil
+}
+
+// IndexDir maps each mirrored URL to the asset it became, so a release
+// that waits for review is not downloaded again on every pass.
+const IndexDir = ".index"
+
+func (s *Store) indexPath(url string) string {
+	h := sha256.Sum256([]byte(url))
+	return filepath.Join(s.Dir, IndexDir, hex.EncodeToString(h[:]))
+}
+
+func (s *Store) remember(url string, a Asset) {
+	if err := os.MkdirAll(filepath.Join(s.Dir, IndexDir), 0o755); err != nil {
+		return // only costs a download next time
+	}
+	tmp := filepath.Join(s.Dir, PartialDir, "index-"+rand.Text())
+	if writeSynced(tmp, []byte(a.SHA256+"/"+a.Name)) == nil && os.Rename(tmp, s.indexPath(url)) != nil {
+		os.Remove(tmp)
+	}
+}
+
+// mirrored finds url's asset from an earlier pass and checks its kept
+// signature again with today's keys.
+func (s *Store) mirrored(url, name string, keys *Keyring) (Asset, bool) {
+	ref, err := os.ReadFile(s.indexPath(url))
+	sum, kept, _ := strings.Cut(string(ref), "/")
+	if err != nil || kept != name || len(sum) != 64 {
+		return Asset{}, false
+	}
+	path := filepath.Join(s.Dir, sum, name)
+	sig, err := os.ReadFile(path + ".sig")
+	if err != nil {
+		return Asset{}, false
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return Asset{}, false
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return Asset{}, false
+	}
+	signer, err := keys.Verify(f, sig)
+	if err != nil {
+		s.logger().Warn("a kept asset no longer verifies; downloading it again", "url", url, "err", err)
+		return Asset{}, false
+	}
+	return Asset{Name: name, SHA256: sum, Size: info.Size(), Signer: signer}, true
 }
 
 // VerifyError is a file whose signature did not check out; it was not

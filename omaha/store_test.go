@@ -1,0 +1,47 @@
+package omaha_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/pxeops/pxeops/internal/omahatest"
+	"github.com/pxeops/pxeops/omaha"
+)
+
+// A file mirrored before is reused after its signature checks out again;
+// one that was altered on disk is downloaded anew.
+func TestStoreReusesOnlyWhatStillVerifies(t *testing.T) {
+	rel := omahatest.New(t)
+	publish(rel, "2.0.0", kernel, initrd)
+	keys, err := omaha.NewKeyring([]byte(rel.PublicKey()), []string{rel.Fingerprint()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := &omaha.Store{Dir: t.TempDir(), Backoff: time.Millisecond}
+	path := omahatest.Dir("stable", "2.0.0") + "flatcar_production_pxe.vmlinuz"
+	mirror := func() omaha.Asset {
+		t.Helper()
+		a, err := store.Mirror(context.Background(), rel.URL+path, "vmlinuz", keys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	first := mirror()
+	if again := mirror(); again != first || rel.Hits(path) != 1 {
+		t.Fatalf("second mirror %+v (hits %d), want %+v from the store", again, rel.Hits(path), first)
+	}
+	kept := filepath.Join(store.Dir, first.Path())
+	if err := os.WriteFile(kept, []byte("altered on disk"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if third := mirror(); third != first || rel.Hits(path) != 2 {
+		t.Fatalf("after tampering: %+v (hits %d)", third, rel.Hits(path))
+	}
+	if body, _ := os.ReadFile(kept); string(body) != string(kernel) {
+		t.Fatal("the altered file was not replaced")
+	}
+}
