@@ -100,8 +100,7 @@ func (u *Updater) Sync(ctx context.Context, repo *Repo) (map[string]ImageStatus,
 	}
 	snap, diags := render.Load(fsys, render.Options{Revision: repo.Base()})
 	if snap == nil {
-		diags.Sort()
-		return nil, fmt.Errorf("the tree at %.12s is invalid; fix it first (pxeops check): %s", repo.Base(), diags[0])
+		return nil, fmt.Errorf("the tree at %.12s is invalid; fix it first (pxeops check): %s", repo.Base(), firstError(diags))
 	}
 	tree := snap.Tree
 	out := map[string]ImageStatus{}
@@ -178,8 +177,7 @@ func (u *Updater) syncImage(ctx context.Context, repo *Repo, fsys fs.FS, tree *s
 		return fail("edit", false, fmt.Errorf("%s:%w", img.File(), err))
 	}
 	if snap, diags := render.Load(overlay{fsys, img.File(), edited}, render.Options{}); snap == nil {
-		diags.Sort()
-		return fail("edit", false, fmt.Errorf("the edited tree does not pass pxeops check: %s", diags[0]))
+		return fail("edit", false, fmt.Errorf("the edited tree does not pass pxeops check: %s", firstError(diags)))
 	}
 	if st.Branch, err = execute(o.Branch, data); err != nil {
 		return fail("commit", false, err)
@@ -223,6 +221,16 @@ func (u *Updater) latest(ctx context.Context, o schema.OmahaSettings, img *schem
 	}
 	u.log().Warn("omaha server failed; using version.txt", "image", img.ID(), "err", err, "version", v)
 	return v, nil
+}
+
+func firstError(diags schema.Diagnostics) schema.Diagnostic {
+	diags.Sort()
+	for _, d := range diags {
+		if d.Severity == schema.Error {
+			return d
+		}
+	}
+	return schema.Diagnostic{}
 }
 
 func keyringFor(fsys fs.FS, o schema.OmahaSettings, osName string) (*Keyring, error) {

@@ -319,3 +319,17 @@ func TestSyncNeverCommitsToTheServedBranch(t *testing.T) {
 		t.Fatal("main moved")
 	}
 }
+
+func TestSyncRefusesAnInvalidTree(t *testing.T) {
+	rel := omahatest.New(t)
+	remote := fleet(t, rel)
+	remote.Commit("break", map[string]string{"groups/broken.yaml": "profile: nope\nselector: {mac: 52:54:00:00:00:01}\n"})
+	repo, err := omaha.OpenRepo(context.Background(), omaha.RepoOptions{Location: remote.Work, Ref: "main"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = newUpdater(t).Sync(context.Background(), repo)
+	if err == nil || !strings.Contains(err.Error(), "groups/broken.yaml:1:10: error") {
+		t.Fatalf("err %v", err)
+	}
+}
