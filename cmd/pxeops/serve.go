@@ -255,7 +255,7 @@ func serveOmaha(ctx context.Context, u *updaterFlags, g *gitFlags, src string, r
 			return omaha.Schedule{}
 		}
 		o := snap.Tree.Settings.Omaha
-		return omaha.Schedule{Periodic: o.Sync, OnTrigger: o.Sync || o.Proxy, Interval: time.Duration(o.Interval)}
+		return omaha.Schedule{Periodic: o.Sync, OnTrigger: o.Sync || o.Proxy, Interval: time.Duration(o.Interval), Retry: time.Minute}
 	}
 	go updater.Run(ctx, open, schedule)
 	return updater, responder
