@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -164,6 +165,17 @@ func (l *lab) boot(name string, args ...string) {
 	l.t.Logf("%s booted to the marker in %s", name, time.Since(start).Round(time.Second))
 }
 
+// counter reads one sample of a Prometheus text exposition; 0 if absent.
+func counter(exposition, series string) float64 {
+	for _, line := range strings.Split(exposition, "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return f
+		}
+	}
+	return 0
+}
+
 func tail(s string, n int) string {
 	if len(s) > n {
 		return s[len(s)-n:]
@@ -209,6 +221,26 @@ func TestNetworkBoot(t *testing.T) {
 			"-drive", "if=pflash,format=raw,file="+vars, "-device", "virtio-net-pci,netdev=n0,romfile=,mac="+labMAC)
 		if log := l.file("pxeops.log"); !strings.Contains(log, "to=10.77.0.") || !strings.Contains(log, "tftp transfer\" file=snponly.efi") {
 			t.Errorf("UEFI path did not go through port 4011 and TFTP:\n%s", tail(log, 3000))
+		}
+	})
+	t.Run("UEFI HTTP boot", func(t *testing.T) {
+		// OVMF's fw_cfg switches turn its PXE off, so the firmware goes
+		// straight to HTTP boot: pxeops answers HTTPClient with the URL of
+		// snponly.efi, fetched over HTTP; no TFTP at all.
+		before := l.metrics()
+		vars := filepath.Join(l.dir, "OVMF_VARS_HTTP.fd")
+		l.run("cp", "/usr/share/OVMF/OVMF_VARS_4M.fd", vars)
+		l.boot("uefi-http", "-drive", "if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
+			"-drive", "if=pflash,format=raw,file="+vars,
+			"-fw_cfg", "name=opt/org.tianocore/IPv4PXESupport,string=n", "-fw_cfg", "name=opt/org.tianocore/IPv6PXESupport,string=n",
+			"-device", "virtio-net-pci,netdev=n0,romfile=,mac="+labMAC)
+		after := l.metrics()
+		delta := func(series string) float64 { return counter(after, series) - counter(before, series) }
+		if got := delta(`pxeops_http_requests_total{code="200",endpoint="ipxe-bin"}`); got < 1 {
+			t.Errorf("snponly.efi was not fetched over HTTP (%v fetches):\n%s", got, tail(l.file("pxeops.log"), 3000))
+		}
+		if got := delta(`pxeops_tftp_bytes_total`); got != 0 {
+			t.Errorf("HTTP boot used TFTP (%v bytes): PXE was not off", got)
 		}
 	})
 }
