@@ -333,3 +333,29 @@ func TestSyncRefusesAnInvalidTree(t *testing.T) {
 		t.Fatalf("err %v", err)
 	}
 }
+
+// Flatcar's PXE kernel redirects to the image kernel; signatures may be
+// armored.
+func TestSyncFollowsRedirectsAndReadsArmoredSignatures(t *testing.T) {
+	rel := omahatest.New(t)
+	remote := fleet(t, rel)
+	publish(rel, "2.0.0", kernel, initrd)
+	dir := omahatest.Dir("stable", "2.0.0")
+	rel.Move(dir+"flatcar_production_pxe.vmlinuz", dir+"flatcar_production_image.vmlinuz")
+	var armored strings.Builder
+	w, err := armor.Encode(&armored, "PGP SIGNATURE", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(rel.SignNow(initrd))
+	w.Close()
+	rel.Put(dir+"flatcar_production_pxe_image.cpio.gz", initrd, []byte(armored.String()))
+	rel.SetLatest("2.0.0")
+	st := sync(t, newUpdater(t), remote, filepath.Join(t.TempDir(), "clone.git"))
+	if st.State != omaha.StateProposed {
+		t.Fatalf("status %+v", st)
+	}
+	if n := rel.Hits(dir + "flatcar_production_image.vmlinuz"); n != 1 {
+		t.Errorf("redirect target fetched %d times", n)
+	}
+}

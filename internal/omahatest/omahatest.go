@@ -51,6 +51,7 @@ type Release struct {
 	Hold     map[string]chan struct{}
 	Requests []*omaha.Request
 	hits     map[string]int
+	redirect map[string]string
 }
 
 var epoch = time.Now().Add(-3 * 365 * 24 * time.Hour)
@@ -182,6 +183,18 @@ func (r *Release) HoldAt(path string) (release func()) {
 	}
 }
 
+// Move serves path's body at to and redirects path there, the way
+// Flatcar's flatcar_production_pxe.vmlinuz redirects to the image kernel.
+func (r *Release) Move(path, to string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.redirect == nil {
+		r.redirect = map[string]string{}
+	}
+	r.files[to] = r.files[path]
+	r.redirect[path] = to
+}
+
 // SetStatus makes path answer with code; 0 serves it again.
 func (r *Release) SetStatus(path string, code int) {
 	r.mu.Lock()
@@ -205,8 +218,11 @@ func (r *Release) serve(w http.ResponseWriter, req *http.Request) {
 	r.hits[req.URL.Path]++
 	body, ok := r.files[req.URL.Path]
 	status, truncate, hold := r.Status[req.URL.Path], r.Truncate[req.URL.Path], r.Hold[req.URL.Path]
+	target, moved := r.redirect[req.URL.Path]
 	r.mu.Unlock()
 	switch {
+	case moved:
+		http.Redirect(w, req, target, http.StatusFound)
 	case status != 0:
 		http.Error(w, http.StatusText(status), status)
 	case !ok:
