@@ -358,6 +358,11 @@ func TestServeUsageErrors(t *testing.T) {
 			t.Errorf("%q: exit %d, want %d", args, code, exitUsage)
 		}
 	}
+	// A webhook secret under 16 characters is refused before anything runs.
+	code, _, stderr := runCLI(t, "serve", "--source", "file:///nonexistent.git", "--state-dir", t.TempDir(), "--webhook-secret-file", shortSecret(t))
+	if code != exitUsage || !strings.Contains(stderr, "shorter than 16 characters") {
+		t.Errorf("short webhook secret: exit %d, %q", code, stderr)
+	}
 }
 
 // A file that is a symlink is fingerprinted by its target, so editing the
