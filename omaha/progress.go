@@ -19,6 +19,7 @@ type progress struct {
 	start    time.Time
 	lastLog  time.Time
 	lastDraw time.Time
+	onData   func() // called on every write: the stall watchdog
 }
 
 const logEvery = 10 * time.Second
@@ -30,6 +31,9 @@ func newProgress(log *slog.Logger, term io.Writer, url string, total int64) *pro
 
 func (p *progress) Write(b []byte) (int, error) {
 	p.n += int64(len(b))
+	if p.onData != nil {
+		p.onData()
+	}
 	now := time.Now()
 	if now.Sub(p.lastLog) >= logEvery {
 		p.lastLog = now

@@ -41,6 +41,9 @@ type Store struct {
 	// twice as long, between them.
 	Attempts int
 	Backoff  time.Duration
+	// Stall aborts a download (to be retried) when no byte arrived for
+	// this long; default one minute.
+	Stall time.Duration
 }
 
 // Asset is a verified file in the store.
@@ -244,6 +247,15 @@ func (s *Store) download(ctx context.Context, url string) (string, Asset, error)
 	if limit <= 0 {
 		limit = 4 << 30
 	}
+	stall := s.Stall
+	if stall <= 0 {
+		stall = time.Minute
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stalled := fmt.Errorf("stalled: no data for %s", stall)
+	watchdog := time.AfterFunc(stall, func() { cancel(stalled) })
+	defer watchdog.Stop()
 	resp, err := s.get(ctx, url)
 	if err != nil {
 		return "", Asset{}, err
@@ -263,9 +275,12 @@ func (s *Store) download(ctx context.Context, url string) (string, Asset, error)
 	}
 	h := sha256.New()
 	prog := newProgress(s.logger(), s.Progress, url, resp.ContentLength)
+	prog.onData = func() { watchdog.Reset(stall) }
 	n, err := io.Copy(io.MultiWriter(f, h, prog), io.LimitReader(resp.Body, limit+1))
 	prog.done(err == nil)
 	switch {
+	case err != nil && context.Cause(ctx) == stalled:
+		return fail(stalled)
 	case err != nil:
 		return fail(err)
 	case n > limit:

@@ -39,7 +39,7 @@ func publish(rel *omahatest.Release, version string, k, i []byte) { rel.PublishI
 func newUpdater(t *testing.T) *omaha.Updater {
 	return &omaha.Updater{
 		Client: &omaha.Client{},
-		Store:  &omaha.Store{Dir: t.TempDir(), Backoff: time.Millisecond, Attempts: 2},
+		Store:  &omaha.Store{Dir: t.TempDir(), Backoff: time.Millisecond, Attempts: 2, Stall: 200 * time.Millisecond},
 		Author: object.Signature{Name: "pxeops", Email: "pxeops@example.test"},
 		Push:   true,
 	}
@@ -204,6 +204,7 @@ func TestSyncKeepsNothingFromBadReleases(t *testing.T) {
 			rel.Put(kpath, kernel, rel.Sign(kernel, rel.Expired, time.Now()))
 		}, omaha.StateFailed, "verify", "expired", false},
 		{"truncated", func(rel *omahatest.Release) { rel.Truncate[kpath] = true }, omaha.StateFailed, "download", "", true},
+		{"stalled", func(rel *omahatest.Release) { t.Cleanup(rel.HoldAt(kpath)) }, omaha.StateFailed, "download", "stalled: no data for 200ms", true},
 		{"404", func(rel *omahatest.Release) { rel.Status[kpath] = 404 }, omaha.StateNotPublished, "download", "not published yet", true},
 		{"server error", func(rel *omahatest.Release) { rel.Status[kpath] = 503 }, omaha.StateFailed, "download", "503", true},
 		{"omaha down", func(rel *omahatest.Release) { rel.Status["/v1/update/"] = 500 }, omaha.StateFailed, "check", "500", true},
