@@ -273,14 +273,6 @@ func TestBuiltinKeys(t *testing.T) {
 		}
 	}
 }
-	if _, err := omaha.NewKeyring(data, []string{omaha.CoreOSFingerprint}); err != nil {
-		t.Fatalf("the shipped CoreOS key does not have the pinned fingerprint: %v", err)
-	}
-	if _, err := omaha.BuiltinKeyring("flatcar"); err == nil || !strings.Contains(err.Error(), "omaha.keyring") {
-		t.Fatalf("flatcar: %v", err)
-	}
-}
-
 func TestSyncSignedCommitUpstreamURLsAndVersionTxtFallback(t *testing.T) {
 	rel := omahatest.New(t)
 	remote := fleet(t, rel, "  fallback: true", "  urls: upstream")
