@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"runtime"
 	"strconv"
 	"syscall"
@@ -35,7 +36,7 @@ type Server struct {
 	// Where replies go; the defaults are the protocol's, tests on
 	// loopback change them.
 	clientPort, relayPort int
-	broadcast             net.IP
+	broadcast             netip.Addr
 }
 
 // New prepares a server; reg may be nil.
@@ -43,7 +44,7 @@ func New(cfg Config, snaps Snapshots, log *slog.Logger, reg prometheus.Registere
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, snaps: snaps, log: log, clientPort: 68, relayPort: 67, broadcast: net.IPv4bcast,
+	s := &Server{cfg: cfg, snaps: snaps, log: log, clientPort: 68, relayPort: 67, broadcast: netip.AddrFrom4([4]byte{255, 255, 255, 255}),
 		packets: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pxeops_dhcp_packets_total", Help: "DHCP packets by port and result: offer, ack, ignored, malformed, oversized.",
 		}, []string{"port", "result"}),
@@ -75,7 +76,7 @@ func InterfaceIP(name string) (net.IP, error) {
 
 // Listen opens a UDP socket on addr bound to iface (SO_BINDTODEVICE),
 // able to broadcast, with errors that name the fix.
-func Listen(iface, addr string) (net.PacketConn, error) {
+func Listen(iface, addr string) (*net.UDPConn, error) {
 	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
 		var serr error
 		err := c.Control(func(fd uintptr) {
@@ -98,17 +99,16 @@ func Listen(iface, addr string) (net.PacketConn, error) {
 	}
 	// Machines powered on together arrive together: room for a burst
 	// while a reader is descheduled or the GC runs.
-	if u, ok := conn.(*net.UDPConn); ok {
-		u.SetReadBuffer(4 << 20)
-	}
-	return conn, nil
+	u := conn.(*net.UDPConn) // udp4 always gives one
+	u.SetReadBuffer(4 << 20)
+	return u, nil
 }
 
 // Serve answers requests arriving on conn, which listens on port, until
 // conn is closed, with one reader per CPU: a storm of machines powered on
 // together is the normal case. Bad packets are counted and dropped;
 // nothing in a packet can stop a reader.
-func (s *Server) Serve(conn net.PacketConn, port Port) error {
+func (s *Server) Serve(conn *net.UDPConn, port Port) error {
 	errs := make(chan error, runtime.GOMAXPROCS(0))
 	for range cap(errs) {
 		go func() { errs <- s.serve(conn, port) }()
@@ -123,11 +123,19 @@ func (s *Server) Serve(conn net.PacketConn, port Port) error {
 	return first
 }
 
-func (s *Server) serve(conn net.PacketConn, port Port) error {
+func (s *Server) serve(conn *net.UDPConn, port Port) error {
 	buf := make([]byte, maxPacket+1)
 	label := strconv.Itoa(int(port))
+	count := map[string]prometheus.Counter{}
+	for _, result := range []string{"offer", "ack", "ignored", "malformed", "oversized"} {
+		count[result] = s.packets.WithLabelValues(label, result)
+	}
+	// The per-packet log lines are built only when their level is on: at
+	// tens of thousands of packets a second, formatting them for nothing
+	// costs more than answering.
+	ctx := context.Background()
 	for {
-		n, peer, err := conn.ReadFrom(buf)
+		n, peer, err := conn.ReadFromUDPAddrPort(buf)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return nil
@@ -135,22 +143,24 @@ func (s *Server) serve(conn net.PacketConn, port Port) error {
 			return err
 		}
 		if n > maxPacket {
-			s.packets.WithLabelValues(label, "oversized").Inc()
+			count["oversized"].Inc()
 			continue
 		}
 		req, err := dhcpv4.FromBytes(buf[:n])
 		if err != nil {
-			s.packets.WithLabelValues(label, "malformed").Inc()
+			count["malformed"].Inc()
 			continue
 		}
 		reply, why := Answer(req, port, s.snaps.Snapshot(), s.cfg)
 		if reply == nil {
-			s.packets.WithLabelValues(label, "ignored").Inc()
-			s.log.Debug("dhcp: no answer", "mac", req.ClientHWAddr.String(), "port", port, "reason", why)
+			count["ignored"].Inc()
+			if s.log.Enabled(ctx, slog.LevelDebug) {
+				s.log.Debug("dhcp: no answer", "mac", req.ClientHWAddr.String(), "port", port, "reason", why)
+			}
 			continue
 		}
 		dst := s.destination(req, peer, port)
-		if _, err := conn.WriteTo(reply.ToBytes(), dst); err != nil {
+		if _, err := conn.WriteToUDPAddrPort(reply.ToBytes(), dst); err != nil {
 			s.log.Warn("dhcp: reply not sent", "to", dst.String(), "err", err)
 			continue
 		}
@@ -158,19 +168,21 @@ func (s *Server) serve(conn net.PacketConn, port Port) error {
 		if reply.MessageType() == dhcpv4.MessageTypeAck {
 			result = "ack"
 		}
-		s.packets.WithLabelValues(label, result).Inc()
-		s.log.Info("dhcp: "+result, "mac", req.ClientHWAddr.String(), "file", reply.BootFileName, "to", dst.String())
+		count[result].Inc()
+		if s.log.Enabled(ctx, slog.LevelInfo) {
+			s.log.Info("dhcp: "+result, "mac", req.ClientHWAddr.String(), "file", reply.BootFileName, "to", dst.String())
+		}
 	}
 }
 
 // destination is where a reply goes: to the relay when there is one, to
 // the sender for the boot server, else broadcast to the client port.
-func (s *Server) destination(req *dhcpv4.DHCPv4, peer net.Addr, port Port) net.Addr {
-	switch {
-	case req.GatewayIPAddr != nil && !req.GatewayIPAddr.IsUnspecified():
-		return &net.UDPAddr{IP: req.GatewayIPAddr, Port: s.relayPort}
-	case port == BootServerPort:
+func (s *Server) destination(req *dhcpv4.DHCPv4, peer netip.AddrPort, port Port) netip.AddrPort {
+	if relay, ok := netip.AddrFromSlice(req.GatewayIPAddr.To4()); ok && !relay.IsUnspecified() {
+		return netip.AddrPortFrom(relay, uint16(s.relayPort))
+	}
+	if port == BootServerPort {
 		return peer
 	}
-	return &net.UDPAddr{IP: s.broadcast, Port: s.clientPort}
+	return netip.AddrPortFrom(s.broadcast, uint16(s.clientPort))
 }

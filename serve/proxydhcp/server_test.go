@@ -20,7 +20,7 @@ func (f fixed) Snapshot() *render.Snapshot { return f.snap }
 // loop.
 func TestServeOnLoopback(t *testing.T) {
 	s := New(cfg, fixed{snapshot(t, known)}, nil, nil)
-	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
 	}
