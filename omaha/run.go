@@ -2,6 +2,7 @@ package omaha
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"time"
 )
@@ -65,6 +66,7 @@ func (u *Updater) Run(ctx context.Context, open func(context.Context) (*Repo, er
 func (u *Updater) runPass(ctx context.Context, open func(context.Context) (*Repo, error)) (retry bool) {
 	repo, err := open(ctx)
 	if err != nil {
+		u.setLastError(fmt.Errorf("open the repository: %w", err))
 		u.log().Warn("updater: cannot open the repository; retrying with backoff", "err", err)
 		return true
 	}

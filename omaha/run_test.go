@@ -3,6 +3,7 @@ package omaha_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -65,5 +66,8 @@ func TestRetryableFailureBacksOff(t *testing.T) {
 	}
 	if n := opens.Load(); n < 4 {
 		t.Fatalf("%d passes in 10s; retries did not back off below the 1h interval", n)
+	}
+	if err := u.LastError(); !strings.Contains(err, "open the repository: remote unreachable") {
+		t.Errorf("last error %q", err)
 	}
 }

@@ -36,6 +36,7 @@ type Updater struct {
 	pass    sync.Mutex // one pass at a time
 	mu      sync.Mutex
 	status  map[string]ImageStatus
+	lastErr string // of the last pass as a whole: repository, tree
 	trigger chan struct{}
 }
 
@@ -78,6 +79,23 @@ func (u *Updater) Status() map[string]ImageStatus {
 	return out
 }
 
+// LastError is why the last pass could not look at any image (the
+// repository could not be opened, the tree is invalid); empty when it ran.
+func (u *Updater) LastError() string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.lastErr
+}
+
+func (u *Updater) setLastError(err error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.lastErr = ""
+	if err != nil {
+		u.lastErr = err.Error()
+	}
+}
+
 func (u *Updater) setStatus(id string, st ImageStatus) {
 	u.mu.Lock()
 	if u.status == nil {
@@ -96,12 +114,16 @@ func (u *Updater) Sync(ctx context.Context, repo *Repo) (map[string]ImageStatus,
 	defer u.pass.Unlock()
 	fsys, err := repo.Tree()
 	if err != nil {
+		u.setLastError(err)
 		return nil, err
 	}
 	snap, diags := render.Load(fsys, render.Options{Revision: repo.Base()})
 	if snap == nil {
-		return nil, fmt.Errorf("the tree at %.12s is invalid; fix it first (pxeops check): %s", repo.Base(), firstError(diags))
+		err := fmt.Errorf("the tree at %.12s is invalid; fix it first (pxeops check): %s", repo.Base(), firstError(diags))
+		u.setLastError(err)
+		return nil, err
 	}
+	u.setLastError(nil)
 	tree := snap.Tree
 	out := map[string]ImageStatus{}
 	for _, id := range tree.ImageIDs() {

@@ -215,8 +215,9 @@ func TestServeProxyModeMirrorsAndMergeDeploys(t *testing.T) {
 
 	var st struct {
 		Omaha struct {
-			Images map[string]struct{ State, Branch string }
-			Census struct{ Hosts int }
+			Updater string
+			Images  map[string]struct{ State, Branch string }
+			Census  struct{ Hosts int }
 		}
 	}
 	s.eventually(t, "the update is proposed", func() bool {
@@ -224,8 +225,8 @@ func TestServeProxyModeMirrorsAndMergeDeploys(t *testing.T) {
 		json.Unmarshal([]byte(body), &st)
 		return st.Omaha.Images["flatcar-stable"].State == "proposed"
 	})
-	if st.Omaha.Census.Hosts != 1 {
-		t.Errorf("census %+v", st.Omaha.Census)
+	if st.Omaha.Census.Hosts != 1 || st.Omaha.Updater != "on" {
+		t.Errorf("omaha status %+v", st.Omaha)
 	}
 	branchHead := remote.Git("--git-dir", remote.Bare, "rev-parse", updateBranch)
 
@@ -250,5 +251,19 @@ func TestServeProxyModeMirrorsAndMergeDeploys(t *testing.T) {
 	}
 	if merged := remote.Git("rev-parse", "HEAD"); merged != branchHead {
 		t.Errorf("merged %s, branch was %s", merged, branchHead)
+	}
+}
+
+// Without --assets-dir the updater is off, and /status says why.
+func TestServeSaysWhyTheUpdaterIsOff(t *testing.T) {
+	dir := t.TempDir()
+	must(t, os.MkdirAll(filepath.Join(dir, "profiles"), 0o755))
+	must(t, os.WriteFile(filepath.Join(dir, "profiles", "p.yaml"), []byte("kernel: /assets/k\n"), 0o644))
+	s := startServe(t, dir)
+	_, body, _ := s.get("/status")
+	var st struct{ Omaha struct{ Updater string } }
+	json.Unmarshal([]byte(body), &st)
+	if !strings.HasPrefix(st.Omaha.Updater, "off: --assets-dir is required") {
+		t.Errorf("updater %q", st.Omaha.Updater)
 	}
 }

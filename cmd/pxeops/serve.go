@@ -104,7 +104,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		defer dir.Close()
 		tree = dir
 	}
-	updater, responder := serveOmaha(ctx, &u, &g, *src, rec, log, reg)
+	updater, updaterState, responder := serveOmaha(ctx, &u, &g, *src, rec, log, reg)
 	hookSecret, err := g.webhookSecret(trigger != nil)
 	if err != nil {
 		return usage("%v", err)
@@ -126,7 +126,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		Omaha:         responder,
 		Status: func() any {
 			return serveStatus{Version: version, ServerURL: *serverURL, Status: rec.Status(), Source: tree.State(),
-				Omaha: omahaStatus{Images: updater.Status(), Census: responder.Census()}}
+				Omaha: omahaStatus{Updater: updaterState, Error: updater.LastError(), Images: updater.Status(), Census: responder.Census()}}
 		},
 	})
 	if err != nil {
@@ -217,14 +217,17 @@ type serveStatus struct {
 }
 
 type omahaStatus struct {
-	Images map[string]omaha.ImageStatus `json:"images"`
-	Census omaha.Census                 `json:"census"`
+	// Updater is "on", or "off: <why>".
+	Updater string                       `json:"updater"`
+	Error   string                       `json:"error,omitempty"`
+	Images  map[string]omaha.ImageStatus `json:"images"`
+	Census  omaha.Census                 `json:"census"`
 }
 
 // serveOmaha makes the Omaha responder and, with --assets-dir, starts the
 // updater: it runs when the served tree sets omaha.sync (every interval)
 // or omaha.proxy (when hosts report a newer version upstream).
-func serveOmaha(ctx context.Context, u *updaterFlags, g *gitFlags, src string, rec *reconcile.Reconciler, log *slog.Logger, reg *prometheus.Registry) (*omaha.Updater, *omaha.Responder) {
+func serveOmaha(ctx context.Context, u *updaterFlags, g *gitFlags, src string, rec *reconcile.Reconciler, log *slog.Logger, reg *prometheus.Registry) (*omaha.Updater, string, *omaha.Responder) {
 	metrics := omaha.NewMetrics(reg)
 	policy := func() omaha.Policy {
 		if snap := rec.Snapshot(); snap != nil {
@@ -236,7 +239,7 @@ func serveOmaha(ctx context.Context, u *updaterFlags, g *gitFlags, src string, r
 	updater, err := u.updater(log, nil)
 	if err != nil {
 		log.Info("image updater off", "reason", err)
-		return &omaha.Updater{}, responder
+		return &omaha.Updater{}, "off: " + err.Error(), responder
 	}
 	updater.Metrics = metrics
 	responder.Trigger = updater.Trigger
@@ -258,7 +261,7 @@ func serveOmaha(ctx context.Context, u *updaterFlags, g *gitFlags, src string, r
 		return omaha.Schedule{Periodic: o.Sync, OnTrigger: o.Sync || o.Proxy, Interval: time.Duration(o.Interval), Retry: time.Minute}
 	}
 	go updater.Run(ctx, open, schedule)
-	return updater, responder
+	return updater, "on", responder
 }
 
 // defaultServerURL guesses the URL machines on the network can reach:
