@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -35,50 +36,70 @@ type Offer struct {
 // Board is the release board of an arch, as release servers name it.
 func Board(arch string) string { return arch + "-usr" }
 
+// maxFloorHops bounds how often Check asks again from a floor release.
+const maxFloorHops = 16
+
 // Check poses as a machine of q and returns what the service offers it.
+// PXE-booted machines are stateless, so floor releases (which disk
+// installs must pass through) are skipped: when an answer holds floors
+// only, Check asks again as a machine on the highest floor until the
+// target comes.
 func (c *Client) Check(ctx context.Context, q Query) (Offer, error) {
+	asked := q.Version
+	for range maxFloorHops {
+		target, floor, err := c.check(ctx, q, asked)
+		switch {
+		case err != nil:
+			return Offer{}, err
+		case target != "":
+			return Offer{Version: target}, nil
+		case floor == "" && asked != q.Version:
+			return Offer{Version: asked}, nil // the last floor is the newest release
+		case floor == "":
+			return Offer{}, nil
+		case CompareVersions(floor, asked) <= 0:
+			return Offer{}, fmt.Errorf("omaha server %s: floor %s does not advance past %s", q.Server, floor, asked)
+		}
+		asked = floor
+	}
+	return Offer{}, fmt.Errorf("omaha server %s: more than %d floor releases in a row", q.Server, maxFloorHops)
+}
+
+func (c *Client) check(ctx context.Context, q Query, version string) (target, floor string, err error) {
+	q.Version = version
 	body := Marshal(newUpdateRequest(q))
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, q.Server, bytes.NewReader(body))
 	if err != nil {
-		return Offer{}, fmt.Errorf("omaha server %s: %w", q.Server, err)
+		return "", "", fmt.Errorf("omaha server %s: %w", q.Server, err)
 	}
 	req.Header.Set("Content-Type", "text/xml; charset=utf-8")
 	resp, err := c.do(req)
 	if err != nil {
-		return Offer{}, fmt.Errorf("omaha server %s: %w", q.Server, err)
+		return "", "", fmt.Errorf("omaha server %s: %w", q.Server, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return Offer{}, fmt.Errorf("omaha server %s: %s", q.Server, resp.Status)
+		return "", "", fmt.Errorf("omaha server %s: %s", q.Server, resp.Status)
 	}
 	doc, err := ParseResponse(resp.Body)
 	if err != nil {
-		return Offer{}, fmt.Errorf("omaha server %s: %w", q.Server, err)
+		return "", "", fmt.Errorf("omaha server %s: %w", q.Server, err)
 	}
-	return offerOf(doc)
-}
-
-func offerOf(doc *Response) (Offer, error) {
 	app := doc.App(AppID)
 	switch {
 	case app == nil:
-		return Offer{}, fmt.Errorf("the response has no <app> for %s", AppID)
+		err = fmt.Errorf("the response has no <app> for %s", AppID)
 	case app.Status != "ok":
-		return Offer{}, fmt.Errorf("the service refused the app: status %q", app.Status)
+		err = fmt.Errorf("the service refused the app: status %q", app.Status)
 	case app.UpdateCheck == nil:
-		return Offer{}, fmt.Errorf("the response has no <updatecheck>")
-	}
-	switch uc := app.UpdateCheck; uc.Status {
-	case "noupdate":
-		return Offer{}, nil
-	case "ok":
-		if uc.Manifest == nil || !validVersion(uc.Manifest.Version) {
-			return Offer{}, fmt.Errorf("update offered without a usable manifest version")
-		}
-		return Offer{Version: uc.Manifest.Version}, nil
+		err = errors.New("the response has no <updatecheck>")
 	default:
-		return Offer{}, fmt.Errorf("updatecheck status %q", uc.Status)
+		target, floor, err = app.UpdateCheck.Offered()
 	}
+	if err != nil {
+		return "", "", fmt.Errorf("omaha server %s: %w", q.Server, err)
+	}
+	return target, floor, nil
 }
 
 // newUpdateRequest is the request update_engine would send for q, with

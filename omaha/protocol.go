@@ -103,10 +103,13 @@ type EventAnswer struct {
 }
 
 // UpdateCheck is a request's check (empty) or a response's verdict.
+// With multi_manifest_ok, Flatcar's service (Nebraska) may answer with
+// several manifests: floor releases a disk install must pass through,
+// then the target; or floors only, when more remain than fit.
 type UpdateCheck struct {
-	Status   string    `xml:"status,attr,omitempty"`
-	URLs     []URL     `xml:"urls>url"`
-	Manifest *Manifest `xml:"manifest"`
+	Status    string     `xml:"status,attr,omitempty"`
+	URLs      []URL      `xml:"urls>url"`
+	Manifests []Manifest `xml:"manifest"`
 }
 
 // URL is a download location of the update payload.
@@ -116,9 +119,12 @@ type URL struct {
 
 // Manifest names the version an update brings.
 type Manifest struct {
-	Version  string    `xml:"version,attr"`
-	Packages []Package `xml:"packages>package"`
-	Actions  []Action  `xml:"actions>action"`
+	Version     string    `xml:"version,attr"`
+	IsFloor     string    `xml:"is_floor,attr,omitempty"`
+	IsTarget    string    `xml:"is_target,attr,omitempty"`
+	FloorReason string    `xml:"floor_reason,attr,omitempty"`
+	Packages    []Package `xml:"packages>package"`
+	Actions     []Action  `xml:"actions>action"`
 }
 
 // Package is one payload file.
@@ -216,6 +222,39 @@ func Marshal(v any) []byte {
 		panic("omaha: document does not marshal: " + err.Error())
 	}
 	return append([]byte(xml.Header), out...)
+}
+
+// Offered is what an update check offers: the target version, or, when
+// the answer holds floor releases only, the highest floor to ask again
+// from. Both are empty for noupdate.
+func (uc *UpdateCheck) Offered() (target, floor string, err error) {
+	switch uc.Status {
+	case "noupdate":
+		return "", "", nil
+	case "ok":
+	default:
+		return "", "", fmt.Errorf("updatecheck status %q", uc.Status)
+	}
+	if len(uc.Manifests) == 0 {
+		return "", "", errors.New("update offered without a manifest")
+	}
+	for _, m := range uc.Manifests {
+		if !validVersion(m.Version) {
+			return "", "", fmt.Errorf("manifest version %q is not a release version", m.Version)
+		}
+		switch {
+		case m.IsFloor == "true" && m.IsTarget != "true":
+			if floor == "" || CompareVersions(m.Version, floor) > 0 {
+				floor = m.Version
+			}
+		case target == "" || CompareVersions(m.Version, target) > 0:
+			target = m.Version
+		}
+	}
+	if target != "" {
+		return target, "", nil
+	}
+	return "", floor, nil
 }
 
 // App returns the response's answer for appid (braces and case ignored);

@@ -16,11 +16,11 @@ func TestParseProtocolFixtures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	offer, err := offerOf(resp)
-	if err != nil || offer.Version != "410.0.0" {
-		t.Fatalf("offer %+v, %v", offer, err)
+	target, floor, err := resp.App(AppID).UpdateCheck.Offered()
+	if err != nil || target != "410.0.0" || floor != "" {
+		t.Fatalf("offered %q %q, %v", target, floor, err)
 	}
-	if p := resp.App(AppID).UpdateCheck.Manifest.Packages[0]; p.Name != "update.gz" || p.Size != "111882133" {
+	if p := resp.App(AppID).UpdateCheck.Manifests[0].Packages[0]; p.Name != "update.gz" || p.Size != "111882133" {
 		t.Errorf("package %+v", p)
 	}
 
@@ -36,6 +36,33 @@ func TestParseProtocolFixtures(t *testing.T) {
 	if app.Version != "3975.2.0" || app.Track != "stable" || app.Board != "amd64-usr" || app.UpdateCheck == nil || app.Ping == nil ||
 		len(app.Events) != 1 || app.Events[0].Type != EventUpdateComplete || app.Events[0].PreviousVersion != "3815.2.5" {
 		t.Errorf("app %+v", app)
+	}
+}
+
+// With multi_manifest_ok the answer lists floors, then the target.
+func TestOfferedPicksTheTargetOverFloors(t *testing.T) {
+	data, err := os.ReadFile("testdata/flatcar-floors-response.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := ParseResponse(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	uc := resp.App(AppID).UpdateCheck
+	if target, floor, err := uc.Offered(); err != nil || target != "4081.2.0" || floor != "" {
+		t.Fatalf("offered %q %q %v", target, floor, err)
+	}
+	if m := uc.Manifests[0]; m.IsFloor != "true" || m.FloorReason != "partition layout change" {
+		t.Errorf("floor manifest %+v", m)
+	}
+	uc.Manifests = uc.Manifests[:1] // floors only: ask again from the floor
+	if target, floor, err := uc.Offered(); err != nil || target != "" || floor != "3510.2.8" {
+		t.Fatalf("floors only: %q %q %v", target, floor, err)
+	}
+	uc.Manifests[0].Version = "../../etc"
+	if _, _, err := uc.Offered(); err == nil {
+		t.Fatal("a version that is not one was accepted")
 	}
 }
 
@@ -76,7 +103,7 @@ func TestCompareVersions(t *testing.T) {
 // FuzzParse: any bytes give a document or an error, never a panic; a
 // parsed request re-encodes and parses again to the same apps.
 func FuzzParse(f *testing.F) {
-	for _, name := range []string{"testdata/coreos-request.xml", "testdata/flatcar-request.xml", "testdata/coreos-response.xml"} {
+	for _, name := range []string{"testdata/coreos-request.xml", "testdata/flatcar-request.xml", "testdata/coreos-response.xml", "testdata/flatcar-floors-response.xml"} {
 		data, err := os.ReadFile(name)
 		if err != nil {
 			f.Fatal(err)
@@ -86,7 +113,11 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(`<request protocol="3.0"><app appid="{x}"><event eventtype="x"/></app></request>`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if resp, err := ParseResponse(bytes.NewReader(data)); err == nil {
-			offerOf(resp)
+			for _, app := range resp.Apps {
+				if app.UpdateCheck != nil {
+					app.UpdateCheck.Offered()
+				}
+			}
 		}
 		req, err := ParseRequest(bytes.NewReader(data))
 		if err != nil {

@@ -2,6 +2,7 @@ package omaha
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -167,10 +168,16 @@ func (rs *Responder) forward(p Policy, body []byte, req *Request) <-chan []byte 
 		out <- raw
 		for _, app := range req.Apps {
 			offered := resp.App(app.AppID)
-			if offered == nil || offered.UpdateCheck == nil || offered.UpdateCheck.Status != "ok" || offered.UpdateCheck.Manifest == nil {
+			if offered == nil || offered.UpdateCheck == nil {
 				continue
 			}
-			v := offered.UpdateCheck.Manifest.Version
+			// Floors count too: anything newer than the pin starts a pass,
+			// which asks the service itself for the target.
+			target, floor, err := offered.UpdateCheck.Offered()
+			v := cmp.Or(target, floor)
+			if err != nil || v == "" {
+				continue
+			}
 			pinned, tracked := p.Pinned[app.Track+"/"+archOfBoard(app.Board)]
 			if tracked && CompareVersions(v, pinned) > 0 && rs.Trigger != nil {
 				rs.log().Info("omaha proxy: upstream offers a newer version; starting a mirroring pass", "channel", app.Track, "pinned", pinned, "offered", v)

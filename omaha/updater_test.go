@@ -84,6 +84,9 @@ func TestSyncProposesVerifiedUpdate(t *testing.T) {
 		}
 	}
 	// The update asked as a stable machine on 1.0.0 would, with multi_manifest_ok.
+	if asked := rel.Asked(); len(asked) != 1 || asked[0] != "1.0.0" {
+		t.Errorf("asked as %v", asked)
+	}
 	req := rel.Requests[0]
 	if app := req.Apps[0]; app.Version != "1.0.0" || app.Track != "stable" || app.MultiManifestOK != "true" || app.UpdateCheck == nil {
 		t.Errorf("omaha request app %+v", app)

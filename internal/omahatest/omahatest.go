@@ -50,6 +50,7 @@ type Release struct {
 	// channel closes.
 	Hold     map[string]chan struct{}
 	Requests []*omaha.Request
+	floors   []string // ascending
 	hits     map[string]int
 	redirect map[string]string
 }
@@ -202,6 +203,24 @@ func (r *Release) SetStatus(path string, code int) {
 	r.mu.Unlock()
 }
 
+// Asked lists the versions update checks came from, in order.
+func (r *Release) Asked() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, req := range r.Requests {
+		out = append(out, req.Apps[0].Version)
+	}
+	return out
+}
+
+// SetFloors makes the service announce floor releases (ascending).
+func (r *Release) SetFloors(versions ...string) {
+	r.mu.Lock()
+	r.floors = versions
+	r.mu.Unlock()
+}
+
 // SetLatest changes what the Omaha service offers.
 func (r *Release) SetLatest(v string) {
 	r.mu.Lock()
@@ -261,9 +280,23 @@ func (r *Release) omaha(w http.ResponseWriter, req *http.Request) {
 	for _, app := range parsed.Apps {
 		uc := &omaha.UpdateCheck{Status: "noupdate"}
 		if latest != "" && omaha.CompareVersions(latest, app.Version) > 0 {
-			uc = &omaha.UpdateCheck{Status: "ok",
-				URLs:     []omaha.URL{{Codebase: r.URL + "/update/" + latest + "/"}},
-				Manifest: &omaha.Manifest{Version: latest, Packages: []omaha.Package{{Name: "flatcar_production_update.gz", Hash: "AAAA", Size: "1"}}}}
+			uc = &omaha.UpdateCheck{Status: "ok", URLs: []omaha.URL{{Codebase: r.URL + "/update/"}}}
+			// Like Nebraska with multi_manifest_ok and one floor per
+			// answer: the floors above the asker's version, and the
+			// target only once a single floor remains.
+			var ahead []string
+			for _, f := range r.floors {
+				if omaha.CompareVersions(f, app.Version) > 0 {
+					ahead = append(ahead, f)
+				}
+			}
+			if len(ahead) > 0 {
+				uc.Manifests = append(uc.Manifests, omaha.Manifest{Version: ahead[0], IsFloor: "true", FloorReason: "test floor"})
+			}
+			if len(ahead) <= 1 {
+				uc.Manifests = append(uc.Manifests, omaha.Manifest{Version: latest, IsTarget: "true",
+					Packages: []omaha.Package{{Name: "flatcar_production_update.gz", Hash: "AAAA", Size: "1"}}})
+			}
 		}
 		resp.Apps = append(resp.Apps, omaha.ResponseApp{AppID: app.AppID, Status: "ok", UpdateCheck: uc})
 	}
