@@ -1,6 +1,10 @@
 package omaha
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // Metrics are the updater's and the responder's Prometheus series. A nil
 // *Metrics records nothing.
@@ -10,11 +14,15 @@ type Metrics struct {
 	hosts     *prometheus.GaugeVec
 	requests  *prometheus.CounterVec
 	upstream  *prometheus.CounterVec
+
+	mu         sync.Mutex
+	hostCounts map[[2]string]int
 }
 
 // NewMetrics registers the series with reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
+		hostCounts: map[[2]string]int{},
 		passes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pxeops_omaha_image_checks_total", Help: "Updater checks per image, by resulting state.",
 		}, []string{"image", "state"}),
@@ -47,8 +55,33 @@ func (m *Metrics) observe(image string, st ImageStatus) {
 	m.available.WithLabelValues(image).Set(pending)
 }
 
+// maxHostSeries bounds the census gauge's label pairs: versions and
+// channels come from the network.
+const maxHostSeries = 256
+
+// host moves the census gauge. Hosts report their own version and
+// channel, so only well-formed values become labels, at most
+// maxHostSeries pairs (the rest count under "other"; malformed ones
+// under "invalid"), and a pair no host
+// reports any more is dropped.
 func (m *Metrics) host(version, channel string, delta float64) {
-	if m != nil {
-		m.hosts.WithLabelValues(version, channel).Add(delta)
+	if m == nil {
+		return
 	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !validVersion(version) || !validVersion(channel) {
+		version, channel = "invalid", "invalid"
+	}
+	key := [2]string{version, channel}
+	if _, seen := m.hostCounts[key]; !seen && len(m.hostCounts) >= maxHostSeries && version != "invalid" {
+		key = [2]string{"other", "other"}
+	}
+	m.hostCounts[key] += int(delta)
+	if m.hostCounts[key] <= 0 {
+		delete(m.hostCounts, key)
+		m.hosts.DeleteLabelValues(key[0], key[1])
+		return
+	}
+	m.hosts.WithLabelValues(key[0], key[1]).Set(float64(m.hostCounts[key]))
 }

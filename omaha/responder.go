@@ -236,7 +236,7 @@ func (rs *Responder) record(req *Request, addr string) {
 		if !sameAppID(app.AppID, AppID) {
 			continue
 		}
-		id := app.MachineID
+		id := clip(app.MachineID, 128)
 		if id == "" {
 			id = "addr:" + addr
 		}
@@ -248,13 +248,22 @@ func (rs *Responder) record(req *Request, addr string) {
 		} else {
 			rs.Metrics.host(h.Version, h.Channel, -1)
 		}
-		h.Version, h.Channel, h.Board, h.Addr, h.LastContact = app.Version, app.Track, app.Board, addr, now
+		h.Version, h.Channel, h.Board, h.Addr, h.LastContact = clip(app.Version, 64), clip(app.Track, 64), clip(app.Board, 64), addr, now
 		if n := len(app.Events); n > 0 {
 			e := app.Events[n-1]
 			h.LastEvent = strconv.Itoa(e.Type) + "/" + strconv.Itoa(e.Result)
 		}
 		rs.Metrics.host(h.Version, h.Channel, 1)
 	}
+}
+
+// clip bounds what a host may make the census keep: a request is up to
+// 64 KiB, and there may be 100,000 hosts.
+func clip(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
 }
 
 // makeRoom drops the longest silent host when the census is full.

@@ -2,6 +2,7 @@ package omaha_test
 
 import (
 	"bytes"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -64,14 +65,39 @@ func TestResponderAnswersNoupdateAndCountsHosts(t *testing.T) {
 	if c := rs.Census(); c.Hosts != 2 || c.Versions["stable 4081.2.0"] != 1 || c.Versions["stable 3975.2.0"] != 0 {
 		t.Fatalf("census after upgrade %+v", c)
 	}
-	if got := hostsGauge(t, reg, "3975.2.0", "stable"); got != 0 {
-		t.Errorf("old version gauge %v", got)
+	if got := hostsGauge(t, reg, "3975.2.0", "stable"); got != -1 {
+		t.Errorf("the series of a version no host runs any more is still there: %v", got)
 	}
 
 	for _, bad := range [][]byte{[]byte("<request"), []byte("not xml"), bytes.Repeat([]byte("x"), omaha.MaxBody+10)} {
 		if rec := post(t, rs, bad); rec.Code != 400 {
 			t.Errorf("bad request (%d bytes): %d", len(bad), rec.Code)
 		}
+	}
+}
+
+// Hosts choose their version strings: labels stay well-formed and few.
+func TestResponderGaugeLabelsAreBounded(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	rs := &omaha.Responder{Metrics: omaha.NewMetrics(reg)}
+	data, _ := os.ReadFile("testdata/flatcar-request.xml")
+	for i := range 300 {
+		req := bytes.ReplaceAll(data, []byte(`version="3975.2.0"`), []byte(fmt.Sprintf(`version="1.%d.0"`, i)))
+		post(t, rs, bytes.ReplaceAll(req, []byte("5d1f3b0a9c2e4f6a8b7c9d0e1f2a3b4c"), []byte(fmt.Sprint("m", i))))
+	}
+	post(t, rs, bytes.ReplaceAll(data, []byte(`version="3975.2.0"`), []byte(`version="a b&#10;c"`)))
+	mfs, _ := reg.Gather()
+	series := 0
+	for _, mf := range mfs {
+		if mf.GetName() == "pxeops_omaha_hosts" {
+			series = len(mf.GetMetric())
+		}
+	}
+	if series > 258 {
+		t.Errorf("%d label pairs", series)
+	}
+	if hostsGauge(t, reg, "other", "other") != 300-256 || hostsGauge(t, reg, "invalid", "invalid") != 1 {
+		t.Errorf("other %v, invalid %v", hostsGauge(t, reg, "other", "other"), hostsGauge(t, reg, "invalid", "invalid"))
 	}
 }
 
