@@ -59,14 +59,14 @@ func (m *Metrics) observe(image string, st ImageStatus) {
 // channels come from the network.
 const maxHostSeries = 256
 
-// host moves the census gauge. Hosts report their own version and
-// channel, so only well-formed values become labels, at most
-// maxHostSeries pairs (the rest count under "other"; malformed ones
-// under "invalid"), and a pair no host
-// reports any more is dropped.
-func (m *Metrics) host(version, channel string, delta float64) {
+// joinHost counts a host under its version and channel and returns the
+// label pair it went to, for leaveHost. Hosts report their own version
+// and channel, so only well-formed values become labels, at most
+// maxHostSeries pairs (the rest count under "other"; malformed ones under
+// "invalid"), and a pair no host reports any more is dropped.
+func (m *Metrics) joinHost(version, channel string) [2]string {
 	if m == nil {
-		return
+		return [2]string{}
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -77,11 +77,22 @@ func (m *Metrics) host(version, channel string, delta float64) {
 	if _, seen := m.hostCounts[key]; !seen && len(m.hostCounts) >= maxHostSeries && version != "invalid" {
 		key = [2]string{"other", "other"}
 	}
-	m.hostCounts[key] += int(delta)
-	if m.hostCounts[key] <= 0 {
-		delete(m.hostCounts, key)
-		m.hosts.DeleteLabelValues(key[0], key[1])
+	m.hostCounts[key]++
+	m.hosts.WithLabelValues(key[0], key[1]).Set(float64(m.hostCounts[key]))
+	return key
+}
+
+// leaveHost uncounts a host from the pair joinHost gave it.
+func (m *Metrics) leaveHost(key [2]string) {
+	if m == nil {
 		return
 	}
-	m.hosts.WithLabelValues(key[0], key[1]).Set(float64(m.hostCounts[key]))
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.hostCounts[key]--; m.hostCounts[key] > 0 {
+		m.hosts.WithLabelValues(key[0], key[1]).Set(float64(m.hostCounts[key]))
+		return
+	}
+	delete(m.hostCounts, key)
+	m.hosts.DeleteLabelValues(key[0], key[1])
 }

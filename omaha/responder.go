@@ -77,6 +77,8 @@ type Host struct {
 	LastContact time.Time `json:"last_contact"`
 	// LastEvent is "<type>/<result>" of the last event reported.
 	LastEvent string `json:"last_event,omitempty"`
+
+	series [2]string // the gauge labels it is counted under
 }
 
 const passthroughWait = 2 * time.Second
@@ -246,14 +248,14 @@ func (rs *Responder) record(req *Request, addr string) {
 			h = &Host{MachineID: id}
 			rs.hosts[id] = h
 		} else {
-			rs.Metrics.host(h.Version, h.Channel, -1)
+			rs.Metrics.leaveHost(h.series)
 		}
 		h.Version, h.Channel, h.Board, h.Addr, h.LastContact = clip(app.Version, 64), clip(app.Track, 64), clip(app.Board, 64), addr, now
 		if n := len(app.Events); n > 0 {
 			e := app.Events[n-1]
 			h.LastEvent = strconv.Itoa(e.Type) + "/" + strconv.Itoa(e.Result)
 		}
-		rs.Metrics.host(h.Version, h.Channel, 1)
+		h.series = rs.Metrics.joinHost(h.Version, h.Channel)
 	}
 }
 
@@ -282,7 +284,7 @@ func (rs *Responder) makeRoom() {
 		}
 	}
 	delete(rs.hosts, oldest.MachineID)
-	rs.Metrics.host(oldest.Version, oldest.Channel, -1)
+	rs.Metrics.leaveHost(oldest.series)
 }
 
 // Census is the responder's part of /status.
