@@ -8,9 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
-	"net/http/cgi"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,25 +25,8 @@ import (
 func TestGitHTTPSToken(t *testing.T) {
 	r := gittest.New(t)
 	c1 := r.Commit("one", map[string]string{"groups/g.yaml": groupFile("a")})
-	execPath, err := exec.Command("git", "--exec-path").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	backend := &cgi.Handler{
-		Path: filepath.Join(strings.TrimSpace(string(execPath)), "git-http-backend"),
-		Env:  []string{"GIT_PROJECT_ROOT=" + r.Dir, "GIT_HTTP_EXPORT_ALL=1"},
-	}
 	const token = "tok-123-secret"
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if _, pass, ok := req.BasicAuth(); !ok || pass != token {
-			w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
-			http.Error(w, "token required", http.StatusUnauthorized)
-			return
-		}
-		backend.ServeHTTP(w, req)
-	}))
-	defer srv.Close()
-	url := srv.URL + "/fleet.git"
+	url := r.HTTP(token)
 
 	tokenFile := filepath.Join(t.TempDir(), "token")
 	os.WriteFile(tokenFile, []byte(token+"\n"), 0o600)
@@ -62,7 +42,7 @@ func TestGitHTTPSToken(t *testing.T) {
 		}
 	}
 	g := newGit(t, url, t.TempDir())
-	_, err = g.Once(context.Background())
+	_, err := g.Once(context.Background())
 	if err == nil {
 		t.Fatal("fetched without the token")
 	}

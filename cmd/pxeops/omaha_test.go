@@ -267,3 +267,38 @@ func TestServeSaysWhyTheUpdaterIsOff(t *testing.T) {
 		t.Errorf("updater %q", st.Omaha.Updater)
 	}
 }
+
+// A git URL behind token auth (git http-backend): cloned into the state
+// dir, the branch pushed over HTTP with the token, which never shows.
+func TestOmahaSyncPushesOverHTTPWithToken(t *testing.T) {
+	rel := omahatest.New(t)
+	remote := gittest.New(t)
+	rel.CommitFleet(remote)
+	rel.PublishImage("2.0.0", []byte("kernel 2"), []byte("initrd 2"))
+	rel.SetLatest("2.0.0")
+	const token = "omaha-push-token-123"
+	url := remote.HTTP(token)
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	must(t, os.WriteFile(tokenFile, []byte(token+"\n"), 0o600))
+	state := t.TempDir()
+	args := []string{"omaha", "sync", "--repo", url, "--state-dir", state, "--assets-dir", t.TempDir(), "--push"}
+
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), append(args, "--token-file", tokenFile), &out, &errOut); code != exitOK {
+		t.Fatalf("exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+	if !strings.Contains(out.String(), "pushed") || strings.Contains(out.String()+errOut.String(), token) {
+		t.Errorf("output %q", out.String()+errOut.String())
+	}
+	if head := remote.Git("--git-dir", remote.Bare, "rev-parse", updateBranch); len(head) != 40 {
+		t.Fatalf("branch not on the remote: %q", head)
+	}
+	out.Reset()
+	errOut.Reset()
+	if code := run(context.Background(), args, &out, &errOut); code != exitInvalid {
+		t.Errorf("without the token: exit %d", code)
+	}
+	if strings.Contains(out.String()+errOut.String(), token) {
+		t.Error("the token shows in the output")
+	}
+}

@@ -1,11 +1,14 @@
 // Package gittest makes real git repositories with the git binary for
 // tests: a work repository that commits and pushes to a bare remote,
-// reachable over file:// or a git daemon on loopback.
+// reachable over file://, a git daemon or git http-backend on loopback.
 package gittest
 
 import (
 	"bytes"
 	"net"
+	"net/http"
+	"net/http/cgi"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -118,4 +121,27 @@ func (r *Remote) Daemon() (url string, stop func()) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return "git://127.0.0.1:" + strconv.Itoa(port) + "/fleet.git", stop
+}
+
+// HTTP serves the bare remote with git http-backend (fetch and push) on
+// loopback until the end of the test, behind a server that wants token
+// as the Basic auth password, and returns its URL.
+func (r *Remote) HTTP(token string) string {
+	r.t.Helper()
+	execPath := r.git(r.Dir, "--exec-path")
+	r.git(r.Bare, "config", "http.receivepack", "true")
+	backend := &cgi.Handler{
+		Path: filepath.Join(execPath, "git-http-backend"),
+		Env:  []string{"GIT_PROJECT_ROOT=" + r.Dir, "GIT_HTTP_EXPORT_ALL=1"},
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if _, pass, ok := req.BasicAuth(); !ok || pass != token {
+			w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
+			http.Error(w, "token required", http.StatusUnauthorized)
+			return
+		}
+		backend.ServeHTTP(w, req)
+	}))
+	r.t.Cleanup(srv.Close)
+	return srv.URL + "/fleet.git"
 }
