@@ -31,6 +31,15 @@ start_pxeops() {
   for _ in $(seq 100); do ip netns exec $srv curl -sf http://127.0.0.1:8080/readyz >/dev/null && break; sleep 0.2; done
 }
 storm() { ip netns exec $cli "$work/pxestorm" -server 10.88.0.1 -local 10.88.0.2 "$@"; }
+# UDP receive-buffer overflows in a namespace (the kernel's RcvbufErrors):
+# where a drop happened, server or generator.
+overflows() { ip netns exec "$1" awk '/^Udp:/ { if (h) print $6; h = 1 }' /proc/net/snmp; }
+measure() { # label rate
+  local s0 c0 out
+  s0=$(overflows $srv); c0=$(overflows $cli)
+  out=$(storm -rate "$2" -duration 5s)
+  echo "$1 at $2/s: $out; socket overflows: server $(( $(overflows $srv) - s0 )), generator $(( $(overflows $cli) - c0 ))"
+}
 
 case $mode in
 storm)
@@ -44,10 +53,10 @@ dhcp)
     ip netns exec $srv dnsmasq --keep-in-foreground --conf-file=/dev/null --port=0 --interface=eth0 --bind-interfaces \
       --dhcp-range=10.88.0.0,proxy --pxe-service=x86-64_EFI,pxeops,snponly --quiet-dhcp --log-facility=/dev/null &
     pid=$!; sleep 1
-    echo "dnsmasq at $rate/s: $(storm -rate "$rate" -duration 5s)"
+    measure dnsmasq "$rate"
     kill $pid; wait $pid 2>/dev/null || true
     start_pxeops
-    echo "pxeops  at $rate/s: $(storm -rate "$rate" -duration 5s)"
+    measure "pxeops " "$rate"
     kill $pid; wait $pid 2>/dev/null || true
   done
   ;;
