@@ -5,6 +5,9 @@
 package tftpserver
 
 import (
+	"bytes"
+	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -13,27 +16,32 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/pin/tftp/v3"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/net/bpf"
 	"golang.org/x/net/ipv4"
+	"golang.org/x/sys/unix"
 )
 
-// Server is a read-only TFTP server over one directory. It has no write
-// handler, so pin/tftp refuses write requests with an ERROR packet; that
-// packet carries code 1 with the message "server does not support write
-// requests", not code 2 (access violation): pin/tftp does not let a
-// handler choose the code, and intercepting requests in front of it would
-// cost the receiving-address information it needs for blksize > 512.
+// Server is a read-only TFTP server over one directory. pin/tftp serves
+// reads; write requests never reach it (see Listener) and are refused
+// here with error 2, access violation.
 type Server struct {
 	root    *os.Root
 	dir     string
 	srv     *tftp.Server
 	log     *slog.Logger
 	metrics *metrics
+
+	mu     sync.Mutex
+	writes *net.UDPConn // closed by Shutdown
 }
 
 // New opens dir (the iPXE binaries) and prepares the server; reg may be nil.
@@ -70,17 +78,50 @@ func (s *Server) Check(files ...string) error {
 	return nil
 }
 
-// Listen opens the UDP socket for addr, with errors that name the fix.
-func Listen(addr string) (net.PacketConn, error) {
-	conn, err := net.ListenPacket("udp", addr)
+// Listener is the TFTP port: two sockets in one SO_REUSEPORT group. A
+// classic BPF program steers write requests to Writes and everything
+// else to Reads, so pin/tftp (which answers a write request with error 1
+// and lets no handler choose the code) only ever sees reads, on the
+// *net.UDPConn it needs for large blocks, while writes get the access
+// violation (error 2) a read-only server owes them.
+type Listener struct {
+	Reads  *net.UDPConn
+	Writes *net.UDPConn // nil where the kernel refused the program
+	// WritesErr says why Writes is nil; pin/tftp then refuses writes
+	// with its error 1.
+	WritesErr error
+}
+
+// LocalAddr is the address the port is bound to.
+func (l *Listener) LocalAddr() net.Addr { return l.Reads.LocalAddr() }
+
+// Listen opens the TFTP port for addr, with errors that name the fix.
+func Listen(addr string) (*Listener, error) {
+	// A plain bind first: with SO_REUSEPORT a second pxeops of the same
+	// user would share the port silently instead of being told it is taken.
+	probe, err := net.ListenPacket("udp", addr)
 	switch {
 	case errors.Is(err, syscall.EACCES):
 		return nil, fmt.Errorf("--tftp-addr %s: %w: port 69 needs root or CAP_NET_BIND_SERVICE", addr, err)
 	case errors.Is(err, syscall.EADDRINUSE):
-		return nil, fmt.Errorf("--tftp-addr %s: %w: another TFTP server (tftpd-hpa, dnsmasq) holds the port", addr, err)
+		return nil, fmt.Errorf("--tftp-addr %s: %w: another TFTP server (tftpd-hpa, dnsmasq, pxeops) holds the port", addr, err)
 	case err != nil:
 		return nil, fmt.Errorf("--tftp-addr %s: %w", addr, err)
 	}
+	bound := probe.LocalAddr().String() // the port chosen for :0
+	probe.Close()
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) {
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+		})
+		return errors.Join(err, serr)
+	}}
+	conn, err := lc.ListenPacket(context.Background(), "udp", bound)
+	if err != nil {
+		return nil, fmt.Errorf("--tftp-addr %s: %w", addr, err)
+	}
+	l := &Listener{Reads: conn.(*net.UDPConn)}
 	// pin/tftp learns the receiving address and the interface MTU (hence
 	// the largest blksize it grants) from IP_PKTINFO; turn it on now, so
 	// requests queued before Serve starts carry it too.
@@ -88,19 +129,90 @@ func Listen(addr string) (net.PacketConn, error) {
 		conn.Close()
 		return nil, fmt.Errorf("--tftp-addr %s: %w", addr, err)
 	}
-	return conn, nil
+	l.Writes, l.WritesErr = listenWrites(lc, l.Reads)
+	return l, nil
 }
 
-// Serve serves requests arriving on conn until Shutdown. conn should be
-// the *net.UDPConn that Listen returns: pin/tftp reads the receiving
-// address and interface MTU from it, which sets the largest blksize it
-// accepts (512 otherwise) and the source address of its answers.
-func (s *Server) Serve(conn net.PacketConn) error {
-	return s.srv.Serve(conn)
+// steerWrites picks socket 1 of the reuseport group for a packet whose
+// first two bytes (the TFTP opcode) are 2, a write request, else socket
+// 0. The kernel runs it with the packet data at the UDP payload.
+var steerWrites = []bpf.Instruction{
+	bpf.LoadAbsolute{Off: 0, Size: 2},
+	bpf.JumpIf{Cond: bpf.JumpEqual, Val: 2, SkipTrue: 1},
+	bpf.RetConstant{Val: 0},
+	bpf.RetConstant{Val: 1},
+}
+
+// listenWrites joins a second socket to reads' port (sockets are numbered
+// in the order they bind) and attaches the steering program to the group.
+func listenWrites(lc net.ListenConfig, reads *net.UDPConn) (*net.UDPConn, error) {
+	prog, err := bpf.Assemble(steerWrites)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := lc.ListenPacket(context.Background(), "udp", reads.LocalAddr().String())
+	if err != nil {
+		return nil, err
+	}
+	raw, err := reads.SyscallConn()
+	if err == nil {
+		var serr error
+		err = raw.Control(func(fd uintptr) {
+			fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: (*unix.SockFilter)(unsafe.Pointer(&prog[0]))}
+			serr = unix.SetsockoptSockFprog(int(fd), unix.SOL_SOCKET, unix.SO_ATTACH_REUSEPORT_CBPF, &fprog)
+		})
+		err = errors.Join(err, serr)
+	}
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return conn.(*net.UDPConn), nil
+}
+
+// Serve serves the listener until Shutdown: reads with pin/tftp, writes
+// refused here.
+func (s *Server) Serve(l *Listener) error {
+	if l.Writes != nil {
+		s.mu.Lock()
+		s.writes = l.Writes
+		s.mu.Unlock()
+		go s.refuseWrites(l.Writes)
+	} else {
+		s.log.Warn("tftp: write requests get pin/tftp's error 1, not 2 (access violation): the kernel refused the steering program", "err", l.WritesErr)
+	}
+	return s.srv.Serve(l.Reads)
 }
 
 // Shutdown stops accepting requests and waits for transfers to end.
-func (s *Server) Shutdown() { s.srv.Shutdown() }
+func (s *Server) Shutdown() {
+	s.mu.Lock()
+	if s.writes != nil {
+		s.writes.Close()
+	}
+	s.mu.Unlock()
+	s.srv.Shutdown()
+}
+
+// writeRefusal is error 2, access violation.
+var writeRefusal = append([]byte{0, 5, 0, 2}, "read-only server: writes are refused\x00"...)
+
+func (s *Server) refuseWrites(conn *net.UDPConn) {
+	buf := make([]byte, 516)
+	for {
+		n, peer, err := conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			return // closed by Shutdown
+		}
+		if n < 2 || binary.BigEndian.Uint16(buf) != 2 {
+			continue
+		}
+		name, _, _ := bytes.Cut(buf[2:n], []byte{0})
+		s.metrics.transfers.WithLabelValues("failure").Inc()
+		s.log.Warn("tftp write refused", "file", strconv.Quote(string(name[:min(len(name), 128)])), "remote", peer.String())
+		conn.WriteToUDPAddrPort(writeRefusal, peer)
+	}
+}
 
 // ResolveName maps a requested file name to a path inside the root, or
 // refuses it: absolute paths, "..", backslashes and NULs never reach the

@@ -116,11 +116,11 @@ func TestRefusesNamesOutsideTheRoot(t *testing.T) {
 	}
 }
 
-// A write request is refused with an ERROR packet and writes nothing.
-// (pin/tftp sends code 1, not 2: see Server.)
+// A write request is steered away from pin/tftp and refused with error
+// 2, access violation; nothing is written.
 func TestWritesAreRefused(t *testing.T) {
 	addr, dir, _ := serve(t)
-	// Unconnected: the answer comes from the transfer's own port.
+	// Unconnected: any source port of the server may answer.
 	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -132,8 +132,8 @@ func TestWritesAreRefused(t *testing.T) {
 	conn.SetReadDeadline(time.Now().Add(3 * time.Second))
 	buf := make([]byte, 512)
 	n, _, err := conn.ReadFrom(buf)
-	if err != nil || n < 4 || binary.BigEndian.Uint16(buf) != 5 || !strings.Contains(string(buf[4:n]), "does not support write") {
-		t.Fatalf("answer to WRQ: % x, %v; want an ERROR packet", buf[:n], err)
+	if err != nil || n < 4 || binary.BigEndian.Uint16(buf) != 5 || binary.BigEndian.Uint16(buf[2:]) != 2 || !strings.Contains(string(buf[4:n]), "read-only") {
+		t.Fatalf("answer to WRQ: % x, %v; want ERROR code 2 (access violation)", buf[:n], err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "new.efi")); err == nil {
 		t.Error("a file was written")
@@ -198,5 +198,22 @@ func TestNegotiatesBlksizeAndTsize(t *testing.T) {
 	}
 	if p, f := testutil.ToFloat64(s.metrics.transfers.WithLabelValues("size_probe")), testutil.ToFloat64(s.metrics.transfers.WithLabelValues("failure")); p != 1 || f != 0 {
 		t.Errorf("size probe counted as probe %v, failure %v; want 1, 0", p, f)
+	}
+}
+
+// The port is shared only within one listener: a second pxeops (or any
+// other server) on the same port is told it is taken.
+func TestListenRefusesATakenPort(t *testing.T) {
+	l, err := Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Reads.Close()
+	if l.Writes == nil {
+		t.Fatalf("no write socket: %v", l.WritesErr)
+	}
+	defer l.Writes.Close()
+	if _, err := Listen(l.LocalAddr().String()); err == nil || !strings.Contains(err.Error(), "holds the port") {
+		t.Fatalf("second Listen on %s: %v", l.LocalAddr(), err)
 	}
 }
