@@ -16,13 +16,9 @@ const AppID = "{e96281a6-d1af-4bde-9a0a-97b76e56dc57}"
 // requests are well under 2 KiB and responses under 8 KiB.
 const MaxBody = 64 << 10
 
-// Event types and results that update_engine reports.
-const (
-	EventUpdateComplete   = 3
-	EventDownloadStarted  = 13
-	EventDownloadFinished = 14
-	EventResultError      = 0
-)
+// EventUpdateComplete is the event update_engine reports after booting
+// into a new version.
+const EventUpdateComplete = 3
 
 // Request is an Omaha v3 request, as update_engine sends it.
 type Request struct {

@@ -203,11 +203,7 @@ func (rs *Responder) post(ctx context.Context, server string, body []byte) ([]by
 		return nil, nil, err
 	}
 	req.Header.Set("Content-Type", "text/xml; charset=utf-8")
-	hc := rs.HTTP
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	resp, err := hc.Do(req)
+	resp, err := orDefault(rs.HTTP).Do(req)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -322,9 +318,4 @@ func (rs *Responder) upstream(outcome string) {
 	}
 }
 
-func (rs *Responder) log() *slog.Logger {
-	if rs.Log == nil {
-		return slog.New(slog.DiscardHandler)
-	}
-	return rs.Log
-}
+func (rs *Responder) log() *slog.Logger { return orDiscard(rs.Log) }

@@ -201,11 +201,7 @@ func (s *Store) get(ctx context.Context, url string) (*http.Response, error) {
 	if err != nil {
 		return nil, permanent{err}
 	}
-	hc := s.HTTP
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	resp, err := hc.Do(req)
+	resp, err := orDefault(s.HTTP).Do(req)
 	if err != nil {
 		return nil, err
 	}
@@ -333,12 +329,7 @@ func (s *Store) removeStale() {
 	}
 }
 
-func (s *Store) logger() *slog.Logger {
-	if s.Log == nil {
-		return slog.New(slog.DiscardHandler)
-	}
-	return s.Log
-}
+func (s *Store) logger() *slog.Logger { return orDiscard(s.Log) }
 
 func writeSynced(name string, data []byte) error {
 	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)

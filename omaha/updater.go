@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/http"
 	"strings"
 	"sync"
 	"text/template"
@@ -308,9 +309,20 @@ func releaseLink(osName, version, dir string) string {
 	return dir
 }
 
-func (u *Updater) log() *slog.Logger {
-	if u.Log == nil {
+func (u *Updater) log() *slog.Logger { return orDiscard(u.Log) }
+
+// orDiscard and orDefault give the zero values of the exported Log and
+// HTTP fields their meaning: no logging, net/http's default client.
+func orDiscard(l *slog.Logger) *slog.Logger {
+	if l == nil {
 		return slog.New(slog.DiscardHandler)
 	}
-	return u.Log
+	return l
+}
+
+func orDefault(hc *http.Client) *http.Client {
+	if hc == nil {
+		return http.DefaultClient
+	}
+	return hc
 }
