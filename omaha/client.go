@@ -10,6 +10,8 @@ import (
 	"io"
 	"net/http"
 	"strings"
+
+	"github.com/pxeops/pxeops/schema"
 )
 
 // Client asks an Omaha update service what a machine would be offered.
@@ -32,9 +34,6 @@ type Query struct {
 type Offer struct {
 	Version string
 }
-
-// Board is the release board of an arch, as release servers name it.
-func Board(arch string) string { return arch + "-usr" }
 
 // maxFloorHops bounds how often Check asks again from a floor release.
 const maxFloorHops = 16
@@ -115,7 +114,7 @@ func newUpdateRequest(q Query) *Request {
 		InstallSource: "scheduler", IsMachine: "1",
 		OS: RequestOS{Version: "Chateau", Platform: "CoreOS", SP: q.Version + "_" + cpu, Arch: arch},
 		Apps: []RequestApp{{
-			AppID: AppID, Version: q.Version, Track: q.Channel, Board: Board(q.Arch),
+			AppID: AppID, Version: q.Version, Track: q.Channel, Board: schema.Board(q.Arch),
 			BootID: "{" + rand.Text() + "}", MachineID: q.MachineID, OEM: "pxe",
 			MultiManifestOK: "true", DeltaOkay: "false",
 			UpdateCheck: &UpdateCheck{},

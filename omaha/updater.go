@@ -1,7 +1,6 @@
 package omaha
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"text/template"
 	"time"
 
 	pgp "github.com/ProtonMail/go-crypto/openpgp"
@@ -167,8 +165,8 @@ func (u *Updater) syncImage(ctx context.Context, repo *Repo, fsys fs.FS, tree *s
 		st.State = StateUpToDate
 		return st
 	}
-	data := schema.MirrorData{Channel: img.Channel, Arch: img.Arch, Board: Board(img.Arch), Version: latest, Image: img.ID()}
-	dir, err := execute(o.Mirror, data)
+	data := img.MirrorData(latest)
+	dir, err := data.Expand("omaha.mirror", o.Mirror)
 	if err != nil {
 		return fail("download", false, err)
 	}
@@ -202,7 +200,7 @@ func (u *Updater) syncImage(ctx context.Context, repo *Repo, fsys fs.FS, tree *s
 	if snap, diags := render.Load(overlay{fsys, img.File(), edited}, render.Options{}); snap == nil {
 		return fail("edit", false, fmt.Errorf("the edited tree does not pass pxeops check: %s", firstError(diags)))
 	}
-	if st.Branch, err = execute(o.Branch, data); err != nil {
+	if st.Branch, err = data.Expand("omaha.branch", o.Branch); err != nil {
 		return fail("commit", false, err)
 	}
 	author := u.Author
@@ -234,7 +232,7 @@ func (u *Updater) latest(ctx context.Context, o schema.OmahaSettings, img *schem
 	if err == nil || !o.Fallback {
 		return offer.Version, err
 	}
-	dir, terr := execute(o.Mirror, schema.MirrorData{Channel: img.Channel, Arch: img.Arch, Board: Board(img.Arch), Version: "current", Image: img.ID()})
+	dir, terr := img.MirrorData("current").Expand("omaha.mirror", o.Mirror)
 	if terr != nil {
 		return "", err
 	}
@@ -276,18 +274,6 @@ func keyringFor(fsys fs.FS, o schema.OmahaSettings, osName string) (*Keyring, er
 		err = fmt.Errorf("%s (pxeops.yaml omaha.keyring): %w", o.Keyring, err)
 	}
 	return k, err
-}
-
-func execute(text string, data schema.MirrorData) (string, error) {
-	t, err := template.New("").Option("missingkey=error").Parse(text)
-	if err != nil {
-		return "", err
-	}
-	var b bytes.Buffer
-	if err := t.Execute(&b, data); err != nil {
-		return "", err
-	}
-	return b.String(), nil
 }
 
 func commitMessage(img *schema.Image, latest, dir string, files [2]Asset) string {

@@ -36,6 +36,29 @@ type MirrorData struct {
 	Channel, Arch, Board, Version, Image string
 }
 
+// Board is the release board of an arch, as release servers and
+// update_engine name it: amd64-usr, arm64-usr.
+func Board(arch string) string { return arch + "-usr" }
+
+// MirrorData is the template data for release version of the image.
+func (im *Image) MirrorData(version string) MirrorData {
+	return MirrorData{Channel: im.Channel, Arch: im.Arch, Board: Board(im.Arch), Version: version, Image: im.id}
+}
+
+// Expand runs one of the omaha templates (omaha.mirror, omaha.branch) on d,
+// with missing keys as errors, the way check validates them.
+func (d MirrorData) Expand(name, text string) (string, error) {
+	tmpl, err := parseTemplate(name, text)
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	if err := tmpl.Execute(&b, d); err != nil {
+		return "", err
+	}
+	return b.String(), nil
+}
+
 // Config types a profile may serve.
 const (
 	ConfigIgnition    = "ignition"

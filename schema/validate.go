@@ -160,13 +160,9 @@ func (v *validator) settings(s *Settings) {
 	if time.Duration(o.Interval) < time.Minute {
 		v.errorf(m, "omaha.interval", "omaha.interval %s is too short: at least 1m, so the update service is not hammered", time.Duration(o.Interval))
 	}
-	sample := MirrorData{Channel: "stable", Arch: "amd64", Board: "amd64-usr", Version: "4081.2.0", Image: "flatcar-stable"}
+	sample := (&Image{Channel: "stable", Arch: "amd64", meta: meta{id: "flatcar-stable"}}).MirrorData("4081.2.0")
 	for _, f := range []struct{ path, text string }{{"omaha.mirror", o.Mirror}, {"omaha.branch", o.Branch}} {
-		tmpl, err := parseTemplate(f.path, f.text)
-		if err == nil {
-			err = tmpl.Execute(io.Discard, sample)
-		}
-		if err != nil {
+		if _, err := sample.Expand(f.path, f.text); err != nil {
 			v.errorf(m, f.path, "template: %s; data: .Channel .Arch .Board .Version .Image", templateErrMsg(err))
 		}
 	}
