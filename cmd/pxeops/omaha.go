@@ -41,7 +41,8 @@ func runOmaha(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fset.StringVar(&g.knownHosts, "known-hosts", "", "git over SSH: known_hosts file; host keys are always checked")
 	fset.StringVar(&g.tokenFile, "token-file", "", "git over HTTPS: file holding a token (or set "+tokenEnv+")")
 	var u updaterFlags
-	u.register(fset)
+	fset.StringVar(&u.assetsDir, "assets-dir", "", "asset store: verified images land in <dir>/<sha256>/<file>, served at /assets/ (required)")
+	u.register(fset, "", false)
 	if code := parseFlags(fset, args[1:], stderr); code >= 0 {
 		return code
 	}
@@ -115,15 +116,10 @@ type updaterFlags struct {
 	maxFileSize                int64
 }
 
-func (u *updaterFlags) register(fset *flag.FlagSet) {
-	if fset.Lookup("assets-dir") == nil {
-		fset.StringVar(&u.assetsDir, "assets-dir", "", "asset store: verified images land in <dir>/<sha256>/<file>, served at /assets/ (required)")
-	}
-	prefix := ""
-	if fset.Name() == "serve" {
-		prefix = "omaha-"
-	}
-	fset.BoolVar(&u.push, prefix+"push", fset.Name() == "serve", "push the update branch to the repository's remote (origin)")
+// register adds the updater's flags, each name with prefix (serve says
+// "omaha-"); the asset store is the caller's --assets-dir.
+func (u *updaterFlags) register(fset *flag.FlagSet, prefix string, push bool) {
+	fset.BoolVar(&u.push, prefix+"push", push, "push the update branch to the repository's remote (origin)")
 	fset.StringVar(&u.signKey, prefix+"sign-key", "", "armored OpenPGP private key (unencrypted) that signs update commits")
 	fset.StringVar(&u.author, prefix+"author", "pxeops <pxeops@localhost>", "author and committer of update commits")
 	fset.BoolVar(&u.allowRef, prefix+"allow-served-branch", false, "let omaha.branch name the served ref itself: merging is skipped, so no review")

@@ -45,7 +45,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	format := &choice{value: "text", allowed: []string{"text", "json"}}
 	fset.Var(format, "log-format", "text or json")
 	var u updaterFlags
-	u.register(fset)
+	u.register(fset, "omaha-", true)
 	if code := parseFlags(fset, args, stderr); code >= 0 {
 		return code
 	}
