@@ -101,6 +101,20 @@ func TestResponderGaugeLabelsAreBounded(t *testing.T) {
 	}
 }
 
+// What a host says is clipped before the census keeps it.
+func TestResponderClipsWhatHostsReport(t *testing.T) {
+	rs := &omaha.Responder{}
+	data, _ := os.ReadFile("testdata/flatcar-request.xml")
+	long := strings.Repeat("x", 5000)
+	data = bytes.ReplaceAll(data, []byte("5d1f3b0a9c2e4f6a8b7c9d0e1f2a3b4c"), []byte(long))
+	data = bytes.ReplaceAll(data, []byte(`track="stable"`), []byte(`track="`+long+`"`))
+	post(t, rs, data)
+	h := rs.Census().Recent[0]
+	if len(h.MachineID) > 128 || len(h.Channel) > 64 || len(h.Version) > 64 {
+		t.Errorf("kept %d, %d, %d bytes", len(h.MachineID), len(h.Channel), len(h.Version))
+	}
+}
+
 func TestResponderCensusIsBounded(t *testing.T) {
 	rs := &omaha.Responder{MaxHosts: 3}
 	data, _ := os.ReadFile("testdata/flatcar-request.xml")

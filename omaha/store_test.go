@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -43,5 +44,30 @@ func TestStoreReusesOnlyWhatStillVerifies(t *testing.T) {
 	}
 	if body, _ := os.ReadFile(kept); string(body) != string(kernel) {
 		t.Fatal("the altered file was not replaced")
+	}
+}
+
+// Over the size cap, or with a signature over 64 KiB, nothing is kept and
+// nothing is retried.
+func TestStoreRefusesOversizedFilesAndSignatures(t *testing.T) {
+	rel := omahatest.New(t)
+	publish(rel, "2.0.0", kernel, initrd)
+	keys, err := omaha.NewKeyring([]byte(rel.PublicKey()), []string{rel.Fingerprint()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := omahatest.Dir("stable", "2.0.0")
+	store := &omaha.Store{Dir: t.TempDir(), Backoff: time.Millisecond, MaxSize: int64(len(kernel) - 1)}
+	_, err = store.Mirror(context.Background(), rel.URL+dir+"flatcar_production_pxe.vmlinuz", "vmlinuz", keys)
+	if err == nil || !strings.Contains(err.Error(), "cap") || rel.Hits(dir+"flatcar_production_pxe.vmlinuz") != 1 {
+		t.Errorf("over the cap: %v (%d fetches)", err, rel.Hits(dir+"flatcar_production_pxe.vmlinuz"))
+	}
+	rel.Put(dir+"big", initrd, make([]byte, 64<<10+1))
+	store.MaxSize = 0
+	if _, err := store.Mirror(context.Background(), rel.URL+dir+"big", "big", keys); err == nil || !strings.Contains(err.Error(), "signature larger") {
+		t.Errorf("oversized signature: %v", err)
+	}
+	if files := servable(t, store.Dir); len(files) > 0 {
+		t.Errorf("kept %v", files)
 	}
 }
