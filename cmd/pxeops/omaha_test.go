@@ -15,6 +15,10 @@ import (
 	"testing"
 	"time"
 
+	pgp "github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/ProtonMail/go-crypto/openpgp/armor"
+	"github.com/ProtonMail/go-crypto/openpgp/packet"
+
 	"github.com/pxeops/pxeops/internal/gittest"
 	"github.com/pxeops/pxeops/internal/omahatest"
 	"github.com/pxeops/pxeops/serve/httpserver"
@@ -30,12 +34,21 @@ func TestMain(m *testing.M) {
 
 const updateBranch = "pxeops/update-flatcar-stable"
 
-func TestOmahaSyncFromWorkingCopy(t *testing.T) {
+// releaseAndFleet is a release server offering 2.0.0 (kernel, and a fixed
+// initrd) and a config repository tracking it, with extra pxeops.yaml
+// omaha settings.
+func releaseAndFleet(t *testing.T, kernel []byte, settings ...string) (*omahatest.Release, *gittest.Remote) {
+	t.Helper()
 	rel := omahatest.New(t)
 	remote := gittest.New(t)
-	rel.CommitFleet(remote)
-	rel.PublishImage("2.0.0", []byte("kernel 2"), []byte("initrd 2"))
+	rel.CommitFleet(remote, settings...)
+	rel.PublishImage("2.0.0", kernel, []byte("initrd 2"))
 	rel.SetLatest("2.0.0")
+	return rel, remote
+}
+
+func TestOmahaSyncFromWorkingCopy(t *testing.T) {
+	_, remote := releaseAndFleet(t, []byte("kernel 2"))
 	assets := t.TempDir()
 	args := []string{"omaha", "sync", "--repo", remote.Work, "--assets-dir", assets, "--push", "--author", "Updater <updates@example.test>"}
 
@@ -66,17 +79,16 @@ func TestOmahaSyncFromWorkingCopy(t *testing.T) {
 }
 
 func TestOmahaSyncExitCodes(t *testing.T) {
-	rel := omahatest.New(t)
-	remote := gittest.New(t)
-	rel.CommitFleet(remote)
-	rel.PublishImage("2.0.0", []byte("kernel 2"), []byte("initrd 2"))
-	rel.SetLatest("2.0.0")
+	rel, remote := releaseAndFleet(t, []byte("kernel 2"))
 	rel.Put(omahatest.Dir("stable", "2.0.0")+"flatcar_production_pxe.vmlinuz", []byte("evil"), rel.SignNow([]byte("kernel 2")))
 	var out, errOut bytes.Buffer
 	code := run(context.Background(), []string{"omaha", "sync", "--repo", remote.Work, "--assets-dir", t.TempDir()}, &out, &errOut)
 	if code != exitInvalid || !strings.Contains(out.String(), "failed at verify (needs a person)") {
 		t.Fatalf("tampered: exit %d %q", code, out.String())
 	}
+	publicKey, lockedKey := filepath.Join(t.TempDir(), "public.asc"), filepath.Join(t.TempDir(), "locked.asc")
+	must(t, os.WriteFile(publicKey, []byte(rel.PublicKey()), 0o600))
+	must(t, os.WriteFile(lockedKey, lockedPrivateKey(t), 0o600))
 	for _, c := range []struct {
 		args []string
 		want string
@@ -85,6 +97,8 @@ func TestOmahaSyncExitCodes(t *testing.T) {
 		{[]string{"omaha", "sync", "--assets-dir", "x"}, "--repo is required"},
 		{[]string{"omaha", "sync", "--repo", remote.Work}, "--assets-dir is required"},
 		{[]string{"omaha", "sync", "--repo", remote.Work, "--assets-dir", "x", "--author", "nobody"}, "--author"},
+		{[]string{"omaha", "sync", "--repo", remote.Work, "--assets-dir", "x", "--sign-key", publicKey}, "not an armored private key"},
+		{[]string{"omaha", "sync", "--repo", remote.Work, "--assets-dir", "x", "--sign-key", lockedKey}, "passphrase-protected"},
 	} {
 		errOut.Reset()
 		if code := run(context.Background(), c.args, &out, &errOut); code != exitUsage || !strings.Contains(errOut.String(), c.want) {
@@ -97,15 +111,25 @@ func TestOmahaSyncExitCodes(t *testing.T) {
 	}
 }
 
+// lockedPrivateKey is an armored private key protected by a passphrase.
+func lockedPrivateKey(t *testing.T) []byte {
+	t.Helper()
+	e, err := pgp.NewEntity("locked", "", "locked@example.test", &packet.Config{Algorithm: packet.PubKeyAlgoEdDSA})
+	must(t, err)
+	must(t, e.EncryptPrivateKeys([]byte("secret"), nil))
+	var b bytes.Buffer
+	w, err := armor.Encode(&b, pgp.PrivateKeyType, nil)
+	must(t, err)
+	must(t, e.SerializePrivateWithoutSigning(w, nil))
+	w.Close()
+	return b.Bytes()
+}
+
 // A process killed in the middle of a download leaves nothing the asset
 // store serves; the next run completes.
 func TestOmahaSyncKilledMidDownload(t *testing.T) {
-	rel := omahatest.New(t)
-	remote := gittest.New(t)
-	rel.CommitFleet(remote)
 	kernel := bytes.Repeat([]byte("K"), 1<<20)
-	rel.PublishImage("2.0.0", kernel, []byte("initrd 2"))
-	rel.SetLatest("2.0.0")
+	rel, remote := releaseAndFleet(t, kernel)
 	kpath := omahatest.Dir("stable", "2.0.0") + "flatcar_production_pxe.vmlinuz"
 	release := rel.HoldAt(kpath)
 	assets := t.TempDir()
@@ -192,12 +216,8 @@ func assetFiles(t *testing.T, dir string) []string {
 // merging the branch is the deploy: machines then boot the mirrored
 // kernel from /assets/.
 func TestServeProxyModeMirrorsAndMergeDeploys(t *testing.T) {
-	rel := omahatest.New(t)
-	remote := gittest.New(t)
-	rel.CommitFleet(remote, "  proxy: true")
 	kernel := []byte("the 2.0.0 kernel")
-	rel.PublishImage("2.0.0", kernel, []byte("the 2.0.0 initrd"))
-	rel.SetLatest("2.0.0")
+	_, remote := releaseAndFleet(t, kernel, "  proxy: true")
 	assets := t.TempDir()
 	s := startServe(t, remote.FileURL(), "--state-dir", t.TempDir(), "--poll", "200ms", "--assets-dir", assets)
 	s.eventually(t, "the first revision is served", func() bool { return s.status(t).Served != nil })
@@ -271,11 +291,7 @@ func TestServeSaysWhyTheUpdaterIsOff(t *testing.T) {
 // A git URL behind token auth (git http-backend): cloned into the state
 // dir, the branch pushed over HTTP with the token, which never shows.
 func TestOmahaSyncPushesOverHTTPWithToken(t *testing.T) {
-	rel := omahatest.New(t)
-	remote := gittest.New(t)
-	rel.CommitFleet(remote)
-	rel.PublishImage("2.0.0", []byte("kernel 2"), []byte("initrd 2"))
-	rel.SetLatest("2.0.0")
+	_, remote := releaseAndFleet(t, []byte("kernel 2"))
 	const token = "omaha-push-token-123"
 	url := remote.HTTP(token)
 	tokenFile := filepath.Join(t.TempDir(), "token")
