@@ -93,14 +93,31 @@ func benchScript(b *testing.B, snap *Snapshot, m *schema.Machine) {
 }
 
 // BenchmarkLookupConfig is lookup plus the machine's Ignition config
-// (YAML template rendered and converted to JSON).
+// (YAML template rendered and converted to JSON). "rendered" renders it
+// for every request (a default group and a template that reads the
+// MAC); "same" is gentree's, whose template reads only metadata, so it
+// is rendered once per group and reused.
 func BenchmarkLookupConfig(b *testing.B) {
-	snap := benchSnapshot(b)
-	m := schema.Machine{MAC: gentree.MAC(4242)}
+	b.Run("rendered", func(b *testing.B) {
+		files := gentree.Files(10000, 100)
+		files["groups/default.yaml"] = []byte("profile: p000\nmetadata: {hostname: any}\n")
+		files["templates/node.ign.yaml"] = append(files["templates/node.ign.yaml"], "    - path: /etc/mac\n      contents:\n        source: \"data:,{{ .MAC }}\"\n"...)
+		snap, diags := Load(mapFS(files), Options{ServerURL: "http://pxe.test:8080"})
+		if snap == nil {
+			b.Fatal(diags)
+		}
+		benchConfig(b, snap, &schema.Machine{MAC: "52:54:ff:00:00:01"})
+	})
+	b.Run("same", func(b *testing.B) {
+		benchConfig(b, benchSnapshot(b), &schema.Machine{MAC: gentree.MAC(4242)})
+	})
+}
+
+func benchConfig(b *testing.B, snap *Snapshot, m *schema.Machine) {
 	b.ReportAllocs()
 	for b.Loop() {
-		g := snap.Lookup(&m)
-		if err := snap.WriteConfig(io.Discard, g, &m); err != nil {
+		g := snap.Lookup(m)
+		if err := snap.WriteConfig(io.Discard, g, m); err != nil {
 			b.Fatal(err)
 		}
 	}

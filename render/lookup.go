@@ -151,11 +151,19 @@ func (s *Snapshot) WriteConfig(w io.Writer, g *Group, m *schema.Machine) error {
 	if g.Profile.Source.Config == nil {
 		return ErrNoConfig
 	}
+	if config := g.config.Load(); config != nil {
+		_, err := w.Write(*config)
+		return err
+	}
 	buf := bufPool.Get().(*bytes.Buffer)
 	defer bufPool.Put(buf)
 	buf.Reset()
 	if err := g.Profile.Source.WriteConfig(buf, g.Data(m)); err != nil {
 		return fmt.Errorf("profile %s: config %s: %w", g.Profile.ID, g.Profile.Source.Config.Template, err)
+	}
+	if g.sameConfig {
+		config := bytes.Clone(buf.Bytes())
+		g.config.Store(&config)
 	}
 	_, err := w.Write(buf.Bytes())
 	return err

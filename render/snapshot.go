@@ -72,8 +72,9 @@ type Group struct {
 	// When every argument reads only what the selector fixes (a MAC
 	// group's {{ .MAC }}) or group-level data, all machines of the group
 	// get the same script: the first request renders it, the rest reuse it.
-	sameScript bool
-	script     atomic.Pointer[[]byte]
+	// The same holds for the config, judged by its template alone.
+	sameScript, sameConfig bool
+	script, config         atomic.Pointer[[]byte]
 }
 
 type kv struct{ key, value string }
@@ -119,7 +120,9 @@ func New(t *schema.Tree, opts Options) *Snapshot {
 			rg.sel = append(rg.sel, kv{k, g.Selector[k]})
 		}
 		rg.data = g.Data(p.Source, s.ServerURL)
-		rg.sameScript = scriptFixedBySelector(p.Source, g.Selector)
+		rg.sameScript = argsFixedBySelector(p.Source, g.Selector)
+		refs, ok := p.Source.ConfigRefs()
+		rg.sameConfig = ok && fixedBySelector(refs, g.Selector)
 		s.groups = append(s.groups, rg)
 	}
 	slices.SortFunc(s.groups, func(a, b *Group) int {
@@ -186,28 +189,34 @@ func (s *Snapshot) profile(p *schema.Profile) *Profile {
 	return rp
 }
 
-// scriptFixedBySelector reports whether every argument of p renders the
-// same for all machines matching sel.
-func scriptFixedBySelector(p *schema.Profile, sel map[string]string) bool {
+// argsFixedBySelector reports whether every kernel argument of p reads
+// only what selector sel fixes, or group-level data.
+func argsFixedBySelector(p *schema.Profile, sel map[string]string) bool {
 	for i := range p.Args {
 		refs, ok := p.ArgRefs(i)
-		if !ok {
+		if !ok || !fixedBySelector(refs, sel) {
 			return false
 		}
-		for _, ref := range refs {
-			switch ref[0] {
-			case "Metadata", "Group", "Profile", "Image", "ServerURL":
-			case "MAC", "UUID", "Hostname", "Serial", "Arch":
-				if sel[strings.ToLower(ref[0])] == "" {
-					return false
-				}
-			case "Labels":
-				if len(ref) < 2 || sel[ref[1]] == "" {
-					return false
-				}
-			default:
+	}
+	return true
+}
+
+// fixedBySelector reports whether the template data fields refs are the
+// same for every machine a group with selector sel matches.
+func fixedBySelector(refs [][]string, sel map[string]string) bool {
+	for _, ref := range refs {
+		switch ref[0] {
+		case "Metadata", "Group", "Profile", "Image", "ServerURL":
+		case "MAC", "UUID", "Hostname", "Serial", "Arch":
+			if sel[strings.ToLower(ref[0])] == "" {
 				return false
 			}
+		case "Labels":
+			if len(ref) < 2 || sel[ref[1]] == "" {
+				return false
+			}
+		default:
+			return false
 		}
 	}
 	return true

@@ -206,3 +206,34 @@ func TestMayServe(t *testing.T) {
 		t.Error("a machine no MAC group names is offered with no other groups")
 	}
 }
+
+// A config is rendered once per group when its template reads only what
+// the selector fixes, and per machine otherwise.
+func TestConfigReuseFollowsTheSelector(t *testing.T) {
+	snap := mustLoad(t, fstest.MapFS{
+		"profiles/p.yaml":  {Data: []byte("kernel: /assets/k\nconfig: {template: c.yaml, type: raw}\n")},
+		"profiles/q.yaml":  {Data: []byte("kernel: /assets/k\nconfig: {template: h.yaml, type: raw}\n")},
+		"templates/c.yaml": {Data: []byte("mac: {{ .MAC }}\ngroup: {{ .Group }}\n")},
+		"templates/h.yaml": {Data: []byte("host: {{ .Hostname }}\n")},
+		"groups/a.yaml":    {Data: []byte("profile: p\nselector: {mac: \"52:54:00:00:00:01\"}\n")},
+		"groups/b.yaml":    {Data: []byte("profile: q\nselector: {mac: \"52:54:00:00:00:02\"}\n")},
+	})
+	config := func(m schema.Machine) string {
+		var b strings.Builder
+		g := snap.Lookup(&m)
+		if err := snap.WriteConfig(&b, g, &m); err != nil {
+			t.Fatal(err)
+		}
+		return b.String()
+	}
+	a := schema.Machine{MAC: "52:54:00:00:00:01", Hostname: "x"}
+	if got := config(a); got != "mac: 52:54:00:00:00:01\ngroup: a\n" || snap.Lookup(&a).config.Load() == nil {
+		t.Errorf("group a: %q, kept %v", got, snap.Lookup(&a).config.Load() != nil)
+	}
+	if got := config(a); got != "mac: 52:54:00:00:00:01\ngroup: a\n" {
+		t.Errorf("group a, reused: %q", got)
+	}
+	if h1, h2 := config(schema.Machine{MAC: "52:54:00:00:00:02", Hostname: "x"}), config(schema.Machine{MAC: "52:54:00:00:00:02", Hostname: "y"}); h1 != "host: x\n" || h2 != "host: y\n" {
+		t.Errorf("group b reused a config across hostnames: %q, %q", h1, h2)
+	}
+}

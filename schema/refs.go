@@ -55,6 +55,15 @@ func fieldRefs(t *template.Template) (refs [][]string, ok bool) {
 	return refs, ok
 }
 
+// ConfigRefs reports which data fields the profile's config template
+// reads; ok is false when that cannot be known or there is no config.
+func (p *Profile) ConfigRefs() (refs [][]string, ok bool) {
+	if p.config == nil {
+		return nil, false
+	}
+	return fieldRefs(p.config.tmpl)
+}
+
 // ArgRefs reports which data fields argument i reads; ok is false when
 // that cannot be known, and refs is nil for a static argument.
 func (p *Profile) ArgRefs(i int) (refs [][]string, ok bool) {
