@@ -44,3 +44,5 @@ require (
 	google.golang.org/protobuf v1.36.8 // indirect
 	gopkg.in/warnings.v0 v0.1.2 // indirect
 )
+
+replace github.com/pin/tftp/v3 => ./serve/tftpserver/pintftp
