@@ -44,6 +44,13 @@ type Server struct {
 	writes *net.UDPConn // closed by Shutdown
 }
 
+// blockingTransfers is how many transfers at a time wait for ACKs in a
+// blocking read on their own thread (our pin/tftp patch, see
+// pintftp/PATCHES.md): what lets a lock-step transfer keep up with
+// tftpd-hpa. More than a rack rebooting at once; beyond it transfers
+// use Go's netpoller, slower per block but without a thread each.
+const blockingTransfers = 128
+
 // New opens dir (the iPXE binaries) and prepares the server; reg may be nil.
 func New(dir string, log *slog.Logger, reg prometheus.Registerer) (*Server, error) {
 	root, err := os.OpenRoot(dir)
@@ -57,6 +64,7 @@ func New(dir string, log *slog.Logger, reg prometheus.Registerer) (*Server, erro
 	s.srv = tftp.NewServer(s.read, nil)
 	s.srv.SetHook(s)
 	s.srv.SetTimeout(2 * time.Second)
+	s.srv.SetBlockingReads(blockingTransfers)
 	return s, nil
 }
 

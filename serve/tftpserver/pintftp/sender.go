@@ -283,10 +283,9 @@ func (s *sender) abort(err error) error {
 	}
 	n := packERROR(s.send, 1, err.Error())
 	err = s.conn.sendTo(s.send[:n], s.addr)
-	if err != nil {
-		return err
-	}
+	// pxeops patch: close even when the error could not be sent, so the
+	// socket (and a blocking-read slot) is not leaked.
 	s.conn.close()
 	s.conn = nil
-	return nil
+	return err
 }

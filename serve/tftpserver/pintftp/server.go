@@ -58,6 +58,9 @@ type Server struct {
 	maxBlockLen  int
 	sendAEnable  bool /* senderAnticipate enable by server */
 	sendAWinSz   uint
+	// pxeops patch: transfers that may wait in a blocking read
+	blockingMax   int
+	blockingInUse int
 	// Single port fields
 	singlePort        bool
 	handlers          map[string]chan []byte
@@ -104,6 +107,34 @@ func (s *Server) SetAnticipate(winsz uint) {
 		s.sendAEnable = false
 		s.sendAWinSz = 1
 	}
+}
+
+// SetBlockingReads lets up to n transfers at a time wait for ACKs in a
+// blocking recvfrom(2) on their own OS thread instead of Go's netpoller,
+// which roughly halves the server's share of each lock-step round trip.
+// Transfers beyond n use the netpoller as before; the bound keeps a flood
+// of requests that are never acknowledged from exhausting OS threads.
+// Linux only; 0 (the default) turns it off. (pxeops patch)
+func (s *Server) SetBlockingReads(n int) {
+	s.Lock()
+	defer s.Unlock()
+	s.blockingMax = n
+}
+
+// transferConn wraps a transfer's socket; s is locked. (pxeops patch)
+func (s *Server) transferConn(conn *net.UDPConn) connection {
+	if s.blockingInUse < s.blockingMax {
+		release := func() {
+			s.Lock()
+			s.blockingInUse--
+			s.Unlock()
+		}
+		if c, err := newBlockingConn(conn, release); err == nil {
+			s.blockingInUse++
+			return c
+		}
+	}
+	return &connConnection{conn: conn}
 }
 
 // SetHook sets the Hook for success and failure of transfers
@@ -443,7 +474,7 @@ func (s *Server) handlePacket(localAddr net.IP, remoteAddr *net.UDPAddr, buffer 
 			if err != nil {
 				return err
 			}
-			rf.conn = &connConnection{conn: conn}
+			rf.conn = s.transferConn(conn)
 		}
 		if s.sendAEnable { /* senderAnticipate if enabled in server */
 			rf.sendA.enabled = true /* pass enable from server to sender */

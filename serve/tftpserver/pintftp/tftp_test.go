@@ -439,6 +439,10 @@ func makeTestServer(singlePort bool) (*Server, *Client) {
 	if singlePort {
 		s.SetBlockSize(2000)
 		s.EnableSinglePort()
+	} else {
+		// pxeops patch: the suite runs with blocking reads, two at a
+		// time, so both kinds of transfer connection are exercised.
+		s.SetBlockingReads(2)
 	}
 
 	conn, err := net.ListenUDP("udp", &net.UDPAddr{})
