@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # TFTP throughput of pxeops against tftpd-hpa, side by side in one run on
 # loopback: Debian's ipxe.efi and a 32 MiB file, at blksize 512 and 1468,
-# fetched with curl's TFTP client, alternating servers each round.
+# fetched with curl's TFTP client.
 # Needs: apt-get install tftpd-hpa ipxe curl
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -22,21 +22,25 @@ pids+=($!)
 /usr/sbin/in.tftpd --foreground --address 127.0.0.1:16902 --secure "$work/root" &
 pids+=($!)
 sleep 1
-fetch() { # server port, file, blksize, count → seconds for count downloads
-  local start end
-  start=$(date +%s.%N)
-  for _ in $(seq "$4"); do curl -sS --tftp-blksize "$3" -o /dev/null "tftp://127.0.0.1:$1/$2"; done
-  end=$(date +%s.%N)
-  echo "$end - $start" | bc
+# One curl per fetch, the two servers alternating fetch by fetch so that
+# the host's drift hits both alike; curl's own time_total (no process
+# start) per transfer, median and quartiles per server, and the ratio of
+# the medians (tftpd-hpa time / pxeops time: above 1 means pxeops is faster).
+fetch() { # port file blksize → seconds
+  curl -sS --tftp-blksize "$3" -o /dev/null -w '%{time_total}\n' "tftp://127.0.0.1:$1/$2"
 }
-size() { stat -c %s "$work/root/$1"; }
-for file in ipxe.efi:20 big.bin:2; do
-  name=${file%%:*}; n=${file#*:}; bytes=$(( $(size "$name") * n ))
+quartiles() { sort -g | awk '{v[NR]=$1} END {printf "%.2f %.2f %.2f\n", v[int(NR/4)+1]*1000, v[int(NR/2)+1]*1000, v[int(3*NR/4)+1]*1000}'; }
+for file in ipxe.efi:${IPXE_FETCHES:-60} big.bin:${BIG_FETCHES:-6}; do
+  name=${file%%:*}; n=${file#*:}; size=$(stat -c %s "$work/root/$name")
   for blk in 512 1468; do
-    for round in 1 2 3; do
-      tp=$(fetch 16901 "$name" "$blk" "$n"); th=$(fetch 16902 "$name" "$blk" "$n")
-      printf '%-9s blksize %4s round %s: pxeops %6.1f MB/s  tftpd-hpa %6.1f MB/s  ratio %.2f\n' "$name" "$blk" "$round" \
-        "$(echo "$bytes / $tp / 1000000" | bc -l)" "$(echo "$bytes / $th / 1000000" | bc -l)" "$(echo "$th / $tp" | bc -l)"
+    : > "$work/p.txt"; : > "$work/h.txt"
+    for _ in $(seq "$n"); do
+      fetch 16901 "$name" "$blk" >> "$work/p.txt"
+      fetch 16902 "$name" "$blk" >> "$work/h.txt"
     done
+    read -r p1 pm p3 < <(quartiles < "$work/p.txt")
+    read -r h1 hm h3 < <(quartiles < "$work/h.txt")
+    printf '%-9s blksize %4s, %s each: pxeops median %7.2f ms (%.2f–%.2f) %6.1f MB/s | tftpd-hpa median %7.2f ms (%.2f–%.2f) %6.1f MB/s | ratio %.2f\n' \
+      "$name" "$blk" "$n" "$pm" "$p1" "$p3" "$(echo "$size / $pm / 1000" | bc -l)" "$hm" "$h1" "$h3" "$(echo "$size / $hm / 1000" | bc -l)" "$(echo "$hm / $pm" | bc -l)"
   done
 done
