@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -62,7 +63,8 @@ func (l *lab) run(args ...string) string {
 }
 
 // start runs a long-lived command inside a namespace until the test ends.
-func (l *lab) start(ns, logName string, args ...string) {
+// `ip netns exec` execs the command, so the process is the command's.
+func (l *lab) start(ns, logName string, args ...string) *os.Process {
 	l.t.Helper()
 	log, err := os.Create(filepath.Join(l.dir, logName))
 	if err != nil {
@@ -74,6 +76,7 @@ func (l *lab) start(ns, logName string, args ...string) {
 		l.t.Fatal(err)
 	}
 	l.t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait(); log.Close() })
+	return cmd.Process
 }
 
 func newLab(t *testing.T) *lab {
@@ -103,7 +106,7 @@ func newLab(t *testing.T) *lab {
 	l.run("ip", "-n", lab, "tuntap", "add", "dev", "tap0", "mode", "tap")
 	l.run("ip", "-n", lab, "link", "set", "tap0", "master", "br0", "up")
 	l.start("dhcp", "dnsmasq.log", "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--port=0",
-		"--interface=eth0", "--bind-interfaces", "--no-ping", "--log-dhcp", "--pid-file="+filepath.Join(l.dir, "dnsmasq.pid"),
+		"--interface=eth0", "--bind-interfaces", "--no-ping", "--log-dhcp", "--log-facility=-", "--pid-file="+filepath.Join(l.dir, "dnsmasq.pid"),
 		"--dhcp-range=10.77.0.10,10.77.0.250,255.255.255.0,1h")
 	return l
 }
@@ -188,7 +191,7 @@ func TestNetworkBoot(t *testing.T) {
 	work := t.TempDir()
 	bin, assets, tree := buildPxeops(t, work), buildAssets(t, work), fleet(t)
 	l := newLab(t)
-	l.start("pxe", "pxeops.log", bin, "serve", "--source", tree, "--assets-dir", assets, "--proxy-dhcp", "--interface", "eth0",
+	pxeops := l.start("pxe", "pxeops.log", bin, "serve", "--source", tree, "--assets-dir", assets, "--proxy-dhcp", "--interface", "eth0",
 		"--http-addr", ":8080", "--log-level", "debug")
 	deadline := time.Now().Add(20 * time.Second)
 	for !strings.Contains(l.metrics(), "pxeops_snapshot_info") {
@@ -213,6 +216,36 @@ func TestNetworkBoot(t *testing.T) {
 	})
 	t.Run("BIOS with iPXE ROM", func(t *testing.T) {
 		l.boot("bios", "-device", "e1000,netdev=n0,mac="+labMAC)
+	})
+	t.Run("BIOS with iPXE ROM, the site's offer first", func(t *testing.T) {
+		// pxeops is frozen until dnsmasq has offered an address, then
+		// answers the queued DISCOVER late: iPXE keeps listening for a
+		// ProxyDHCP offer for 2 s after the first offer
+		// (DHCP_DISC_PROXY_TIMEOUT_SEC), so the late one still wins.
+		if err := pxeops.Signal(syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		defer pxeops.Signal(syscall.SIGCONT)
+		before := len(l.file("dnsmasq.log"))
+		siteFirst := make(chan bool, 1)
+		go func() {
+			deadline := time.Now().Add(120 * time.Second)
+			for time.Now().Before(deadline) {
+				if log := l.file("dnsmasq.log"); len(log) > before && strings.Contains(log[before:], "DHCPOFFER(eth0)") && strings.Contains(log[before:], labMAC) {
+					time.Sleep(time.Second)
+					siteFirst <- true
+					pxeops.Signal(syscall.SIGCONT)
+					return
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			siteFirst <- false
+			pxeops.Signal(syscall.SIGCONT)
+		}()
+		l.boot("bios-late-proxy", "-device", "e1000,netdev=n0,mac="+labMAC)
+		if !<-siteFirst {
+			t.Errorf("dnsmasq never offered %s an address while pxeops was stopped:\n%s", labMAC, tail(l.file("dnsmasq.log"), 2000))
+		}
 	})
 	t.Run("UEFI with EDK2 PXE", func(t *testing.T) {
 		vars := filepath.Join(l.dir, "OVMF_VARS.fd")
