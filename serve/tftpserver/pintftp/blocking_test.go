@@ -71,6 +71,18 @@ func inUse(s *Server) int {
 	return s.blockingInUse
 }
 
+// allReleased waits for transfers that ended to give their slots back.
+func allReleased(t *testing.T, s *Server) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for inUse(s) != 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := inUse(s); n != 0 {
+		t.Fatalf("%d blocking reads still held after the transfers ended", n)
+	}
+}
+
 func TestBlockingReadsRetransmitAndComplete(t *testing.T) {
 	s, addr := blockingServer(t, 4, 300*time.Millisecond)
 	c, p, tid := request(t, addr)
@@ -95,13 +107,7 @@ func TestBlockingReadsRetransmitAndComplete(t *testing.T) {
 		}
 		p, _ = receive(t, c, 3*time.Second)
 	}
-	deadline := time.Now().Add(3 * time.Second)
-	for inUse(s) != 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if n := inUse(s); n != 0 {
-		t.Fatalf("%d blocking reads still held after the transfer", n)
-	}
+	allReleased(t, s)
 }
 
 // Datagrams from a stranger are skipped, and must not restart the wait
@@ -163,11 +169,5 @@ func TestBlockingReadsLimit(t *testing.T) {
 			}
 		}
 	}
-	deadline := time.Now().Add(3 * time.Second)
-	for inUse(s) != 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if n := inUse(s); n != 0 {
-		t.Fatalf("%d blocking reads still held after the transfers", n)
-	}
+	allReleased(t, s)
 }

@@ -41,9 +41,9 @@ type blockingConn struct {
 	fresh    bool          // no read since setDeadline: rcvtimeo is the full wait
 }
 
-// newBlockingConn takes over conn's socket; conn is closed either way.
+// newBlockingConn takes over conn's socket and closes conn; on an error
+// conn is left as it was, for the caller to use.
 func newBlockingConn(conn *net.UDPConn, release func()) (connection, error) {
-	defer conn.Close()
 	raw, err := conn.SyscallConn()
 	if err != nil {
 		return nil, err
@@ -55,6 +55,8 @@ func newBlockingConn(conn *net.UDPConn, release func()) (connection, error) {
 	}); err != nil || serr != nil {
 		return nil, errors.Join(err, serr)
 	}
+	// The blocking flag belongs to the open socket, shared with conn's
+	// descriptor: set it only once nothing else can fail.
 	sa, err := unix.Getsockname(fd)
 	if err == nil {
 		err = unix.SetNonblock(fd, false)
@@ -64,7 +66,9 @@ func newBlockingConn(conn *net.UDPConn, release func()) (connection, error) {
 		return nil, err
 	}
 	_, inet6 := sa.(*unix.SockaddrInet6)
-	return &blockingConn{fd: fd, inet6: inet6, local: conn.LocalAddr(), release: release}, nil
+	c := &blockingConn{fd: fd, inet6: inet6, local: conn.LocalAddr(), release: release}
+	conn.Close()
+	return c, nil
 }
 
 func (c *blockingConn) sendTo(data []byte, addr *net.UDPAddr) error {
