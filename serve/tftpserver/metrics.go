@@ -6,9 +6,12 @@ type metrics struct {
 	transfers *prometheus.CounterVec
 	bytes     prometheus.Counter
 	duration  prometheus.Histogram
+	blocking  prometheus.GaugeFunc
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+// newMetrics registers the transfer metrics on reg (if not nil), and a
+// gauge that reads blocking() at each scrape.
+func newMetrics(reg prometheus.Registerer, blocking func() int) *metrics {
 	m := &metrics{
 		transfers: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pxeops_tftp_transfers_total", Help: "TFTP transfers by outcome: success, failure (writes included), size_probe (UEFI).",
@@ -20,9 +23,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "pxeops_tftp_transfer_duration_seconds", Help: "Duration of successful TFTP transfers.",
 			Buckets: prometheus.ExponentialBuckets(0.01, 2, 12),
 		}),
+		blocking: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "pxeops_tftp_blocking_transfers",
+			Help: "TFTP transfers waiting for ACKs in blocking reads now (at most 128; beyond, transfers use Go's netpoller).",
+		}, func() float64 { return float64(blocking()) }),
 	}
 	if reg != nil {
-		reg.MustRegister(m.transfers, m.bytes, m.duration)
+		reg.MustRegister(m.transfers, m.bytes, m.duration, m.blocking)
 	}
 	return m
 }

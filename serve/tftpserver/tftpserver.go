@@ -60,11 +60,12 @@ func New(dir string, log *slog.Logger, reg prometheus.Registerer) (*Server, erro
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{root: root, dir: dir, log: log, metrics: newMetrics(reg)}
+	s := &Server{root: root, dir: dir, log: log}
 	s.srv = tftp.NewServer(s.read, nil)
 	s.srv.SetHook(s)
 	s.srv.SetTimeout(2 * time.Second)
 	s.srv.SetBlockingReads(blockingTransfers)
+	s.metrics = newMetrics(reg, s.srv.BlockingReadsInUse)
 	return s, nil
 }
 

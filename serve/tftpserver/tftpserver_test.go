@@ -217,3 +217,35 @@ func TestListenRefusesATakenPort(t *testing.T) {
 		t.Fatalf("second Listen on %s: %v", l.LocalAddr(), err)
 	}
 }
+
+// A transfer waits for its ACK in a blocking read (our pin/tftp patch),
+// which the gauge shows while the ACK is held back, and gives it back
+// when the transfer ends.
+func TestTransfersWaitInBlockingReads(t *testing.T) {
+	addr, _, s := serve(t)
+	server, _ := net.ResolveUDPAddr("udp", addr)
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.WriteToUDP([]byte("\x00\x01sub/snp.efi\x00octet\x00"), server)
+	buf := make([]byte, 600)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, tid, err := c.ReadFromUDP(buf)
+	if err != nil || n != 4+len("arm64") || binary.BigEndian.Uint16(buf) != 3 {
+		t.Fatalf("first block: % x %v", buf[:n], err)
+	}
+	blocking := func() float64 { return testutil.ToFloat64(s.metrics.blocking) }
+	if got := blocking(); got != 1 {
+		t.Fatalf("pxeops_tftp_blocking_transfers while the ACK is held back: %v, want 1", got)
+	}
+	c.WriteToUDP([]byte{0, 4, 0, 1}, tid)
+	deadline := time.Now().Add(3 * time.Second)
+	for blocking() != 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := blocking(); got != 0 {
+		t.Errorf("pxeops_tftp_blocking_transfers after the last ACK: %v", got)
+	}
+}

@@ -65,20 +65,14 @@ func dataBlock(t *testing.T, p []byte) uint16 {
 	return binary.BigEndian.Uint16(p[2:])
 }
 
-func inUse(s *Server) int {
-	s.Lock()
-	defer s.Unlock()
-	return s.blockingInUse
-}
-
 // allReleased waits for transfers that ended to give their slots back.
 func allReleased(t *testing.T, s *Server) {
 	t.Helper()
 	deadline := time.Now().Add(3 * time.Second)
-	for inUse(s) != 0 && time.Now().Before(deadline) {
+	for s.BlockingReadsInUse() != 0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if n := inUse(s); n != 0 {
+	if n := s.BlockingReadsInUse(); n != 0 {
 		t.Fatalf("%d blocking reads still held after the transfers ended", n)
 	}
 }
@@ -89,7 +83,7 @@ func TestBlockingReadsRetransmitAndComplete(t *testing.T) {
 	if b := dataBlock(t, p); b != 1 {
 		t.Fatalf("first block %d", b)
 	}
-	if n := inUse(s); n != 1 {
+	if n := s.BlockingReadsInUse(); n != 1 {
 		t.Fatalf("%d transfers in blocking reads, want 1", n)
 	}
 	// Withhold the ACK: the same block must come again after the timeout.
@@ -154,7 +148,7 @@ func TestBlockingReadsLimit(t *testing.T) {
 		dataBlock(t, p)
 		clients, tids = append(clients, c), append(tids, tid)
 	}
-	if n := inUse(s); n != 1 {
+	if n := s.BlockingReadsInUse(); n != 1 {
 		t.Fatalf("%d transfers in blocking reads, limit 1", n)
 	}
 	for i, c := range clients {

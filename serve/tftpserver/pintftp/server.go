@@ -121,6 +121,14 @@ func (s *Server) SetBlockingReads(n int) {
 	s.blockingMax = n
 }
 
+// BlockingReadsInUse is how many transfers wait in blocking reads now.
+// (pxeops patch)
+func (s *Server) BlockingReadsInUse() int {
+	s.Lock()
+	defer s.Unlock()
+	return s.blockingInUse
+}
+
 // transferConn wraps a transfer's socket; s is locked. (pxeops patch)
 func (s *Server) transferConn(conn *net.UDPConn) connection {
 	if s.blockingInUse < s.blockingMax {
