@@ -66,6 +66,38 @@ func fetch(t *testing.T, addr, name string, blksize int) ([]byte, int64, error) 
 	return buf.Bytes(), size, err
 }
 
+// request sends one packet from a fresh socket and returns the socket
+// with the server's first answer and where it came from (the transfer's
+// port, for a read).
+func request(t *testing.T, addr string, packet []byte) (*net.UDPConn, []byte, *net.UDPAddr) {
+	t.Helper()
+	server, _ := net.ResolveUDPAddr("udp", addr)
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	conn.WriteToUDP(packet, server)
+	conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+	buf := make([]byte, 2048)
+	n, from, err := conn.ReadFromUDP(buf)
+	if err != nil {
+		t.Fatalf("no answer to % x: %v", packet[:min(len(packet), 24)], err)
+	}
+	return conn, buf[:n], from
+}
+
+// waitFor polls a metric until it reads want or 5 s pass (the server
+// counts a transfer when its last packet arrives, after the client is
+// done), and returns what it read last.
+func waitFor(get func() float64, want float64) float64 {
+	deadline := time.Now().Add(5 * time.Second)
+	for get() != want && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	return get()
+}
+
 func TestServesFilesWithBlksizeAndTsize(t *testing.T) {
 	addr, dir, s := serve(t)
 	want, _ := os.ReadFile(filepath.Join(dir, "ipxe.efi"))
@@ -78,13 +110,8 @@ func TestServesFilesWithBlksizeAndTsize(t *testing.T) {
 	if got, _, err := fetch(t, addr, "sub/snp.efi", 0); err != nil || string(got) != "arm64" {
 		t.Errorf("file in a subdirectory: %q %v", got, err)
 	}
-	// The server counts a transfer when the last ACK arrives, after the
-	// client has its data.
-	deadline := time.Now().Add(5 * time.Second)
-	for testutil.ToFloat64(s.metrics.transfers.WithLabelValues("success")) < 4 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if n := testutil.ToFloat64(s.metrics.transfers.WithLabelValues("success")); n != 4 {
+	success := func() float64 { return testutil.ToFloat64(s.metrics.transfers.WithLabelValues("success")) }
+	if n := waitFor(success, 4); n != 4 {
 		t.Errorf("successful transfers counted: %v, want 4", n)
 	}
 	if n := testutil.ToFloat64(s.metrics.bytes); n != float64(3*len(want)+5) {
@@ -120,20 +147,9 @@ func TestRefusesNamesOutsideTheRoot(t *testing.T) {
 // 2, access violation; nothing is written.
 func TestWritesAreRefused(t *testing.T) {
 	addr, dir, _ := serve(t)
-	// Unconnected: any source port of the server may answer.
-	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	server, _ := net.ResolveUDPAddr("udp", addr)
-	wrq := append([]byte{0, 2}, []byte("new.efi\x00octet\x00")...)
-	conn.WriteTo(wrq, server)
-	conn.SetReadDeadline(time.Now().Add(3 * time.Second))
-	buf := make([]byte, 512)
-	n, _, err := conn.ReadFrom(buf)
-	if err != nil || n < 4 || binary.BigEndian.Uint16(buf) != 5 || binary.BigEndian.Uint16(buf[2:]) != 2 || !strings.Contains(string(buf[4:n]), "read-only") {
-		t.Fatalf("answer to WRQ: % x, %v; want ERROR code 2 (access violation)", buf[:n], err)
+	_, answer, _ := request(t, addr, []byte("\x00\x02new.efi\x00octet\x00"))
+	if len(answer) < 4 || binary.BigEndian.Uint16(answer) != 5 || binary.BigEndian.Uint16(answer[2:]) != 2 || !strings.Contains(string(answer[4:]), "read-only") {
+		t.Fatalf("answer to WRQ: % x; want ERROR code 2 (access violation)", answer)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "new.efi")); err == nil {
 		t.Error("a file was written")
@@ -171,32 +187,19 @@ func FuzzResolveName(f *testing.F) {
 func TestNegotiatesBlksizeAndTsize(t *testing.T) {
 	addr, dir, s := serve(t)
 	info, _ := os.Stat(filepath.Join(dir, "ipxe.efi"))
-	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	conn, answer, from := request(t, addr, []byte("\x00\x01ipxe.efi\x00octet\x00blksize\x001468\x00tsize\x000\x00"))
+	if len(answer) < 2 || binary.BigEndian.Uint16(answer) != 6 {
+		t.Fatalf("answer to RRQ with options: % x; want OACK", answer)
 	}
-	defer conn.Close()
-	server, _ := net.ResolveUDPAddr("udp", addr)
-	rrq := append([]byte{0, 1}, []byte("ipxe.efi\x00octet\x00blksize\x001468\x00tsize\x000\x00")...)
-	conn.WriteTo(rrq, server)
-	conn.SetReadDeadline(time.Now().Add(3 * time.Second))
-	buf := make([]byte, 2048)
-	n, from, err := conn.ReadFrom(buf)
-	if err != nil || n < 2 || binary.BigEndian.Uint16(buf) != 6 {
-		t.Fatalf("answer to RRQ with options: % x, %v; want OACK", buf[:n], err)
-	}
-	opts := string(buf[2:n])
+	opts := string(answer[2:])
 	for _, want := range []string{"blksize\x001468\x00", "tsize\x00" + strconv.FormatInt(info.Size(), 10) + "\x00"} {
 		if !strings.Contains(opts, want) {
 			t.Errorf("OACK %q lacks %q", opts, want)
 		}
 	}
-	conn.WriteTo(append([]byte{0, 5, 0, 8}, "TFTP Aborted\x00"...), from)
-	deadline := time.Now().Add(5 * time.Second)
-	for testutil.ToFloat64(s.metrics.transfers.WithLabelValues("size_probe")) < 1 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if p, f := testutil.ToFloat64(s.metrics.transfers.WithLabelValues("size_probe")), testutil.ToFloat64(s.metrics.transfers.WithLabelValues("failure")); p != 1 || f != 0 {
+	conn.WriteToUDP(append([]byte{0, 5, 0, 8}, "TFTP Aborted\x00"...), from)
+	probes := func() float64 { return testutil.ToFloat64(s.metrics.transfers.WithLabelValues("size_probe")) }
+	if p, f := waitFor(probes, 1), testutil.ToFloat64(s.metrics.transfers.WithLabelValues("failure")); p != 1 || f != 0 {
 		t.Errorf("size probe counted as probe %v, failure %v; want 1, 0", p, f)
 	}
 }
@@ -223,29 +226,16 @@ func TestListenRefusesATakenPort(t *testing.T) {
 // when the transfer ends.
 func TestTransfersWaitInBlockingReads(t *testing.T) {
 	addr, _, s := serve(t)
-	server, _ := net.ResolveUDPAddr("udp", addr)
-	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.WriteToUDP([]byte("\x00\x01sub/snp.efi\x00octet\x00"), server)
-	buf := make([]byte, 600)
-	c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	n, tid, err := c.ReadFromUDP(buf)
-	if err != nil || n != 4+len("arm64") || binary.BigEndian.Uint16(buf) != 3 {
-		t.Fatalf("first block: % x %v", buf[:n], err)
+	conn, block, tid := request(t, addr, []byte("\x00\x01sub/snp.efi\x00octet\x00"))
+	if len(block) != 4+len("arm64") || binary.BigEndian.Uint16(block) != 3 {
+		t.Fatalf("first block: % x", block)
 	}
 	blocking := func() float64 { return testutil.ToFloat64(s.metrics.blocking) }
 	if got := blocking(); got != 1 {
 		t.Fatalf("pxeops_tftp_blocking_transfers while the ACK is held back: %v, want 1", got)
 	}
-	c.WriteToUDP([]byte{0, 4, 0, 1}, tid)
-	deadline := time.Now().Add(3 * time.Second)
-	for blocking() != 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if got := blocking(); got != 0 {
+	conn.WriteToUDP([]byte{0, 4, 0, 1}, tid)
+	if got := waitFor(blocking, 0); got != 0 {
 		t.Errorf("pxeops_tftp_blocking_transfers after the last ACK: %v", got)
 	}
 }
