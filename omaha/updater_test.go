@@ -130,7 +130,7 @@ func TestSyncProposesVerifiedUpdate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if snap, diags := render.Load(tree, render.Options{}); snap == nil || len(diags) > 0 {
+	if snap, diags := render.Load(context.Background(), tree, render.Options{}); snap == nil || len(diags) > 0 {
 		t.Fatalf("proposed tree: %v", diags)
 	}
 	if main := remote.Git("--git-dir", remote.Bare, "rev-parse", "main"); main != remote.Git("rev-parse", "HEAD") {

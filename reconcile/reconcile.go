@@ -9,6 +9,7 @@ package reconcile
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -24,6 +25,9 @@ const (
 	ResultServed   = "served"
 	ResultInvalid  = "invalid"  // needs a human: fix the tree
 	ResultRetrying = "retrying" // the tree could not be read; retried with backoff
+	// ResultAbandoned: a newer revision came while this one was loading, so
+	// its load was stopped and the newer one taken instead.
+	ResultAbandoned = "abandoned"
 )
 
 // Reconciler holds the served snapshot and the story of how it got there.
@@ -44,6 +48,15 @@ type Status struct {
 	Ready       bool     `json:"ready"`
 	Served      *Served  `json:"served"`
 	LastAttempt *Attempt `json:"last_attempt,omitempty"`
+	// InProgress is the revision being loaded now, if any.
+	InProgress *Progress `json:"in_progress,omitempty"`
+}
+
+// Progress is a load under way.
+type Progress struct {
+	Revision  string    `json:"revision"`
+	Since     time.Time `json:"since"`
+	RunningMS float64   `json:"running_ms"`
 }
 
 // Served describes the snapshot being served.
@@ -101,7 +114,13 @@ func (r *Reconciler) Snapshot() *render.Snapshot { return r.served.Load() }
 func (r *Reconciler) Status() Status {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.status
+	st := r.status
+	if p := st.InProgress; p != nil {
+		c := *p
+		c.RunningMS = float64(time.Since(c.Since).Microseconds()) / 1000
+		st.InProgress = &c
+	}
+	return st
 }
 
 // Offer hands a revision to Run without blocking; a revision not yet
@@ -121,23 +140,32 @@ func (r *Reconciler) Offer(rev source.Revision) {
 }
 
 // Run applies offered revisions until ctx ends, retrying unreadable ones
-// with exponential backoff.
+// with exponential backoff. A revision offered while another is loading
+// stops that load: the newest revision is the one worth serving, and a
+// slow tree must not hold back its own fix.
 func (r *Reconciler) Run(ctx context.Context) {
 	var retry <-chan time.Time
 	var retryRev source.Revision
+	var newer *source.Revision
 	delay := minRetry
 	for {
 		var rev source.Revision
-		select {
-		case <-ctx.Done():
-			return
-		case rev = <-r.pending:
-			delay = minRetry
-		case <-retry:
-			rev = retryRev
+		if newer != nil {
+			rev, newer, delay = *newer, nil, minRetry
+		} else {
+			select {
+			case <-ctx.Done():
+				return
+			case rev = <-r.pending:
+				delay = minRetry
+			case <-retry:
+				rev = retryRev
+			}
 		}
 		retry = nil
-		if r.Apply(rev) == ResultRetrying {
+		var result string
+		result, newer = r.applyUntilNewer(ctx, rev)
+		if result == ResultRetrying {
 			retryRev, retry = rev, time.After(delay)
 			r.setNextRetry(time.Now().Add(delay))
 			delay = min(2*delay, maxRetry)
@@ -145,13 +173,34 @@ func (r *Reconciler) Run(ctx context.Context) {
 	}
 }
 
+var errSuperseded = errors.New("a newer revision arrived")
+
+// applyUntilNewer applies rev, abandoning it for a revision offered
+// meanwhile, which it returns.
+func (r *Reconciler) applyUntilNewer(ctx context.Context, rev source.Revision) (string, *source.Revision) {
+	actx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	done := make(chan string, 1)
+	go func() { done <- r.Apply(actx, rev) }()
+	select {
+	case result := <-done:
+		return result, nil
+	case next := <-r.pending:
+		cancel(errSuperseded)
+		return <-done, &next
+	}
+}
+
 // Apply loads one revision and serves it if it is valid. It returns the
-// attempt's result.
-func (r *Reconciler) Apply(rev source.Revision) string {
+// attempt's result; when ctx ends first, the load is abandoned.
+func (r *Reconciler) Apply(ctx context.Context, rev source.Revision) string {
 	start := time.Now()
+	r.mu.Lock()
+	r.status.InProgress = &Progress{Revision: rev.ID, Since: start.UTC()}
+	r.mu.Unlock()
 	opts := r.opts
 	opts.Revision = rev.ID
-	snap, diags := render.Load(rev.FS, opts)
+	snap, diags := render.Load(ctx, rev.FS, opts)
 	took := time.Since(start)
 	a := &Attempt{
 		Revision:   rev.ID,
@@ -164,7 +213,12 @@ func (r *Reconciler) Apply(rev source.Revision) string {
 	if len(a.Findings) > maxFindings {
 		a.Findings, a.Truncated = a.Findings[:maxFindings], true
 	}
-	switch {
+	switch cause := context.Cause(ctx); {
+	case cause != nil:
+		snap = nil
+		a.Result, a.Errors, a.Findings = ResultAbandoned, 0, nil
+		a.Action = "not served: its load was stopped (" + cause.Error() + ")"
+		r.log.Info("revision abandoned before it finished loading", "revision", rev.ID, "why", cause, "took", took.Round(time.Millisecond))
 	case snap != nil:
 		a.Result = ResultServed
 		r.served.Store(snap)
@@ -181,6 +235,7 @@ func (r *Reconciler) Apply(rev source.Revision) string {
 	}
 	r.mu.Lock()
 	r.status.LastAttempt = a
+	r.status.InProgress = nil
 	if snap != nil {
 		t := snap.Tree
 		r.status.Ready = true

@@ -33,7 +33,7 @@ func TestConcurrentReadersSeeWholeSnapshots(t *testing.T) {
 	r := New(render.Options{ServerURL: "http://pxe.test"}, nil, nil)
 	a := source.Revision{ID: "A", FS: tree("A")}
 	b := source.Revision{ID: "B", FS: tree("B")}
-	if r.Apply(a) != ResultServed {
+	if r.Apply(context.Background(), a) != ResultServed {
 		t.Fatal("tree A not served")
 	}
 	var stop atomic.Bool
@@ -64,7 +64,7 @@ func TestConcurrentReadersSeeWholeSnapshots(t *testing.T) {
 		if i%2 == 0 {
 			rev = b
 		}
-		if r.Apply(rev) != ResultServed {
+		if r.Apply(context.Background(), rev) != ResultServed {
 			t.Fatalf("swap %d failed", i)
 		}
 	}
@@ -82,10 +82,10 @@ func TestConcurrentReadersSeeWholeSnapshots(t *testing.T) {
 func TestInvalidRevisionKeepsLastGood(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	r := New(render.Options{}, nil, NewMetrics(reg))
-	r.Apply(source.Revision{ID: "good", FS: tree("good")})
+	r.Apply(context.Background(), source.Revision{ID: "good", FS: tree("good")})
 	bad := tree("bad")
 	bad["groups/g.yaml"] = &fstest.MapFile{Data: []byte("profile: missing\n")}
-	if got := r.Apply(source.Revision{ID: "bad", FS: bad}); got != ResultInvalid {
+	if got := r.Apply(context.Background(), source.Revision{ID: "bad", FS: bad}); got != ResultInvalid {
 		t.Fatalf("Apply(bad) = %s", got)
 	}
 	st := r.Status()

@@ -1,6 +1,7 @@
 package render
 
 import (
+	"context"
 	"fmt"
 	"github.com/pxeops/pxeops/schema"
 	"io"
@@ -26,7 +27,7 @@ func BenchmarkLoad10k(b *testing.B) {
 	b.ReportAllocs()
 	var snap *Snapshot
 	for b.Loop() {
-		s, diags := Load(fsys, Options{ServerURL: "http://pxe.test:8080"})
+		s, diags := Load(context.Background(), fsys, Options{ServerURL: "http://pxe.test:8080"})
 		if s == nil || diags.Errors() > 0 {
 			b.Fatalf("generated tree invalid: %v", diags)
 		}
@@ -41,7 +42,7 @@ func BenchmarkLoad10k(b *testing.B) {
 
 func benchSnapshot(b *testing.B) *Snapshot {
 	b.Helper()
-	snap, diags := Load(mapFS(gentree.Files(10000, 100)), Options{ServerURL: "http://pxe.test:8080"})
+	snap, diags := Load(context.Background(), mapFS(gentree.Files(10000, 100)), Options{ServerURL: "http://pxe.test:8080"})
 	if snap == nil {
 		b.Fatal(diags)
 	}
@@ -69,7 +70,7 @@ func BenchmarkLookupScript(b *testing.B) {
 	b.Run("rendered", func(b *testing.B) {
 		files := gentree.Files(10000, 100)
 		files["groups/default.yaml"] = []byte("profile: p000\nmetadata: {hostname: any}\n")
-		snap, diags := Load(mapFS(files), Options{ServerURL: "http://pxe.test:8080"})
+		snap, diags := Load(context.Background(), mapFS(files), Options{ServerURL: "http://pxe.test:8080"})
 		if snap == nil {
 			b.Fatal(diags)
 		}
@@ -102,7 +103,7 @@ func BenchmarkLookupConfig(b *testing.B) {
 		files := gentree.Files(10000, 100)
 		files["groups/default.yaml"] = []byte("profile: p000\nmetadata: {hostname: any}\n")
 		files["templates/node.ign.yaml"] = append(files["templates/node.ign.yaml"], "    - path: /etc/mac\n      contents:\n        source: \"data:,{{ .MAC }}\"\n"...)
-		snap, diags := Load(mapFS(files), Options{ServerURL: "http://pxe.test:8080"})
+		snap, diags := Load(context.Background(), mapFS(files), Options{ServerURL: "http://pxe.test:8080"})
 		if snap == nil {
 			b.Fatal(diags)
 		}
@@ -138,7 +139,7 @@ func BenchmarkReloadOneChange(b *testing.B) {
 	fsys := mapFS(gentree.Files(10000, 100))
 	cache := schema.NewCache()
 	opts := Options{ServerURL: "http://pxe.test:8080", Cache: cache}
-	if s, diags := Load(fsys, opts); s == nil {
+	if s, diags := Load(context.Background(), fsys, opts); s == nil {
 		b.Fatal(diags)
 	}
 	b.ReportAllocs()
@@ -146,7 +147,7 @@ func BenchmarkReloadOneChange(b *testing.B) {
 	for b.Loop() {
 		i++
 		fsys["groups/node01234.yaml"] = &fstest.MapFile{Data: []byte(fmt.Sprintf("profile: p%03d\nselector:\n  mac: %s\nmetadata: {hostname: n}\n", i%100, gentree.MAC(1234)))}
-		if s, diags := Load(fsys, opts); s == nil {
+		if s, diags := Load(context.Background(), fsys, opts); s == nil {
 			b.Fatal(diags)
 		}
 	}

@@ -1,6 +1,7 @@
 package render
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -54,8 +55,8 @@ func TestCachedLoadEqualsFreshLoad(t *testing.T) {
 		edits[rng.IntN(len(edits))]()
 		cachedOpts := opts
 		cachedOpts.Cache = cache
-		fresh, freshDiags := Load(fsys, opts)
-		cached, cachedDiags := Load(fsys, cachedOpts)
+		fresh, freshDiags := Load(context.Background(), fsys, opts)
+		cached, cachedDiags := Load(context.Background(), fsys, cachedOpts)
 		if !slices.Equal(freshDiags, cachedDiags) {
 			t.Fatalf("step %d: diagnostics differ\nfresh:  %v\ncached: %v", step, freshDiags, cachedDiags)
 		}

@@ -2,6 +2,7 @@ package render
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -76,7 +77,7 @@ func goldenOutput(t *testing.T, file string, a *txtar.Archive) string {
 			tree[f.Name] = &fstest.MapFile{Data: f.Data}
 		}
 	}
-	snap, diags := Load(fsys, Options{ServerURL: "http://pxe.test:8080", Revision: "golden"})
+	snap, diags := Load(context.Background(), fsys, Options{ServerURL: "http://pxe.test:8080", Revision: "golden"})
 	var b strings.Builder
 	for _, d := range diags {
 		fmt.Fprintln(&b, d)

@@ -2,6 +2,7 @@ package render
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -122,8 +123,15 @@ func (s *Snapshot) Cmdline(g *Group, m *schema.Machine) (string, error) {
 // writeArgs renders the profile's kernel arguments, separated by spaces
 // (with a leading one when lead is set), refusing any that rendered a
 // line break or NUL.
+//
+// Templates run within the budgets check ran them with; boot requests
+// do not cancel them (a run is bounded in time anyway).
 func writeArgs(buf *bytes.Buffer, g *Group, m *schema.Machine, lead bool) error {
 	p := g.Profile
+	begin := buf.Len()
+	if lead {
+		begin++ // the space before the first argument
+	}
 	var data *schema.TemplateData
 	for i := range p.Source.Args {
 		if lead || i > 0 {
@@ -133,11 +141,14 @@ func writeArgs(buf *bytes.Buffer, g *Group, m *schema.Machine, lead bool) error 
 			data = g.Data(m)
 		}
 		start := buf.Len()
-		if err := p.Source.WriteArg(buf, i, data); err != nil {
+		if err := p.Source.WriteArg(context.Background(), buf, i, data); err != nil {
 			return fmt.Errorf("profile %s: args[%d]: %w", p.ID, i, err)
 		}
 		if bytes.ContainsAny(buf.Bytes()[start:], "\n\r\x00") {
 			return fmt.Errorf("profile %s: args[%d]: %w", p.ID, i, ErrUnsafeArg)
+		}
+		if n := buf.Len() - begin; n > schema.MaxCmdlineSize {
+			return fmt.Errorf("profile %s: the kernel command line renders to more than %d bytes", p.ID, schema.MaxCmdlineSize)
 		}
 	}
 	return nil
@@ -158,7 +169,7 @@ func (s *Snapshot) WriteConfig(w io.Writer, g *Group, m *schema.Machine) error {
 	buf := bufPool.Get().(*bytes.Buffer)
 	defer bufPool.Put(buf)
 	buf.Reset()
-	if err := g.Profile.Source.WriteConfig(buf, g.Data(m)); err != nil {
+	if err := g.Profile.Source.WriteConfig(context.Background(), buf, g.Data(m)); err != nil {
 		return fmt.Errorf("profile %s: config %s: %w", g.Profile.ID, g.Profile.Source.Config.Template, err)
 	}
 	if g.sameConfig {

@@ -5,6 +5,7 @@ package render
 
 import (
 	"cmp"
+	"context"
 	"io/fs"
 	"path"
 	"regexp"
@@ -31,8 +32,10 @@ type Options struct {
 // Load is the one path from a tree to a snapshot: `pxeops check`,
 // `pxeops render` and the daemon's reload all call it, so CI and
 // production never disagree. The snapshot is nil when diags has errors.
-func Load(fsys fs.FS, opts Options) (*Snapshot, schema.Diagnostics) {
-	t, diags := schema.Load(fsys, opts.Cache)
+//
+// It stops when ctx ends, with a transient error.
+func Load(ctx context.Context, fsys fs.FS, opts Options) (*Snapshot, schema.Diagnostics) {
+	t, diags := schema.Load(ctx, fsys, opts.Cache)
 	if diags.Errors() > 0 {
 		return nil, diags
 	}

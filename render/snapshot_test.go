@@ -1,6 +1,7 @@
 package render
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"net/url"
@@ -13,7 +14,7 @@ import (
 
 func mustLoad(t testing.TB, fsys fstest.MapFS) *Snapshot {
 	t.Helper()
-	snap, diags := Load(fsys, Options{ServerURL: "http://pxe.test:8080"})
+	snap, diags := Load(context.Background(), fsys, Options{ServerURL: "http://pxe.test:8080"})
 	if snap == nil {
 		t.Fatalf("tree invalid: %v", diags)
 	}

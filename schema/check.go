@@ -8,7 +8,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"text/template"
 )
 
 var (
@@ -147,7 +146,7 @@ func (p *Profile) check(v checker) {
 	case !m.bad["image"] && !m.bad["kernel"]:
 		v.errorf(m, "", "a profile needs image (an images/ id) or kernel (a URL)")
 	}
-	p.args = make([]*template.Template, len(p.Args))
+	p.args = make([]*runner, len(p.Args))
 	for i, a := range p.Args {
 		path := fmt.Sprintf("args[%d]", i)
 		if strings.ContainsAny(a, "\n\r\x00") {

@@ -2,6 +2,7 @@ package schema
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -47,12 +48,15 @@ var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 // and pxeops.yaml, and never writes.
 //
 // cache, when not nil, carries work over from the previous load.
-func Load(fsys fs.FS, cache *Cache) (*Tree, Diagnostics) {
+//
+// When ctx ends first, Load stops within a template step or a file and
+// returns a transient error saying so; the cache is left as it was.
+func Load(ctx context.Context, fsys fs.FS, cache *Cache) (*Tree, Diagnostics) {
 	if cache != nil {
 		cache.mu.Lock()
 		defer cache.mu.Unlock()
 	}
-	l := loader{fsys: fsys, cache: cache, files: map[string]cachedFile{}}
+	l := loader{ctx: ctx, fsys: fsys, cache: cache, files: map[string]cachedFile{}}
 	t := &Tree{
 		Profiles:  map[string]*Profile{},
 		Groups:    map[string]*Group{},
@@ -65,7 +69,11 @@ func Load(fsys fs.FS, cache *Cache) (*Tree, Diagnostics) {
 	t.imageIDs = decodeDir(&l, "images", t.Images)
 	l.templates(t)
 	l.keyring(&t.Settings)
-	runs := validate(t, &l.diags, cache)
+	runs := validate(ctx, t, &l.diags, cache)
+	if err := context.Cause(ctx); err != nil {
+		// What ran was cut short: none of it is worth keeping.
+		return t, Diagnostics{{Pos: Pos{File: "."}, Severity: Error, Transient: true, Message: "load abandoned: " + err.Error()}}
+	}
 	t.digest = digest(t)
 	if cache != nil {
 		cache.files, cache.runs = l.files, runs
@@ -75,6 +83,7 @@ func Load(fsys fs.FS, cache *Cache) (*Tree, Diagnostics) {
 }
 
 type loader struct {
+	ctx   context.Context
 	fsys  fs.FS
 	diags Diagnostics
 	cache *Cache                // the previous load's work, read-only here
@@ -100,6 +109,9 @@ func decodeDir[T any, P object[T]](l *loader, dir string, objs map[string]P) (id
 	files := l.objectFiles(dir)
 	results := make([]cachedFile, len(files))
 	forEach(len(files), func(i int) {
+		if l.ctx.Err() != nil {
+			return
+		}
 		data, ok := read(l.fsys, files[i].file, &results[i].diags)
 		if !ok {
 			return

@@ -2,6 +2,7 @@ package schema
 
 import (
 	"bytes"
+	"context"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -9,7 +10,7 @@ import (
 
 func TestOversizeFileRefusedUnread(t *testing.T) {
 	big := append([]byte("profile: p\nmetadata:\n  x: \""), bytes.Repeat([]byte("a"), MaxFileSize)...)
-	_, diags := Load(fstest.MapFS{"groups/big.yaml": {Data: big}}, nil)
+	_, diags := Load(context.Background(), fstest.MapFS{"groups/big.yaml": {Data: big}}, nil)
 	if len(diags) != 1 || !strings.Contains(diags[0].Message, "larger than") || diags[0].File != "groups/big.yaml" {
 		t.Fatalf("diags = %v, want one size error for groups/big.yaml", diags)
 	}
@@ -17,7 +18,7 @@ func TestOversizeFileRefusedUnread(t *testing.T) {
 
 // Every broken file is reported in one run, not just the first.
 func TestCollectsErrorsAcrossFiles(t *testing.T) {
-	_, diags := Load(fstest.MapFS{
+	_, diags := Load(context.Background(), fstest.MapFS{
 		"groups/a.yaml":   {Data: []byte("profile: missing\n")},
 		"groups/b.yaml":   {Data: []byte("profile: [\n")},
 		"profiles/p.yaml": {Data: []byte("kernel: ftp://x\n")},
@@ -37,7 +38,7 @@ func TestCollectsErrorsAcrossFiles(t *testing.T) {
 }
 
 func TestDefaultsFromTags(t *testing.T) {
-	tree, diags := Load(fstest.MapFS{"pxeops.yaml": {Data: []byte("omaha:\n  proxy: true\n")}}, nil)
+	tree, diags := Load(context.Background(), fstest.MapFS{"pxeops.yaml": {Data: []byte("omaha:\n  proxy: true\n")}}, nil)
 	if diags.Errors() != 0 {
 		t.Fatal(diags)
 	}
@@ -50,7 +51,7 @@ func TestDefaultsFromTags(t *testing.T) {
 // Legacy CoreOS images get CoreOS's service, mirror and file names unless
 // pxeops.yaml names them; Flatcar images keep Flatcar's.
 func TestOmahaForCoreOS(t *testing.T) {
-	tree, diags := Load(fstest.MapFS{"pxeops.yaml": {Data: []byte("omaha:\n  mirror: https://mirror.example/{{ .Version }}/\n")}}, nil)
+	tree, diags := Load(context.Background(), fstest.MapFS{"pxeops.yaml": {Data: []byte("omaha:\n  mirror: https://mirror.example/{{ .Version }}/\n")}}, nil)
 	if diags.Errors() != 0 {
 		t.Fatal(diags)
 	}
@@ -79,7 +80,7 @@ func FuzzLoad(f *testing.F) {
 			"profiles/p.yaml": {Data: profile},
 			"templates/t":     {Data: tmpl},
 		}
-		_, diags := Load(fsys, nil)
+		_, diags := Load(context.Background(), fsys, nil)
 		for _, d := range diags {
 			switch {
 			case d.File == "groups" || strings.HasPrefix(d.File, "groups/g.yaml"),

@@ -1,7 +1,6 @@
 package schema
 
 import (
-	"text/template"
 	tparse "text/template/parse"
 )
 
@@ -10,8 +9,12 @@ import (
 // template does something the list cannot capture: {{ . }}, with, range,
 // variables, or calls to other templates, all of which can reach data by
 // other routes.
-func fieldRefs(t *template.Template) (refs [][]string, ok bool) {
-	if t == nil || t.Tree == nil || len(t.Templates()) > 1 {
+func fieldRefs(r *runner) (refs [][]string, ok bool) {
+	if r == nil {
+		return nil, false
+	}
+	t := r.tmpl
+	if t.Tree == nil || len(t.Templates()) > 1 {
 		return nil, false
 	}
 	ok = true

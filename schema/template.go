@@ -2,6 +2,7 @@ package schema
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -53,7 +54,7 @@ func (d MirrorData) Expand(name, text string) (string, error) {
 		return "", err
 	}
 	var b strings.Builder
-	if err := tmpl.Execute(&b, d); err != nil {
+	if err := tmpl.Execute(context.Background(), &b, d, argLimits); err != nil {
 		return "", err
 	}
 	return b.String(), nil
@@ -66,14 +67,13 @@ const (
 	ConfigRaw         = "raw"
 )
 
-func parseTemplate(name, text string) (*template.Template, error) {
-	return template.New(name).Option("missingkey=error").Parse(text)
-}
-
 // templateErrPos maps a text/template error to a position in the file
 // the template came from; line and col are where the template text starts.
 func templateErrPos(file string, line, col int, err error) Pos {
 	p := Pos{File: file, Line: line, Col: col}
+	if be, ok := errors.AsType[*BudgetError](err); ok {
+		return within(p, be.Line, be.Col)
+	}
 	rest, ok := strings.CutPrefix(err.Error(), "template: "+templateName(err)+":")
 	if !ok {
 		return p
@@ -90,15 +90,24 @@ func templateErrPos(file string, line, col int, err error) Pos {
 			c = v
 		}
 	}
+	return within(p, l, c)
+}
+
+// within is the position of line l, column c of a template whose text
+// starts at p.
+func within(p Pos, l, c int) Pos {
 	if l == 1 {
-		return Pos{File: file, Line: line, Col: col + c - 1}
+		return Pos{File: p.File, Line: p.Line, Col: p.Col + c - 1}
 	}
-	return Pos{File: file, Line: line + l - 1, Col: c}
+	return Pos{File: p.File, Line: p.Line + l - 1, Col: c}
 }
 
 // templateErrMsg keeps what a person needs from a text/template error: the
 // cause, without the template name and position already in the Pos.
 func templateErrMsg(err error) string {
+	if be, ok := errors.AsType[*BudgetError](err); ok {
+		return be.msg
+	}
 	msg := err.Error()
 	rest, ok := strings.CutPrefix(msg, "template: "+templateName(err)+":")
 	if !ok {
@@ -129,9 +138,9 @@ func templateName(err error) string {
 }
 
 // WriteArg writes the profile's i-th kernel argument for data.
-func (p *Profile) WriteArg(w io.Writer, i int, data *TemplateData) error {
+func (p *Profile) WriteArg(ctx context.Context, w io.Writer, i int, data *TemplateData) error {
 	if t := p.args[i]; t != nil {
-		return t.Execute(w, data)
+		return t.Execute(ctx, w, data, argLimits)
 	}
 	_, err := io.WriteString(w, p.Args[i])
 	return err
@@ -143,16 +152,16 @@ func (p *Profile) ArgIsStatic(i int) bool { return p.args[i] == nil }
 // WriteConfig renders the profile's config for data: ignition as JSON
 // (the template may be written in YAML), anything else as the template
 // produces it. It fails when the profile has no config.
-func (p *Profile) WriteConfig(w io.Writer, data *TemplateData) error {
+func (p *Profile) WriteConfig(ctx context.Context, w io.Writer, data *TemplateData) error {
 	t := p.config
 	if t == nil || t.tmpl == nil {
 		return errors.New("profile has no config")
 	}
 	if p.Config.Type != ConfigIgnition && p.Config.Type != ConfigCloudConfig {
-		return t.tmpl.Execute(w, data)
+		return t.tmpl.Execute(ctx, w, data, configLimits)
 	}
 	var buf bytes.Buffer
-	if err := t.tmpl.Execute(&buf, data); err != nil {
+	if err := t.tmpl.Execute(ctx, &buf, data, configLimits); err != nil {
 		return err
 	}
 	if p.Config.Type == ConfigCloudConfig {
@@ -181,7 +190,12 @@ func ignitionJSON(rendered []byte) ([]byte, error) {
 	if ver, _ := ign["version"].(string); ver == "" {
 		return nil, errors.New(`rendered ignition config has no ignition.version (e.g. ignition: {version: "3.4.0"})`)
 	}
-	return json.Marshal(v)
+	out, err := json.Marshal(v)
+	if err == nil && len(out) > MaxConfigSize {
+		// YAML aliases can make the JSON larger than what the template wrote.
+		return nil, fmt.Errorf("rendered ignition config is %d bytes as JSON, over the %d a config may be", len(out), MaxConfigSize)
+	}
+	return out, err
 }
 
 func checkCloudConfig(rendered []byte) error {

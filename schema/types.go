@@ -1,8 +1,6 @@
 package schema
 
-import (
-	"text/template"
-)
+import ()
 
 // Tree is a decoded and validated config repository: the desired boot
 // state of a fleet at one revision. Maps are keyed by object id (the file
@@ -43,9 +41,9 @@ type Profile struct {
 	Config      *ConfigRef `yaml:"config" json:"config,omitempty" doc:"The config served at /config."`
 
 	meta
-	args   []*template.Template // nil entries for arguments without template actions
-	image  *Image               // resolved Image reference
-	config *Template            // resolved Config.Template reference
+	args   []*runner // nil entries for arguments without template actions
+	image  *Image    // resolved Image reference
+	config *Template // resolved Config.Template reference
 }
 
 // ResolvedImage is the image the profile boots, nil when it names a kernel.
@@ -168,7 +166,7 @@ type Template struct {
 	Source string `json:"source"`
 
 	meta
-	tmpl *template.Template
+	tmpl *runner
 }
 
 // meta is what every object knows about where it came from.

@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -17,8 +18,8 @@ const SampleServerURL = "http://pxeops.example:8080"
 
 // validate checks what spans files: references, selectors against each
 // other, settings, and every template run with every group's data.
-func validate(t *Tree, diags *Diagnostics, cache *Cache) map[runKey][]finding {
-	v := validator{checker: checker{diags}, t: t, cache: cache}
+func validate(ctx context.Context, t *Tree, diags *Diagnostics, cache *Cache) map[runKey][]finding {
+	v := validator{checker: checker{diags}, ctx: ctx, t: t, cache: cache}
 	for _, id := range t.profileIDs {
 		v.references(t.Profiles[id])
 	}
@@ -35,6 +36,7 @@ func validate(t *Tree, diags *Diagnostics, cache *Cache) map[runKey][]finding {
 
 type validator struct {
 	checker
+	ctx   context.Context
 	t     *Tree
 	cache *Cache
 }
@@ -259,6 +261,9 @@ func (v *validator) runTemplates() map[runKey][]finding {
 			findings[i] = f
 			return
 		}
+		if v.ctx.Err() != nil {
+			return
+		}
 		findings[i] = []finding{} // ran, found nothing: still worth caching
 		at := g.Pos("profile")
 		if g.has("metadata") {
@@ -317,7 +322,7 @@ func (v *validator) runTemplates() map[runKey][]finding {
 		if tm.tmpl == nil {
 			continue
 		}
-		if err := tm.tmpl.Execute(io.Discard, sampleData(unused, &Profile{})); err != nil {
+		if err := tm.tmpl.Execute(v.ctx, io.Discard, sampleData(unused, &Profile{}), configLimits); err != nil {
 			v.diags.warnf(templateErrPos(tm.file, 1, 1, err), "%s (run with sample data)", templateErrMsg(err))
 		}
 	}
@@ -326,26 +331,34 @@ func (v *validator) runTemplates() map[runKey][]finding {
 
 func (v *validator) execProfile(p *Profile, data *TemplateData, report func(where Pos, msg string)) {
 	var buf strings.Builder
+	cmdline := len(p.Args) - 1 // the spaces between arguments
 	for i := range p.Args {
 		if p.args == nil || p.args[i] == nil {
+			cmdline += len(p.Args[i])
 			continue
 		}
 		buf.Reset()
 		where := p.Pos(fmt.Sprintf("args[%d]", i))
-		if err := p.WriteArg(&buf, i, data); err != nil {
+		if err := p.WriteArg(v.ctx, &buf, i, data); err != nil {
 			report(where, templateErrMsg(err))
 		} else if strings.ContainsAny(buf.String(), "\n\r\x00") {
 			report(where, "renders a newline or NUL into a kernel argument")
 		} else if buf.Len() == 0 {
 			report(where, "renders an empty kernel argument")
 		}
+		cmdline += buf.Len()
+	}
+	if cmdline > MaxCmdlineSize {
+		report(p.Pos("args"), fmt.Sprintf("the kernel command line renders to %d bytes, over the %d it may be", cmdline, MaxCmdlineSize))
 	}
 	if p.config == nil || p.config.tmpl == nil {
 		return
 	}
-	if err := p.WriteConfig(io.Discard, data); err != nil {
+	if err := p.WriteConfig(v.ctx, io.Discard, data); err != nil {
 		where := Pos{File: p.config.file}
-		if _, ok := errors.AsType[template.ExecError](err); ok {
+		_, exec := errors.AsType[template.ExecError](err)
+		_, budget := errors.AsType[*BudgetError](err)
+		if exec || budget {
 			where = templateErrPos(p.config.file, 1, 1, err)
 		}
 		report(where, templateErrMsg(err))

@@ -42,8 +42,8 @@ func TestRevisionIsASnapshot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, fromRev := schema.Load(rev.FS, nil)
-	_, fromDisk := schema.Load(os.DirFS(dir), nil)
+	_, fromRev := schema.Load(context.Background(), rev.FS, nil)
+	_, fromDisk := schema.Load(context.Background(), os.DirFS(dir), nil)
 	if len(fromRev) != len(fromDisk) || fromRev.Errors() != 0 {
 		t.Fatalf("revision: %v\ndisk: %v", fromRev, fromDisk)
 	}

@@ -26,7 +26,11 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return code
 	}
 	defer cleanup()
-	snap, diags := render.Load(tree, render.Options{ServerURL: schema.SampleServerURL})
+	snap, diags := render.Load(ctx, tree, render.Options{ServerURL: schema.SampleServerURL})
+	if err := context.Cause(ctx); err != nil {
+		fmt.Fprintf(stderr, "pxeops check: interrupted: %v\n", err)
+		return exitInvalid
+	}
 	r := checkReport{Dir: dir, Valid: snap != nil, Errors: diags.Errors(), Warnings: diags.Warnings(), Diagnostics: diags}
 	if snap != nil {
 		r.Digest = snap.Digest

@@ -44,7 +44,11 @@ func runRender(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return code
 	}
 	defer cleanup()
-	snap, diags := render.Load(tree, render.Options{ServerURL: *serverURL})
+	snap, diags := render.Load(ctx, tree, render.Options{ServerURL: *serverURL})
+	if err := context.Cause(ctx); err != nil {
+		fmt.Fprintf(stderr, "pxeops render: interrupted: %v\n", err)
+		return exitInvalid
+	}
 	if snap == nil {
 		for _, d := range diags {
 			d.File = dir + "/" + d.File

@@ -1,6 +1,7 @@
 package httpserver
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -18,7 +19,7 @@ func BenchmarkIPXEHandler(b *testing.B) {
 	for name, data := range gentree.Files(10000, 100) {
 		fsys[name] = &fstest.MapFile{Data: data}
 	}
-	snap, diags := render.Load(fsys, render.Options{ServerURL: "http://pxe.test"})
+	snap, diags := render.Load(context.Background(), fsys, render.Options{ServerURL: "http://pxe.test"})
 	if snap == nil {
 		b.Fatal(diags)
 	}

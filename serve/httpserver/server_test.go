@@ -1,6 +1,7 @@
 package httpserver
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -18,7 +19,7 @@ func (f fixedSnapshots) Snapshot() *render.Snapshot { return f.snap }
 
 func testSnapshot(t *testing.T) *render.Snapshot {
 	t.Helper()
-	snap, diags := render.Load(fstest.MapFS{
+	snap, diags := render.Load(context.Background(), fstest.MapFS{
 		"profiles/ign.yaml":    {Data: []byte("kernel: /assets/k\ninitrd: [/assets/i.gz, https://mirror.example/x.cpio]\nargs: [console=ttyS0, \"host={{ .Hostname }}\"]\nconfig: {template: ign.yaml, type: ignition}\n")},
 		"profiles/plain.yaml":  {Data: []byte("kernel: /assets/k\n")},
 		"templates/ign.yaml":   {Data: []byte("ignition: {version: 3.4.0}\npasswd: {users: [{name: core}]}\n")},

@@ -2,6 +2,7 @@ package proxydhcp
 
 import (
 	"bytes"
+	"context"
 	"net"
 	"os"
 	"path/filepath"
@@ -27,7 +28,7 @@ func snapshot(t testing.TB, groups map[string]string) *render.Snapshot {
 	for name, body := range groups {
 		fsys["groups/"+name+".yaml"] = &fstest.MapFile{Data: []byte(body)}
 	}
-	snap, diags := render.Load(fsys, render.Options{ServerURL: cfg.ServerURL})
+	snap, diags := render.Load(context.Background(), fsys, render.Options{ServerURL: cfg.ServerURL})
 	if snap == nil {
 		t.Fatal(diags)
 	}
