@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"strings"
 	"sync"
@@ -148,5 +149,56 @@ func TestOfferKeepsLatest(t *testing.T) {
 	}
 	if got := <-r.pending; got.ID != "3" {
 		t.Errorf("pending = %s, want 3", got.ID)
+	}
+}
+
+// slowTree is a valid tree whose templates take a long while to check:
+// groups each run a loop just under the step budget.
+func slowTree(groups int) fstest.MapFS {
+	fsys := fstest.MapFS{
+		"profiles/slow.yaml": {Data: []byte("kernel: /assets/k\nargs: [\"x={{ range 199990 }}{{ end }}{{ .MAC }}\"]\n")},
+	}
+	for i := range groups {
+		fsys[fmt.Sprintf("groups/g%d.yaml", i)] = &fstest.MapFile{Data: fmt.Appendf(nil, "profile: slow\nselector: {mac: \"52:54:00:00:%02x:%02x\"}\n", i/256, i%256)}
+	}
+	return fsys
+}
+
+// A load still running when a newer revision arrives is abandoned for
+// it: a slow (or runaway) tree does not hold back its fix, and /status
+// shows the load under way meanwhile.
+func TestSlowRevisionIsAbandonedForNewer(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	r := New(render.Options{}, nil, NewMetrics(reg))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go r.Run(ctx)
+	r.Offer(source.Revision{ID: "slow", FS: slowTree(400)}) // minutes of template runs
+	deadline := time.Now().Add(5 * time.Second)
+	var p *Progress
+	for p == nil || p.RunningMS < 100 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no load in progress shown: %+v", r.Status())
+		}
+		time.Sleep(10 * time.Millisecond)
+		p = r.Status().InProgress
+	}
+	if p.Revision != "slow" {
+		t.Errorf("in progress: %+v", p)
+	}
+	offered := time.Now()
+	r.Offer(source.Revision{ID: "fix", FS: tree("fix")})
+	for r.Snapshot() == nil || r.Snapshot().Revision != "fix" {
+		if time.Since(offered) > 3*time.Second {
+			t.Fatalf("the fix was not served; status %+v", r.Status())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	st := r.Status()
+	if st.InProgress != nil || st.LastAttempt.Revision != "fix" {
+		t.Errorf("after the fix: %+v / %+v", st.InProgress, st.LastAttempt)
+	}
+	if v := testutil.ToFloat64(r.metrics.reloads.WithLabelValues(ResultAbandoned)); v != 1 {
+		t.Errorf("abandoned reloads = %v", v)
 	}
 }

@@ -135,3 +135,44 @@ func TestTemplateTimeLimit(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+// FuzzTemplate: any template text either fails to parse, stops at a
+// budget, or renders exactly what text/template renders.
+func FuzzTemplate(f *testing.F) {
+	for _, seed := range []string{
+		"console=ttyS0 pxeops.mac={{ .MAC }}",
+		"ignition.config.url={{ .ServerURL }}/ignition?mac={{ .MAC }}",
+		"{{ range $i, $n := .Metadata.nodes }}{{ if $i }},{{ end }}{{ $n }}{{ end }}",
+		`{{ define "x" }}{{ . }}{{ end }}{{ template "x" .Group }}`,
+		`{{ printf "%05d" 3 | html }}{{ js "<\\>" }}{{ urlquery "a b" }}`,
+		"{{ range 1000000000000000 }}{{ end }}",
+		`{{ $x := "ab" }}{{ range 30 }}{{ $x = print $x $x }}{{ end }}`,
+		"{{ with .Labels.rack }}{{ . }}{{ else }}none{{ end }}",
+	} {
+		f.Add(seed)
+	}
+	data := &TemplateData{Machine: Machine{MAC: "52:54:00:12:34:56", Labels: map[string]string{"rack": "r1"}},
+		Metadata: map[string]any{"nodes": []any{"a", "b"}, "n": 2}, Group: "g", ServerURL: SampleServerURL}
+	f.Fuzz(func(t *testing.T, text string) {
+		r, err := parseTemplate("t", text)
+		if err != nil {
+			return
+		}
+		lim := Limits{Of: "a fuzz run", Output: 1 << 16, Work: 1 << 18, Steps: 10_000, Time: 200 * time.Millisecond}
+		var got strings.Builder
+		if err := r.Execute(context.Background(), &got, data, lim); err != nil {
+			return
+		}
+		std, err := template.New("t").Option("missingkey=error").Parse(text)
+		if err != nil {
+			t.Fatalf("parses with budgets, not without: %v", err)
+		}
+		var want strings.Builder
+		if err := std.Execute(&want, data); err != nil {
+			t.Fatalf("runs with budgets, fails without: %v", err)
+		}
+		if got.String() != want.String() {
+			t.Fatalf("got %q, text/template %q", got.String(), want.String())
+		}
+	})
+}

@@ -3,9 +3,11 @@ package schema
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"testing/fstest"
+	"time"
 )
 
 func TestOversizeFileRefusedUnread(t *testing.T) {
@@ -93,4 +95,29 @@ func FuzzLoad(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A load whose context ends stops, says so as a transient error (it was
+// not the tree's fault), and leaves the cache as it was.
+func TestLoadStopsWithContext(t *testing.T) {
+	fsys := fstest.MapFS{
+		"profiles/p.yaml": {Data: []byte("kernel: /assets/k\nargs: [\"x={{ range 199990 }}{{ end }}{{ .MAC }}\"]\n")},
+	}
+	for i := range 200 {
+		fsys[fmt.Sprintf("groups/g%d.yaml", i)] = &fstest.MapFile{Data: fmt.Appendf(nil, "profile: p\nselector: {mac: \"52:54:00:00:00:%02x\"}\n", i)}
+	}
+	cache := NewCache()
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, diags := Load(ctx, fsys, cache)
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("took %s after its context ended", took)
+	}
+	if diags.Errors() != 1 || !diags.Transient() || !strings.Contains(diags[0].Message, "load abandoned") {
+		t.Errorf("diags = %v", diags)
+	}
+	if cache.files != nil || cache.runs != nil {
+		t.Error("an abandoned load filled the cache")
+	}
 }

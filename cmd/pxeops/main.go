@@ -29,11 +29,14 @@ Every flag can also be set as PXEOPS_<FLAG> in the environment
 (--server-url: PXEOPS_SERVER_URL). Run "pxeops COMMAND --help" for details.
 `
 
-func main() {
+func main() { os.Exit(runMain(os.Args[1:])) }
+
+// runMain is the process: SIGTERM and SIGINT end the command's context,
+// and every command returns within a second of it.
+func runMain(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
+	defer stop()
+	return run(ctx, args, os.Stdout, os.Stderr)
 }
 
 // Exit codes: 0 success, 1 the input is invalid or matched nothing, 2 the

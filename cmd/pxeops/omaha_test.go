@@ -27,7 +27,7 @@ import (
 // TestMain lets a test run this binary as pxeops itself, to kill it.
 func TestMain(m *testing.M) {
 	if os.Getenv("PXEOPS_TEST_AS_MAIN") == "1" {
-		os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+		os.Exit(runMain(os.Args[1:]))
 	}
 	os.Exit(m.Run())
 }
