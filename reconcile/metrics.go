@@ -19,7 +19,7 @@ type Metrics struct {
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "pxeops_reloads_total", Help: "Revisions tried, by result: served, invalid (needs a human), retrying (unreadable).",
+			Name: "pxeops_reloads_total", Help: "Revisions tried, by result: served, invalid (needs a human), retrying (unreadable), abandoned (a newer one came while loading).",
 		}, []string{"result"}),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "pxeops_reload_duration_seconds", Help: "Time to load, validate and render a revision.",
