@@ -166,7 +166,9 @@ func (s *Server) startTransfer(op string, p []byte, localAddr net.IP, remote *ne
 	done = func() {}
 	filename, mode, opts, err = unpackRQ(p)
 	if err == nil && s.admit != nil {
-		done, err = s.admit(remote)
+		if done, err = s.admit(remote); done == nil {
+			done = func() {}
+		}
 	}
 	if err != nil {
 		return "", "", nil, nil, s.refuse(localAddr, remote, fmt.Errorf("%s from %s: %w", op, remote, err))
