@@ -4,6 +4,7 @@ import "github.com/prometheus/client_golang/prometheus"
 
 type metrics struct {
 	transfers *prometheus.CounterVec
+	refused   *prometheus.CounterVec
 	bytes     prometheus.Counter
 	duration  prometheus.Histogram
 	blocking  prometheus.GaugeFunc
@@ -16,6 +17,9 @@ func newMetrics(reg prometheus.Registerer, blocking func() int) *metrics {
 		transfers: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pxeops_tftp_transfers_total", Help: "TFTP transfers by outcome: success, failure (writes included), size_probe (UEFI).",
 		}, []string{"outcome"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pxeops_tftp_refused_total", Help: "TFTP requests that got no transfer, by reason: busy (transfer limit), client_limit (per-address limit), resources (out of descriptors), bad_request (error 4: malformed request or mode other than octet/netascii), bad_packet (not a request; dropped).",
+		}, []string{"reason"}),
 		bytes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pxeops_tftp_bytes_total", Help: "Bytes sent over TFTP.",
 		}),
@@ -29,7 +33,7 @@ func newMetrics(reg prometheus.Registerer, blocking func() int) *metrics {
 		}, func() float64 { return float64(blocking()) }),
 	}
 	if reg != nil {
-		reg.MustRegister(m.transfers, m.bytes, m.duration, m.blocking)
+		reg.MustRegister(m.transfers, m.refused, m.bytes, m.duration, m.blocking)
 	}
 	return m
 }

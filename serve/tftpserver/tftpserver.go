@@ -14,6 +14,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -34,14 +35,56 @@ import (
 // reads; write requests never reach it (see Listener) and are refused
 // here with error 2, access violation.
 type Server struct {
+	// Limits are New's defaults; change them before Serve.
+	Limits Limits
+
 	root    *os.Root
 	dir     string
 	srv     *tftp.Server
 	log     *slog.Logger
+	warn    *rateLog
 	metrics *metrics
+	slots   slots
 
 	mu     sync.Mutex
 	writes *net.UDPConn // closed by Shutdown
+}
+
+// Limits bound what the server takes on, so that a flood of requests
+// (one socket sending read requests it never acknowledges is enough) can
+// neither exhaust descriptors nor crowd out real clients. Requests beyond
+// them are answered with error 0, "server busy", and counted in
+// pxeops_tftp_refused_total.
+type Limits struct {
+	// Transfers is how many transfers may be in flight at once. Each
+	// holds two descriptors (its socket and the file). Default 1024, or a
+	// quarter of the descriptor limit when that is lower, leaving the
+	// rest to HTTP and git.
+	Transfers int
+	// PerClient is how many of them one source address may hold. A PXE
+	// client needs one or two at a time (UEFI's size probe, then the
+	// file). Default 8.
+	PerClient int
+	// Timeout is how long a transfer waits for each ACK, Retries how many
+	// times it resends before giving up (defaults 2 s and 5). A transfer
+	// never acknowledged frees its slot after at most
+	// (Retries+1)·Timeout plus Retries·1 s of pin/tftp's random backoff,
+	// 17 s by default.
+	Timeout time.Duration
+	Retries int
+	// LogEvery is how often one kind of repeated failure (refusals, bad
+	// requests, failed transfers) is logged, with how many there were.
+	// Default 10 s.
+	LogEvery time.Duration
+}
+
+// defaultTransfers is Limits.Transfers' default for a descriptor limit
+// of nofile (0: unknown).
+func defaultTransfers(nofile uint64) int {
+	if nofile == 0 || nofile/4 >= 1024 {
+		return 1024
+	}
+	return max(1, int(nofile/4))
 }
 
 // blockingTransfers is how many transfers at a time wait for ACKs in a
@@ -60,10 +103,13 @@ func New(dir string, log *slog.Logger, reg prometheus.Registerer) (*Server, erro
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{root: root, dir: dir, log: log}
+	var nofile unix.Rlimit
+	unix.Getrlimit(unix.RLIMIT_NOFILE, &nofile) // Go raised it to the hard limit
+	s := &Server{root: root, dir: dir, log: log, warn: newRateLog(log, 0)}
+	s.Limits = Limits{Transfers: defaultTransfers(nofile.Cur), PerClient: 8, Timeout: 2 * time.Second, Retries: 5, LogEvery: 10 * time.Second}
 	s.srv = tftp.NewServer(s.read, nil)
 	s.srv.SetHook(s)
-	s.srv.SetTimeout(2 * time.Second)
+	s.srv.SetAdmit(s.admit)
 	s.srv.SetBlockingReads(blockingTransfers)
 	s.metrics = newMetrics(reg, s.srv.BlockingReadsInUse)
 	return s, nil
@@ -182,6 +228,9 @@ func listenWrites(lc net.ListenConfig, reads *net.UDPConn) (*net.UDPConn, error)
 // Serve serves the listener until Shutdown: reads with pin/tftp, writes
 // refused here.
 func (s *Server) Serve(l *Listener) error {
+	s.srv.SetTimeout(s.Limits.Timeout)
+	s.srv.SetRetries(s.Limits.Retries)
+	s.warn.setInterval(s.Limits.LogEvery)
 	if l.Writes != nil {
 		s.mu.Lock()
 		s.writes = l.Writes
@@ -201,6 +250,75 @@ func (s *Server) Shutdown() {
 	}
 	s.mu.Unlock()
 	s.srv.Shutdown()
+	s.warn.flush()
+}
+
+// slots counts transfers in flight, in all and per client address.
+type slots struct {
+	mu      sync.Mutex
+	total   int
+	clients map[netip.Addr]int
+}
+
+// Why admit refuses a request; the client is told in words.
+var (
+	errBusy        = errors.New("transfer limit reached")
+	errClientLimit = errors.New("per-client transfer limit reached")
+)
+
+// admit takes a slot for a request from remote, or refuses it within
+// Limits (pin/tftp asks before it opens the transfer's socket).
+func (s *Server) admit(remote *net.UDPAddr) (func(), error) {
+	ip, _ := netip.AddrFromSlice(remote.IP)
+	ip = ip.Unmap()
+	sl := &s.slots
+	sl.mu.Lock()
+	defer sl.mu.Unlock()
+	if sl.total >= s.Limits.Transfers {
+		return nil, &tftp.Error{Code: tftp.ErrCodeNotDefined, Msg: "server busy, retry later", Err: errBusy}
+	}
+	if sl.clients[ip] >= s.Limits.PerClient {
+		msg := fmt.Sprintf("server busy: %d transfers from %s already, retry later", sl.clients[ip], ip)
+		return nil, &tftp.Error{Code: tftp.ErrCodeNotDefined, Msg: msg, Err: errClientLimit}
+	}
+	if sl.clients == nil {
+		sl.clients = map[netip.Addr]int{}
+	}
+	sl.total++
+	sl.clients[ip]++
+	return func() {
+		sl.mu.Lock()
+		defer sl.mu.Unlock()
+		sl.total--
+		if sl.clients[ip]--; sl.clients[ip] == 0 {
+			delete(sl.clients, ip)
+		}
+	}, nil
+}
+
+// outOfResources: the process or the system is out of descriptors or
+// buffers, which a client is told as "server busy", not "file not found".
+func outOfResources(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) || errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ENOMEM)
+}
+
+// refusal is the pxeops_tftp_refused_total reason for a request that got
+// no transfer, or "" for a transfer that failed.
+func refusal(st tftp.TransferStats, err error) string {
+	var te *tftp.Error
+	switch {
+	case errors.Is(err, errBusy):
+		return "busy"
+	case errors.Is(err, errClientLimit):
+		return "client_limit"
+	case outOfResources(err):
+		return "resources"
+	case errors.As(err, &te) && te.Code == tftp.ErrCodeIllegalOperation:
+		return "bad_request"
+	case st.RemoteAddr == nil: // from the request loop: not a request (a stray ACK, say)
+		return "bad_packet"
+	}
+	return ""
 }
 
 // writeRefusal is error 2, access violation.
@@ -218,7 +336,7 @@ func (s *Server) refuseWrites(conn *net.UDPConn) {
 		}
 		name, _, _ := bytes.Cut(buf[2:n], []byte{0})
 		s.metrics.transfers.WithLabelValues("failure").Inc()
-		s.log.Warn("tftp write refused", "file", strconv.Quote(string(name[:min(len(name), 128)])), "remote", peer.String())
+		s.warn.warn("write", "tftp write refused", "file", strconv.Quote(string(name[:min(len(name), 128)])), "remote", peer.String())
 		conn.WriteToUDPAddrPort(writeRefusal, peer)
 	}
 }
@@ -247,7 +365,7 @@ func (s *Server) read(name string, rf io.ReaderFrom) error {
 	}
 	f, err := s.root.Open(path)
 	if err != nil {
-		return fmt.Errorf("%q: file not found", name)
+		return openError(name, err)
 	}
 	defer f.Close()
 	info, err := f.Stat()
@@ -262,6 +380,14 @@ func (s *Server) read(name string, rf io.ReaderFrom) error {
 	return err
 }
 
+// openError is what a client is told when name cannot be opened.
+func openError(name string, err error) error {
+	if outOfResources(err) {
+		return fmt.Errorf("%q: %w", name, &tftp.Error{Code: tftp.ErrCodeNotDefined, Msg: "server busy, retry later", Err: err})
+	}
+	return fmt.Errorf("%q: file not found", name)
+}
+
 // OnSuccess records a finished transfer.
 func (s *Server) OnSuccess(st tftp.TransferStats) {
 	s.metrics.transfers.WithLabelValues("success").Inc()
@@ -269,15 +395,26 @@ func (s *Server) OnSuccess(st tftp.TransferStats) {
 	s.log.Info("tftp transfer", "file", st.Filename, "remote", st.RemoteAddr.String(), "took", st.Duration.Round(time.Millisecond), "datagrams", st.DatagramsSent)
 }
 
-// OnFailure records a failed transfer. UEFI firmware asks for tsize,
-// takes the answer and aborts with error 8 before asking again: that size
-// probe is counted apart and not logged as a failure.
+// OnFailure records a failed transfer, or a request refused before one
+// started. UEFI firmware asks for tsize, takes the answer and aborts with
+// error 8 before asking again: that size probe is counted apart and not
+// logged as a failure. Failures are logged at most once per
+// Limits.LogEvery and kind (see rateLog).
 func (s *Server) OnFailure(st tftp.TransferStats, err error) {
 	if strings.Contains(err.Error(), "code=8") {
 		s.metrics.transfers.WithLabelValues("size_probe").Inc()
 		s.log.Debug("tftp size probe", "file", st.Filename, "remote", st.RemoteAddr.String())
 		return
 	}
+	if reason := refusal(st, err); reason != "" {
+		s.metrics.refused.WithLabelValues(reason).Inc()
+		if st.RemoteAddr == nil {
+			s.warn.warn(reason, "tftp request refused", "reason", reason, "err", err)
+		} else {
+			s.warn.warn(reason, "tftp request refused", "reason", reason, "file", st.Filename, "remote", st.RemoteAddr.String(), "err", err)
+		}
+		return
+	}
 	s.metrics.transfers.WithLabelValues("failure").Inc()
-	s.log.Warn("tftp transfer failed", "file", st.Filename, "remote", st.RemoteAddr.String(), "err", err)
+	s.warn.warn("failure", "tftp transfer failed", "file", st.Filename, "remote", st.RemoteAddr.String(), "err", err)
 }

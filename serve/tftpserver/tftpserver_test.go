@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"io/fs"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -21,6 +22,12 @@ import (
 
 func serve(t *testing.T) (addr string, dir string, s *Server) {
 	t.Helper()
+	return serveWith(t, nil, nil)
+}
+
+// serveWith is serve with a logger and changes to the default limits.
+func serveWith(t *testing.T, log *slog.Logger, limits func(*Limits)) (addr string, dir string, s *Server) {
+	t.Helper()
 	base := t.TempDir()
 	dir = filepath.Join(base, "ipxe")
 	os.MkdirAll(filepath.Join(dir, "sub"), 0o755)
@@ -31,9 +38,12 @@ func serve(t *testing.T) (addr string, dir string, s *Server) {
 	os.WriteFile(filepath.Join(dir, "sub", "snp.efi"), []byte("arm64"), 0o644)
 	os.WriteFile(filepath.Join(base, "ipxe-private", "secret"), []byte("secret"), 0o644)
 	os.Symlink("../ipxe-private/secret", filepath.Join(dir, "escape"))
-	s, err := New(dir, nil, prometheus.NewRegistry())
+	s, err := New(dir, log, prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
+	}
+	if limits != nil {
+		limits(&s.Limits)
 	}
 	conn, err := Listen("127.0.0.1:0")
 	if err != nil {
@@ -77,14 +87,29 @@ func request(t *testing.T, addr string, packet []byte) (*net.UDPConn, []byte, *n
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
+	answer, from := ask(t, conn, server, packet)
+	return conn, answer, from
+}
+
+// ask sends packet to server from conn and returns the first answer.
+func ask(t *testing.T, conn *net.UDPConn, server *net.UDPAddr, packet []byte) ([]byte, *net.UDPAddr) {
+	t.Helper()
 	conn.WriteToUDP(packet, server)
 	conn.SetReadDeadline(time.Now().Add(3 * time.Second))
 	buf := make([]byte, 2048)
 	n, from, err := conn.ReadFromUDP(buf)
 	if err != nil {
-		t.Fatalf("no answer to % x: %v", packet[:min(len(packet), 24)], err)
+		t.Fatalf("no answer to %q: %v", packet[:min(len(packet), 40)], err)
 	}
-	return conn, buf[:n], from
+	return buf[:n], from
+}
+
+// tftpError is an ERROR packet's code and message, or ok false.
+func tftpError(p []byte) (code uint16, msg string, ok bool) {
+	if len(p) < 5 || binary.BigEndian.Uint16(p) != 5 {
+		return 0, "", false
+	}
+	return binary.BigEndian.Uint16(p[2:]), strings.TrimSuffix(string(p[4:]), "\x00"), true
 }
 
 // waitFor polls a metric until it reads want or 5 s pass (the server

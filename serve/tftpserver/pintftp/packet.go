@@ -3,7 +3,9 @@ package tftp
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"strings"
 )
 
 const (
@@ -53,18 +55,30 @@ func packRQ(p []byte, op uint16, filename, mode string, opts options) int {
 	return n
 }
 
+// unpackRQ splits a request. pxeops patch: the file name and the mode
+// must each end in a NUL and the mode must be octet or netascii in any
+// case (RFC 1350), else an *Error with code 4 naming the problem (upstream
+// took whatever followed the first NUL as the mode and served any mode as
+// octet); the mode comes back in lower case. Options are parsed as before.
 func unpackRQ(p []byte) (filename, mode string, opts options, err error) {
-	bs := bytes.Split(p[2:], []byte{0})
-	if len(bs) < 2 {
-		return "", "", nil, fmt.Errorf("missing filename or mode")
+	name, rest, ok := bytes.Cut(p[2:], []byte{0})
+	if !ok {
+		return "", "", nil, &Error{Code: ErrCodeIllegalOperation, Msg: "file name not NUL-terminated"}
 	}
-	filename = string(bs[0])
-	mode = string(bs[1])
-	if len(bs) < 4 {
+	m, rest, ok := bytes.Cut(rest, []byte{0})
+	if !ok {
+		return "", "", nil, &Error{Code: ErrCodeIllegalOperation, Msg: "mode not NUL-terminated"}
+	}
+	filename, mode = string(name), strings.ToLower(string(m))
+	if mode != "octet" && mode != "netascii" {
+		return "", "", nil, &Error{Code: ErrCodeIllegalOperation, Msg: fmt.Sprintf("mode %q not supported: octet or netascii", m[:min(len(m), 32)])}
+	}
+	bs := bytes.Split(rest, []byte{0})
+	if len(bs) < 2 {
 		return filename, mode, nil, nil
 	}
 	opts = make(options)
-	for i := 2; i+1 < len(bs); i += 2 {
+	for i := 0; i+1 < len(bs); i += 2 {
 		opts[string(bs[i])] = string(bs[i+1])
 	}
 	return filename, mode, opts, nil
@@ -108,6 +122,41 @@ func unpackOACK(p []byte) (opts options, err error) {
 // | Opcode |  ErrorCode |   ErrMsg   |  0  |
 // ------------------------------------------
 type pERROR []byte
+
+// Error is a failure the client is told about in an ERROR packet with
+// Code and Msg. A read handler's error that wraps one is sent with its code
+// and message (upstream sent every handler error as code 1, file not
+// found); Err is the cause, for errors.Is, and is not sent. (pxeops patch)
+type Error struct {
+	Code uint16
+	Msg  string
+	Err  error
+}
+
+// TFTP error codes (RFC 1350) that the server sends. (pxeops patch)
+const (
+	ErrCodeNotDefined       = 0
+	ErrCodeIllegalOperation = 4
+)
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return e.Msg + ": " + e.Err.Error()
+	}
+	return e.Msg
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// errorPacket is the code and message a client is sent for err: those of
+// the *Error it wraps, else code 1 and err's text. (pxeops patch)
+func errorPacket(err error) (uint16, string) {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code, e.Msg
+	}
+	return 1, err.Error()
+}
 
 func packERROR(p []byte, code uint16, message string) int {
 	binary.BigEndian.PutUint16(p, opERROR)
@@ -158,15 +207,9 @@ func parsePacket(p []byte) (interface{}, error) {
 	}
 	opcode := binary.BigEndian.Uint16(p)
 	switch opcode {
-	case opRRQ:
-		if l < 4 {
-			return nil, fmt.Errorf("short RRQ packet: %d", l)
-		}
+	case opRRQ: // pxeops patch: unpackRQ refuses short requests, with error 4
 		return pRRQ(p), nil
 	case opWRQ:
-		if l < 4 {
-			return nil, fmt.Errorf("short WRQ packet: %d", l)
-		}
 		return pWRQ(p), nil
 	case opDATA:
 		if l < 4 {

@@ -281,7 +281,8 @@ func (s *sender) abort(err error) error {
 	if s.hook != nil {
 		s.hook.OnFailure(s.buildTransferStats(), err)
 	}
-	n := packERROR(s.send, 1, err.Error())
+	code, msg := errorPacket(err) // pxeops patch: was always code 1
+	n := packERROR(s.send, code, msg)
 	err = s.conn.sendTo(s.send[:n], s.addr)
 	// pxeops patch: close even when the error could not be sent, so the
 	// socket (and a blocking-read slot) is not leaked.

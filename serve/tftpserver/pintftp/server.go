@@ -2,6 +2,7 @@ package tftp
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -61,6 +62,8 @@ type Server struct {
 	// pxeops patch: transfers that may wait in a blocking read
 	blockingMax   int
 	blockingInUse int
+	// pxeops patch: asked before each request gets a socket
+	admit func(remote *net.UDPAddr) (done func(), err error)
 	// Single port fields
 	singlePort        bool
 	handlers          map[string]chan []byte
@@ -143,6 +146,63 @@ func (s *Server) transferConn(conn *net.UDPConn) connection {
 		}
 	}
 	return &connConnection{conn: conn}
+}
+
+// SetAdmit sets a function asked about every request before its
+// transfer gets a socket. An error refuses the request: the client is sent
+// it as an ERROR packet (see Error; code 0 unless it wraps one) and the
+// failure hook gets it. Otherwise done is called when the transfer ends.
+// (pxeops patch)
+func (s *Server) SetAdmit(admit func(remote *net.UDPAddr) (done func(), err error)) {
+	s.Lock()
+	defer s.Unlock()
+	s.admit = admit
+}
+
+// startTransfer checks a request and admits it (see SetAdmit); on error
+// the client has been sent it and nothing is to be released. s is locked.
+// (pxeops patch)
+func (s *Server) startTransfer(op string, p []byte, localAddr net.IP, remote *net.UDPAddr) (filename, mode string, opts options, done func(), err error) {
+	done = func() {}
+	filename, mode, opts, err = unpackRQ(p)
+	if err == nil && s.admit != nil {
+		if done, err = s.admit(remote); done == nil {
+			done = func() {}
+		}
+	}
+	if err != nil {
+		return "", "", nil, nil, s.refuse(localAddr, remote, fmt.Errorf("%s from %s: %w", op, remote, err))
+	}
+	return filename, mode, opts, done, nil
+}
+
+// refuse answers a request that gets no transfer with an ERROR packet
+// from the server's own socket, which needs no new descriptor (the
+// refusal must get out when they have run out), and returns err. Upstream
+// sent nothing. s is locked. (pxeops patch)
+func (s *Server) refuse(localAddr net.IP, remote *net.UDPAddr, err error) error {
+	code, msg := uint16(ErrCodeNotDefined), err.Error()
+	var e *Error
+	if errors.As(err, &e) {
+		code, msg = e.Code, e.Msg
+	}
+	b := make([]byte, datagramLength)
+	b = b[:packERROR(b, code, msg)]
+	switch {
+	case s.conn4 != nil && localAddr.To4() != nil && !localAddr.IsUnspecified():
+		s.conn4.WriteTo(b, &ipv4.ControlMessage{Src: localAddr}, remote)
+	case s.conn6 != nil && localAddr != nil && !localAddr.IsUnspecified():
+		s.conn6.WriteTo(b, &ipv6.ControlMessage{Src: localAddr}, remote)
+	default:
+		s.conn.WriteTo(b, remote)
+	}
+	return err
+}
+
+// errBusy is what a client is told when its transfer cannot get a socket.
+// (pxeops patch)
+func errBusy(op string, remote *net.UDPAddr, err error) error {
+	return fmt.Errorf("%s from %s: %w", op, remote, &Error{Code: ErrCodeNotDefined, Msg: "server busy, retry later", Err: err})
 }
 
 // SetHook sets the Hook for success and failure of transfers
@@ -393,9 +453,9 @@ func (s *Server) handlePacket(localAddr net.IP, remoteAddr *net.UDPAddr, buffer 
 	listenAddr := &net.UDPAddr{IP: localAddr}
 	switch p := p.(type) {
 	case pWRQ:
-		filename, mode, opts, err := unpackRQ(p)
+		filename, mode, opts, done, err := s.startTransfer("WRQ", p, localAddr, remoteAddr) // pxeops patch
 		if err != nil {
-			return fmt.Errorf("unpack WRQ: %v", err)
+			return err
 		}
 		//fmt.Printf("got WRQ (filename=%s, mode=%s, opts=%v)\n", filename, mode, opts)
 		if err != nil {
@@ -428,12 +488,14 @@ func (s *Server) handlePacket(localAddr net.IP, remoteAddr *net.UDPAddr, buffer 
 		} else {
 			conn, err := net.ListenUDP("udp", listenAddr)
 			if err != nil {
-				return err
+				done()
+				return s.refuse(localAddr, remoteAddr, errBusy("WRQ", remoteAddr, err)) // pxeops patch
 			}
 			wt.conn = &connConnection{conn: conn}
 		}
 		s.wg.Add(1)
 		go func() {
+			defer done() // pxeops patch
 			if s.writeHandler != nil {
 				err := s.writeHandler(filename, wt)
 				if err != nil {
@@ -447,9 +509,9 @@ func (s *Server) handlePacket(localAddr net.IP, remoteAddr *net.UDPAddr, buffer 
 			s.wg.Done()
 		}()
 	case pRRQ:
-		filename, mode, opts, err := unpackRQ(p)
+		filename, mode, opts, done, err := s.startTransfer("RRQ", p, localAddr, remoteAddr) // pxeops patch
 		if err != nil {
-			return fmt.Errorf("unpack RRQ: %v", err)
+			return err
 		}
 		//fmt.Printf("got RRQ (filename=%s, mode=%s, opts=%v)\n", filename, mode, opts)
 		rf := &sender{
@@ -480,7 +542,8 @@ func (s *Server) handlePacket(localAddr net.IP, remoteAddr *net.UDPAddr, buffer 
 		} else {
 			conn, err := net.ListenUDP("udp", listenAddr)
 			if err != nil {
-				return err
+				done()
+				return s.refuse(localAddr, remoteAddr, errBusy("RRQ", remoteAddr, err)) // pxeops patch
 			}
 			rf.conn = s.transferConn(conn)
 		}
@@ -490,6 +553,7 @@ func (s *Server) handlePacket(localAddr net.IP, remoteAddr *net.UDPAddr, buffer 
 		}
 		s.wg.Add(1)
 		go func(rh func(string, io.ReaderFrom) error, rf *sender, wg *sync.WaitGroup) {
+			defer done() // pxeops patch
 			if s.readHandler != nil {
 				err := s.readHandler(filename, rf)
 				if err != nil {

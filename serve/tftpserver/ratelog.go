@@ -1,0 +1,96 @@
+package tftpserver
+
+import (
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// rateLog logs repeated failures of one kind once per interval: the first
+// at once, the rest counted, and at the end of the interval the latest of
+// them with how many there were. A flood of bad packets then costs a line
+// per kind per interval, not one per packet. Kinds are a small fixed set
+// (never a client address), so the map stays small.
+type rateLog struct {
+	log *slog.Logger
+
+	mu    sync.Mutex
+	every time.Duration
+	kinds map[string]*logKind
+}
+
+type logKind struct {
+	timer      *time.Timer // running while the interval lasts
+	suppressed int
+	msg        string // the latest suppressed record
+	args       []any
+}
+
+func newRateLog(log *slog.Logger, every time.Duration) *rateLog {
+	return &rateLog{log: log, every: every, kinds: map[string]*logKind{}}
+}
+
+// setInterval changes the interval for kinds logged from now on.
+func (r *rateLog) setInterval(every time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.every = every
+}
+
+// warn logs msg at warn level unless kind was logged less than an
+// interval ago, in which case it is counted.
+func (r *rateLog) warn(kind, msg string, args ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	k := r.kinds[kind]
+	if k == nil {
+		k = &logKind{}
+		r.kinds[kind] = k
+	}
+	if k.timer != nil {
+		k.suppressed++
+		k.msg, k.args = msg, args
+		return
+	}
+	r.log.Warn(msg, args...)
+	k.timer = time.AfterFunc(r.every, func() { r.tick(kind) })
+}
+
+// tick ends kind's interval: the count since its last line, if any, is
+// logged and starts another interval.
+func (r *rateLog) tick(kind string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	k := r.kinds[kind]
+	if k == nil || k.timer == nil {
+		return // flushed
+	}
+	k.timer = nil
+	if r.report(k) {
+		k.timer = time.AfterFunc(r.every, func() { r.tick(kind) })
+	}
+}
+
+// report logs k's suppressed records, if any; r is locked.
+func (r *rateLog) report(k *logKind) bool {
+	if k.suppressed == 0 {
+		return false
+	}
+	r.log.Warn(k.msg, append(k.args, "repeated", k.suppressed, "within", r.every)...)
+	k.suppressed, k.msg, k.args = 0, "", nil
+	return true
+}
+
+// flush logs every count still pending and stops the timers (at
+// shutdown, so the last interval's count is not lost).
+func (r *rateLog) flush() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, k := range r.kinds {
+		if k.timer != nil {
+			k.timer.Stop()
+			k.timer = nil
+		}
+		r.report(k)
+	}
+}
