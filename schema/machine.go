@@ -21,18 +21,25 @@ type Machine struct {
 
 const maxLabels = 32
 
-// MaxQueryParams bounds the parameters of a boot request's query: the five
-// machine keys and maxLabels labels fit with room to spare.
-const MaxQueryParams = 64
+// Bounds of a boot request's query: the five machine keys and maxLabels
+// labels fit with room to spare; /boot.ipxe's query is a few hundred bytes.
+const (
+	MaxQueryParams = 64
+	MaxQueryLen    = 8 << 10
+)
 
 // ParseMachineQuery reads a machine from a raw URL query, strictly: a query
-// that does not parse (a ';' separator, a bad escape) or has more than
-// MaxQueryParams parameters is an error, as ParseMachine's are, never a
-// machine with the bad part left out (which could match the default group).
+// that does not parse (a ';' separator, a bad escape), has more than
+// MaxQueryParams parameters or MaxQueryLen bytes is an error, as
+// ParseMachine's are, never a machine with the bad part left out (which
+// could match the default group).
 func ParseMachineQuery(raw string) (Machine, error) {
-	// Counted before parsing, so a flood of parameters is never allocated.
+	// Bounded before parsing, so a flood of parameters is never allocated.
 	if n := strings.Count(raw, "&") + 1; n > MaxQueryParams {
 		return Machine{}, fmt.Errorf("%d parameters, at most %d", n, MaxQueryParams)
+	}
+	if len(raw) > MaxQueryLen {
+		return Machine{}, fmt.Errorf("query of %d bytes, at most %d", len(raw), MaxQueryLen)
 	}
 	q, err := url.ParseQuery(raw)
 	if err != nil {

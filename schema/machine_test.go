@@ -44,6 +44,7 @@ func TestParseMachineQueryStrict(t *testing.T) {
 		{"mac=&mac=52:54:00:00:00:01", "mac: given 2 times"},
 		{"rack=r1&rack=r1", "rack: given 2 times"},
 		{"Bad%20Key=1&Bad%20Key=2", `"Bad Key": given 2 times`},
+		{"hostname=" + strings.Repeat("a", MaxQueryLen), "query of 8201 bytes, at most 8192"},
 	} {
 		m, err := ParseMachineQuery(c.query)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
