@@ -104,7 +104,7 @@ func (s *server) withBody(limit int64, timeout time.Duration, h http.HandlerFunc
 func noBody(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength != 0 {
-			refuse(w, http.StatusBadRequest, r.Method+" "+r.URL.Path+" takes no request body")
+			refuse(w, http.StatusBadRequest, "this endpoint takes no request body")
 			return
 		}
 		h.ServeHTTP(w, r)

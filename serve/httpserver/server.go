@@ -339,10 +339,11 @@ func (s *server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 }
 
 // Server wraps the handler in an http.Server with bounds on slow and
-// oversized requests. There is no ReadTimeout: the handler bounds each
-// endpoint's body itself (Options.BodyTimeout), and one for the whole
-// request would count the response too on kept-alive connections. There
-// is no WriteTimeout either: it cuts a response at a fixed time whatever
+// oversized requests. There is no ReadTimeout: it is one read deadline
+// from the request's first byte that stays set while the handler runs,
+// so net/http's background read during a long download would hit it and
+// cancel the request's context; the handler bounds each endpoint's body
+// instead (Options.BodyTimeout). There is no WriteTimeout either: it cuts a response at a fixed time whatever
 // its progress, and an initrd of 500 MB to a machine on a slow or busy
 // link takes minutes; a client that stops reading is left to TCP (its
 // window closes, the kernel's retransmission timeout ends the connection).
