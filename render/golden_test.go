@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"github.com/pxeops/pxeops/schema"
 	"io/fs"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -89,11 +88,7 @@ func goldenOutput(t *testing.T, file string, a *txtar.Archive) string {
 	b.WriteString("valid\n")
 	for _, q := range machines {
 		fmt.Fprintf(&b, "\n## %s\n", q)
-		vals, err := url.ParseQuery(q)
-		if err != nil {
-			t.Fatalf("machines: %q: %v", q, err)
-		}
-		m, err := schema.ParseMachine(vals)
+		m, err := schema.ParseMachineQuery(q)
 		if err != nil {
 			fmt.Fprintf(&b, "bad request: %v\n", err)
 			continue

@@ -21,42 +21,74 @@ type Machine struct {
 
 const maxLabels = 32
 
+// Bounds of a boot request's query: the five machine keys and maxLabels
+// labels fit with room to spare; /boot.ipxe's query is a few hundred bytes.
+const (
+	MaxQueryParams = 64
+	MaxQueryLen    = 8 << 10
+)
+
+// ParseMachineQuery reads a machine from a raw URL query, strictly: a query
+// that does not parse (a ';' separator, a bad escape), has more than
+// MaxQueryParams parameters or MaxQueryLen bytes is an error, as
+// ParseMachine's are, never a machine with the bad part left out (which
+// could match the default group).
+func ParseMachineQuery(raw string) (Machine, error) {
+	// Bounded before parsing, so a flood of parameters is never allocated.
+	if n := strings.Count(raw, "&") + 1; n > MaxQueryParams {
+		return Machine{}, fmt.Errorf("%d parameters, at most %d", n, MaxQueryParams)
+	}
+	if len(raw) > MaxQueryLen {
+		return Machine{}, fmt.Errorf("query of %d bytes, at most %d", len(raw), MaxQueryLen)
+	}
+	q, err := url.ParseQuery(raw)
+	if err != nil {
+		return Machine{}, err
+	}
+	return ParseMachine(q)
+}
+
 // ParseMachine reads a machine from request values (query parameters or
 // the render command's flags): mac, uuid, hostname, serial, arch, and any
 // other key as a label. Empty values count as absent, as iPXE sends empty
-// settings. Errors name the offending field.
+// settings. A key given more than once is an error, even with one value
+// twice: iPXE's /boot.ipxe never repeats one, and a repeat could make the
+// request mean two machines. Errors name the offending field.
 func ParseMachine(q url.Values) (Machine, error) {
 	m := Machine{}
 	for _, k := range slices.Sorted(maps.Keys(q)) {
 		vals := q[k]
-		v := ""
-		for _, x := range vals {
-			if x == "" {
-				continue
-			}
-			if v != "" && x != v {
-				return Machine{}, fmt.Errorf("%s: given twice with different values (%q, %q)", k, v, x)
-			}
-			v = x
+		if len(vals) > 1 {
+			return Machine{}, fmt.Errorf("%s: given %d times; give each key once", keyName(k), len(vals))
 		}
-		if v == "" {
+		if len(vals) == 0 || vals[0] == "" {
 			continue
 		}
-		norm, err := NormalizeValue(k, v)
-		if err != nil {
-			return Machine{}, fmt.Errorf("%s: %w", k, err)
-		}
+		v := vals[0]
 		if !knownKey(k) {
 			if err := CheckLabelKey(k); err != nil {
-				return Machine{}, fmt.Errorf("%s: %w", k, err)
+				return Machine{}, fmt.Errorf("%s: %w", keyName(k), err)
 			}
 			if len(m.Labels) == maxLabels {
 				return Machine{}, fmt.Errorf("%s: more than %d labels", k, maxLabels)
 			}
 		}
+		norm, err := NormalizeValue(k, v)
+		if err != nil {
+			return Machine{}, fmt.Errorf("%s: %w", k, err)
+		}
 		m.set(k, norm)
 	}
 	return m, nil
+}
+
+// keyName is k as an error message names it: as is when it is a valid
+// key, else quoted and clipped.
+func keyName(k string) string {
+	if knownKey(k) || CheckLabelKey(k) == nil {
+		return k
+	}
+	return quoteInput(k)
 }
 
 // String lists the machine's values as key=value, in a fixed order.

@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"net"
 	"regexp"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Selector keys with a meaning of their own; any other key is a label.
@@ -51,25 +53,25 @@ func NormalizeValue(key, v string) (string, error) {
 	case KeyMAC:
 		hw, err := net.ParseMAC(v)
 		if err != nil || len(hw) != 6 {
-			return "", fmt.Errorf("invalid MAC %q: write six hex pairs like 52:54:00:a1:9c:ae", v)
+			return "", fmt.Errorf("invalid MAC %s: write six hex pairs like 52:54:00:a1:9c:ae", quoteInput(v))
 		}
 		return hw.String(), nil
 	case KeyUUID:
 		u := strings.ToLower(v)
 		if !uuidPattern.MatchString(u) {
-			return "", fmt.Errorf("invalid UUID %q: write it like 4c4c4544-0042-3510-8050-b4c04f4d3232", v)
+			return "", fmt.Errorf("invalid UUID %s: write it like 4c4c4544-0042-3510-8050-b4c04f4d3232", quoteInput(v))
 		}
 		return u, nil
 	case KeyHostname:
 		h := strings.ToLower(strings.TrimSuffix(v, "."))
 		if len(h) > 253 || !hostnamePattern.MatchString(h) {
-			return "", fmt.Errorf("invalid hostname %q: use letters, digits, '-' and '.' (RFC 1123)", v)
+			return "", fmt.Errorf("invalid hostname %s: use letters, digits, '-' and '.' (RFC 1123)", quoteInput(v))
 		}
 		return h, nil
 	case KeyArch:
 		a, ok := archAliases[strings.ToLower(v)]
 		if !ok {
-			return "", fmt.Errorf("unknown arch %q: use x86_64 (amd64), i386, arm64 (aarch64) or arm32", v)
+			return "", fmt.Errorf("unknown arch %s: use x86_64 (amd64), i386, arm64 (aarch64) or arm32", quoteInput(v))
 		}
 		return a, nil
 	case KeySerial:
@@ -79,7 +81,7 @@ func NormalizeValue(key, v string) (string, error) {
 		v = strings.Join(strings.Fields(v), "_")
 	}
 	if err := checkSafe(v); err != nil {
-		return "", fmt.Errorf("invalid %s value %q: %w", key, v, err)
+		return "", fmt.Errorf("invalid %s value %s: %w", key, quoteInput(v), err)
 	}
 	return v, nil
 }
@@ -87,7 +89,7 @@ func NormalizeValue(key, v string) (string, error) {
 // CheckLabelKey reports whether k may name a label.
 func CheckLabelKey(k string) error {
 	if !labelKeyPattern.MatchString(k) {
-		return fmt.Errorf("invalid label key %q: use lowercase letters, digits, '.', '_', '/' and '-'", k)
+		return fmt.Errorf("invalid label key %s: use lowercase letters, digits, '.', '_', '/' and '-'", quoteInput(k))
 	}
 	return nil
 }
@@ -110,4 +112,21 @@ func checkSafe(v string) error {
 func safeByte(c byte) bool {
 	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
 		strings.IndexByte("._:/+=,@-", c) >= 0
+}
+
+// maxQuoted is how much of an input value an error message quotes.
+const maxQuoted = 64
+
+// quoteInput quotes an outside value for an error message, clipped at 64
+// bytes with "…" and its full length, so that an answer or a log line
+// never echoes a large input back.
+func quoteInput(v string) string {
+	if len(v) <= maxQuoted {
+		return strconv.Quote(v)
+	}
+	n := maxQuoted
+	for n > 0 && !utf8.RuneStart(v[n]) {
+		n--
+	}
+	return strconv.Quote(v[:n]) + "… (" + strconv.Itoa(len(v)) + " bytes)"
 }

@@ -12,6 +12,7 @@ import (
 type httpMetrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+	bodies   prometheus.Gauge
 }
 
 func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
@@ -23,8 +24,11 @@ func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 			Name: "pxeops_http_request_duration_seconds", Help: "Time to answer an HTTP request, by endpoint.",
 			Buckets: []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1, 10, 60},
 		}, []string{"endpoint"}),
+		bodies: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "pxeops_http_bodies_reading", Help: "Request bodies (POST /v1/update/, /hooks/git) being read now.",
+		}),
 	}
-	reg.MustRegister(m.requests, m.latency)
+	reg.MustRegister(m.requests, m.latency, m.bodies)
 	return m
 }
 

@@ -4,6 +4,7 @@
 package httpserver
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/pxeops/pxeops/omaha"
 	"github.com/pxeops/pxeops/render"
 	"github.com/pxeops/pxeops/schema"
 )
@@ -44,6 +46,13 @@ type Options struct {
 	Trigger       func()
 	// Omaha answers update_engine at POST /v1/update/; nil: not served.
 	Omaha http.Handler
+	// BodyTimeout bounds reading a request body whole (POST /v1/update/,
+	// /hooks/git); 0: 10s.
+	BodyTimeout time.Duration
+	// MaxBodiesPerClient and MaxBodies bound the request bodies being
+	// read at once from one address and in all; past them a request is
+	// refused at once (429, 503). 0: 16 and 256.
+	MaxBodiesPerClient, MaxBodies int
 }
 
 // IPXEBinPath is where the iPXE binaries are served, for UEFI HTTP boot.
@@ -57,6 +66,7 @@ type server struct {
 	opts     Options
 	log      *slog.Logger
 	metrics  *httpMetrics
+	bodies   *bodyGate
 	bootIPXE []byte
 }
 
@@ -69,12 +79,25 @@ func New(snaps Snapshots, opts Options) (http.Handler, error) {
 	if opts.Registry == nil {
 		opts.Registry = prometheus.NewRegistry()
 	}
+	opts.BodyTimeout = cmp.Or(opts.BodyTimeout, defaultBodyTimeout)
 	s := &server{snaps: snaps, opts: opts, log: opts.Logger, metrics: newHTTPMetrics(opts.Registry)}
+	s.bodies = &bodyGate{
+		perClient: cmp.Or(opts.MaxBodiesPerClient, defaultMaxBodiesPerClient),
+		max:       cmp.Or(opts.MaxBodies, defaultMaxBodies),
+		reading:   s.metrics.bodies,
+		clients:   map[string]int{},
+	}
 	s.bootIPXE = bootScript(strings.TrimSuffix(opts.ServerURL, "/"))
 
 	mux := http.NewServeMux()
+	// Endpoints read no body unless registered through withBody, which
+	// states each one's size limit and deadline.
 	handle := func(pattern, endpoint string, h http.HandlerFunc) {
-		mux.Handle(pattern, s.metrics.instrument(endpoint, h))
+		var hh http.Handler = h
+		if !strings.HasPrefix(pattern, "POST ") {
+			hh = noBody(h)
+		}
+		mux.Handle(pattern, s.metrics.instrument(endpoint, hh))
 	}
 	handle("GET /boot.ipxe", "boot.ipxe", s.handleBootIPXE)
 	handle("GET /ipxe", "ipxe", s.handleIPXE)
@@ -96,20 +119,23 @@ func New(snaps Snapshots, opts Options) (http.Handler, error) {
 	}
 	handle("GET "+IPXEBinPath, "ipxe-bin", ipxeBin.ServeHTTP)
 	if opts.Trigger != nil && len(opts.WebhookSecret) > 0 {
-		handle("POST /hooks/git", "hooks", (&webhook{secret: opts.WebhookSecret, trigger: opts.Trigger, log: opts.Logger}).ServeHTTP)
+		hook := &webhook{secret: opts.WebhookSecret, trigger: opts.Trigger, log: opts.Logger,
+			refused: newRateLimitedWarn(opts.Logger, "webhook refused: bad or missing signature", webhookWarnEvery)}
+		handle("POST /hooks/git", "hooks", s.withBody(maxHookBody, opts.BodyTimeout, hook.ServeHTTP))
 	}
 	if opts.Omaha != nil {
-		handle("POST /v1/update/", "omaha", opts.Omaha.ServeHTTP)
-		handle("POST /v1/update", "omaha", opts.Omaha.ServeHTTP)
+		update := s.withBody(omaha.MaxBody, opts.BodyTimeout, opts.Omaha.ServeHTTP)
+		handle("POST /v1/update/", "omaha", update)
+		handle("POST /v1/update", "omaha", update)
 	}
 	handle("GET /status", "status", s.handleStatus)
 	handle("GET /healthz", "healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	handle("GET /readyz", "readyz", s.handleReadyz)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", noBody(promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{})))
 	handle("/", "other", func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "not found: see /status for what this server answers", http.StatusNotFound)
 	})
-	return mux, nil
+	return bodyDeadline(opts.BodyTimeout, mux), nil
 }
 
 // bootScript is what iPXE first fetches. It makes sure iPXE has its
@@ -157,10 +183,13 @@ func match(snap *render.Snapshot, m *schema.Machine) (*render.Group, error) {
 	return g, nil
 }
 
+// machineFromQuery reads the machine of a boot request. A query that
+// does not parse whole is refused: the part that did parse could match
+// the default group, whose profile may install over a disk.
 func machineFromQuery(r *http.Request) (schema.Machine, error) {
-	m, err := schema.ParseMachine(r.URL.Query())
+	m, err := schema.ParseMachineQuery(r.URL.RawQuery)
 	if err != nil {
-		return m, &httpError{http.StatusBadRequest, "bad query parameter " + err.Error()}
+		return m, &httpError{http.StatusBadRequest, "bad query: " + err.Error()}
 	}
 	return m, nil
 }
@@ -310,7 +339,14 @@ func (s *server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 }
 
 // Server wraps the handler in an http.Server with bounds on slow and
-// oversized requests.
+// oversized requests. There is no ReadTimeout: it is one read deadline
+// from the request's first byte that stays set while the handler runs,
+// so net/http's background read during a long download would hit it and
+// cancel the request's context; the handler bounds each endpoint's body
+// instead (Options.BodyTimeout). There is no WriteTimeout either: it cuts a response at a fixed time whatever
+// its progress, and an initrd of 500 MB to a machine on a slow or busy
+// link takes minutes; a client that stops reading is left to TCP (its
+// window closes, the kernel's retransmission timeout ends the connection).
 func Server(addr string, h http.Handler) *http.Server {
 	return &http.Server{
 		Addr:              addr,

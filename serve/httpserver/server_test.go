@@ -3,6 +3,7 @@ package httpserver
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -17,15 +18,30 @@ type fixedSnapshots struct{ snap *render.Snapshot }
 
 func (f fixedSnapshots) Snapshot() *render.Snapshot { return f.snap }
 
-func testSnapshot(t *testing.T) *render.Snapshot {
+func testSnapshot(t testing.TB) *render.Snapshot {
+	return loadTestTree(t, nil)
+}
+
+// testSnapshotWithDefault adds a default group whose profile wipes disks:
+// what a request must never fall through to by accident.
+func testSnapshotWithDefault(t testing.TB) *render.Snapshot {
+	return loadTestTree(t, fstest.MapFS{
+		"profiles/installer.yaml": {Data: []byte("kernel: /assets/installer\nargs: [wipe-disks=yes]\n")},
+		"groups/default.yaml":     {Data: []byte("profile: installer\n")},
+	})
+}
+
+func loadTestTree(t testing.TB, extra fstest.MapFS) *render.Snapshot {
 	t.Helper()
-	snap, diags := render.Load(context.Background(), fstest.MapFS{
+	fsys := fstest.MapFS{
 		"profiles/ign.yaml":    {Data: []byte("kernel: /assets/k\ninitrd: [/assets/i.gz, https://mirror.example/x.cpio]\nargs: [console=ttyS0, \"host={{ .Hostname }}\"]\nconfig: {template: ign.yaml, type: ignition}\n")},
 		"profiles/plain.yaml":  {Data: []byte("kernel: /assets/k\n")},
 		"templates/ign.yaml":   {Data: []byte("ignition: {version: 3.4.0}\npasswd: {users: [{name: core}]}\n")},
 		"groups/node1.yaml":    {Data: []byte("profile: ign\nselector: {mac: \"52:54:00:00:00:01\"}\nmetadata: {role: etcd, net: {ip: 10.0.0.1}}\n")},
 		"groups/noconfig.yaml": {Data: []byte("profile: plain\nselector: {mac: \"52:54:00:00:00:02\"}\n")},
-	}, render.Options{ServerURL: "http://pxe.test", Revision: "rev1"})
+	}
+	maps.Copy(fsys, extra)
+	snap, diags := render.Load(context.Background(), fsys, render.Options{ServerURL: "http://pxe.test", Revision: "rev1"})
 	if snap == nil {
 		t.Fatal(diags)
 	}
@@ -48,7 +64,7 @@ func TestBootEndpoints(t *testing.T) {
 	}{
 		{"/ipxe?mac=52-54-00-00-00-01&hostname=n1", "kernel http://pxe.test/assets/k initrd=i.gz initrd=x.cpio console=ttyS0 host=n1\n", 200},
 		{"/ipxe?mac=52:54:00:00:00:09", "no group matches mac=52:54:00:00:00:09 and there is no default group (revision rev1)\n", 404},
-		{"/ipxe?mac=52:54:00:00:00:01&hostname=a%20b", `bad query parameter hostname: invalid hostname "a b"`, 400},
+		{"/ipxe?mac=52:54:00:00:00:01&hostname=a%20b", `bad query: hostname: invalid hostname "a b"`, 400},
 		{"/config?mac=52:54:00:00:00:01", `{"ignition":{"version":"3.4.0"},"passwd":{"users":[{"name":"core"}]}}`, 200},
 		{"/ignition?mac=52:54:00:00:00:01", `"ignition":{"version":"3.4.0"}`, 200},
 		{"/cloud?mac=52:54:00:00:00:01", "profile ign serves ignition, not cloud-config; fetch /config\n", 404},

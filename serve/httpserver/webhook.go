@@ -5,15 +5,19 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
-	"errors"
 	"io"
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 )
 
 // maxHookBody caps a webhook's body; push events are far smaller.
 const maxHookBody = 1 << 20
+
+// webhookWarnEvery spaces the warnings of refused webhooks: anyone who
+// reaches the port can send them.
+const webhookWarnEvery = 10 * time.Second
 
 // webhook triggers an immediate fetch of the git source. It checks the
 // GitHub signature (X-Hub-Signature-256: HMAC-SHA256 of the body) or the
@@ -23,21 +27,18 @@ type webhook struct {
 	secret  []byte
 	trigger func()
 	log     *slog.Logger
+	refused *rateLimitedWarn
 }
 
+// ServeHTTP expects the body bounded by withBody.
 func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxHookBody))
-	var tooBig *http.MaxBytesError
-	if errors.As(err, &tooBig) {
-		http.Error(w, "body larger than 1 MiB", http.StatusRequestEntityTooLarge)
-		return
-	}
+	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		http.Error(w, "cannot read body", http.StatusBadRequest)
 		return
 	}
 	if !h.authentic(r, body) {
-		h.log.Warn("webhook refused: bad or missing signature", "remote", r.RemoteAddr)
+		h.refused.Warn(r.Context(), slog.String("remote", r.RemoteAddr))
 		http.Error(w, "bad or missing X-Hub-Signature-256 / X-Gitlab-Token", http.StatusUnauthorized)
 		return
 	}
