@@ -30,6 +30,7 @@ func validate(t *Tree, diags *Diagnostics, cache *Cache) map[runKey][]finding {
 	}
 	v.selectors()
 	v.settings(&t.Settings)
+	v.fleet()
 	return v.runTemplates()
 }
 
