@@ -22,6 +22,13 @@ func (o overlay) Open(name string) (fs.File, error) {
 	return &memFile{Reader: bytes.NewReader(o.data), name: path.Base(name), size: int64(len(o.data))}, nil
 }
 
+// ReadDir passes through: without it fs.ReadDir falls back to opening
+// the directory, which the sources' trees do not support, and the edited
+// tree would load as an empty one.
+func (o overlay) ReadDir(name string) ([]fs.DirEntry, error) { return fs.ReadDir(o.FS, name) }
+
+var _ fs.ReadDirFS = overlay{}
+
 type memFile struct {
 	*bytes.Reader
 	name string

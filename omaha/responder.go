@@ -3,11 +3,11 @@ package omaha
 import (
 	"bytes"
 	"cmp"
+	"container/list"
 	"context"
 	"errors"
 	"log/slog"
 	"net/http"
-	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -33,8 +33,12 @@ type Responder struct {
 	// host makes room for a new one.
 	MaxHosts int
 
-	mu       sync.Mutex
-	hosts    map[string]*Host
+	mu    sync.Mutex
+	hosts map[string]*list.Element // of *Host, in recent
+	// recent orders the census by last contact, the latest at the front:
+	// a contact moves its host to the front and the back makes room, so a
+	// request costs the same whether the census is full or not.
+	recent   list.List
 	forwards chan struct{} // bounds concurrent upstream forwards
 	once     sync.Once
 }
@@ -224,11 +228,12 @@ func (rs *Responder) post(ctx context.Context, server string, body []byte) ([]by
 
 // record updates the census from a request.
 func (rs *Responder) record(req *Request, addr string) {
-	now := time.Now().UTC()
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
+	// Taken under the lock, so the list's order and LastContact agree.
+	now := time.Now().UTC()
 	if rs.hosts == nil {
-		rs.hosts = map[string]*Host{}
+		rs.hosts = map[string]*list.Element{}
 	}
 	for _, app := range req.Apps {
 		if !sameAppID(app.AppID, AppID) {
@@ -238,13 +243,15 @@ func (rs *Responder) record(req *Request, addr string) {
 		if id == "" {
 			id = "addr:" + addr
 		}
-		h, ok := rs.hosts[id]
-		if !ok {
+		var h *Host
+		if e, ok := rs.hosts[id]; ok {
+			h = e.Value.(*Host)
+			rs.recent.MoveToFront(e)
+			rs.Metrics.leaveHost(h.series)
+		} else {
 			rs.makeRoom()
 			h = &Host{MachineID: id}
-			rs.hosts[id] = h
-		} else {
-			rs.Metrics.leaveHost(h.series)
+			rs.hosts[id] = rs.recent.PushFront(h)
 		}
 		h.Version, h.Channel, h.Board, h.Addr, h.LastContact = clip(app.Version, 64), clip(app.Track, 64), clip(app.Board, 64), addr, now
 		if n := len(app.Events); n > 0 {
@@ -264,23 +271,17 @@ func clip(s string, n int) string {
 	return s
 }
 
-// makeRoom drops the longest silent host when the census is full.
+// makeRoom drops the longest silent hosts while the census is full.
 func (rs *Responder) makeRoom() {
 	limit := rs.MaxHosts
 	if limit <= 0 {
 		limit = 100_000
 	}
-	if len(rs.hosts) < limit {
-		return
+	for len(rs.hosts) >= limit {
+		oldest := rs.recent.Remove(rs.recent.Back()).(*Host)
+		delete(rs.hosts, oldest.MachineID)
+		rs.Metrics.leaveHost(oldest.series)
 	}
-	var oldest *Host
-	for _, h := range rs.hosts {
-		if oldest == nil || h.LastContact.Before(oldest.LastContact) {
-			oldest = h
-		}
-	}
-	delete(rs.hosts, oldest.MachineID)
-	rs.Metrics.leaveHost(oldest.series)
 }
 
 // Census is the responder's part of /status.
@@ -295,14 +296,15 @@ type Census struct {
 // Census returns the census.
 func (rs *Responder) Census() Census {
 	rs.mu.Lock()
+	defer rs.mu.Unlock()
 	c := Census{Hosts: len(rs.hosts), Versions: map[string]int{}}
-	for _, h := range rs.hosts {
+	for e := rs.recent.Front(); e != nil; e = e.Next() {
+		h := e.Value.(*Host)
 		c.Versions[h.Channel+" "+h.Version]++
-		c.Recent = append(c.Recent, *h)
+		if len(c.Recent) < 1000 {
+			c.Recent = append(c.Recent, *h)
+		}
 	}
-	rs.mu.Unlock()
-	slices.SortFunc(c.Recent, func(a, b Host) int { return b.LastContact.Compare(a.LastContact) })
-	c.Recent = c.Recent[:min(len(c.Recent), 1000)]
 	return c
 }
 

@@ -188,3 +188,92 @@ func hostsGauge(t *testing.T, reg *prometheus.Registry, version, channel string)
 	}
 	return -1
 }
+
+// hostRequest is the Flatcar request of machine id running version.
+func hostRequest(t testing.TB, id, version string) []byte {
+	t.Helper()
+	data, err := os.ReadFile("testdata/flatcar-request.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data = bytes.ReplaceAll(data, []byte("5d1f3b0a9c2e4f6a8b7c9d0e1f2a3b4c"), []byte(id))
+	return bytes.ReplaceAll(data, []byte(`version="3975.2.0"`), []byte(`version="`+version+`"`))
+}
+
+// A full census drops the host silent the longest; a host that reports
+// again is kept.
+func TestResponderEvictsLongestSilent(t *testing.T) {
+	rs := &omaha.Responder{MaxHosts: 3}
+	for _, id := range []string{"m1", "m2", "m3", "m1", "m4", "m3", "m5"} {
+		post(t, rs, hostRequest(t, id, "3975.2.0"))
+	}
+	var got []string
+	for _, h := range rs.Census().Recent {
+		got = append(got, h.MachineID)
+	}
+	if want := "m5 m3 m4"; strings.Join(got, " ") != want {
+		t.Fatalf("census %v, want %s", got, want)
+	}
+}
+
+// Evicted hosts leave the gauge series they were counted under, "other"
+// included, so the gauge always adds up to the census.
+func TestResponderGaugeExactAfterEvictions(t *testing.T) {
+	const max = 300
+	reg := prometheus.NewRegistry()
+	rs := &omaha.Responder{MaxHosts: max, Metrics: omaha.NewMetrics(reg)}
+	// More versions than the gauge keeps labels for: 44 count as other.
+	for i := range max {
+		post(t, rs, hostRequest(t, fmt.Sprint("a", i), fmt.Sprintf("1.%d.0", i)))
+	}
+	check := func(round string, want map[string]float64) {
+		t.Helper()
+		got := hostSeries(t, reg)
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s: gauge %v, want %v", round, got, want)
+		}
+		sum := 0.0
+		for _, v := range got {
+			sum += v
+		}
+		if c := rs.Census(); c.Hosts != max || sum != max {
+			t.Errorf("%s: census %d hosts, gauge adds up to %v", round, c.Hosts, sum)
+		}
+	}
+	if got := hostSeries(t, reg); got["other/other"] != 44 || len(got) != 257 {
+		t.Fatalf("before evictions: other %v, %d series", got["other/other"], len(got))
+	}
+	// Each new host evicts one old one; the first still finds every label
+	// pair taken and counts as other, the rest get their own.
+	for i := range max {
+		post(t, rs, hostRequest(t, fmt.Sprint("b", i), "2.0.0"))
+	}
+	check("second fleet", map[string]float64{"2.0.0/stable": max - 1, "other/other": 1})
+	for i := range max {
+		post(t, rs, hostRequest(t, fmt.Sprint("c", i), "3.0.0"))
+	}
+	check("third fleet", map[string]float64{"3.0.0/stable": max})
+}
+
+// hostSeries is pxeops_omaha_hosts as "version/channel" → value.
+func hostSeries(t *testing.T, reg *prometheus.Registry) map[string]float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "pxeops_omaha_hosts" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			out[labels["version"]+"/"+labels["channel"]] = m.GetGauge().GetValue()
+		}
+	}
+	return out
+}

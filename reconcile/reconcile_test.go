@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -200,5 +203,70 @@ func TestSlowRevisionIsAbandonedForNewer(t *testing.T) {
 	}
 	if v := testutil.ToFloat64(r.metrics.reloads.WithLabelValues(ResultAbandoned)); v != 1 {
 		t.Errorf("abandoned reloads = %v", v)
+	}
+}
+
+// A directory whose groups/ is moved away would turn every machine away:
+// it is refused like any invalid tree and the last good one keeps
+// serving, until pxeops.yaml says an empty fleet is meant.
+func TestEmptiedDirectoryKeepsLastGood(t *testing.T) {
+	dir := t.TempDir()
+	for name, f := range tree("good") {
+		writeFile(t, filepath.Join(dir, name), string(f.Data))
+	}
+	d, err := source.NewDir(dir, source.DirOptions{Poll: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	r := New(render.Options{}, nil, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go r.Run(ctx)
+	go d.Run(ctx, r.Offer)
+	waitFor := func(what string, ok func(Status) bool) Status {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			st := r.Status()
+			if ok(st) {
+				return st
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting until %s; status %+v, last attempt %+v", what, st.Served, st.LastAttempt)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	good := waitFor("the tree is served", func(st Status) bool { return st.Served != nil }).Served.Revision
+
+	if err := os.Rename(filepath.Join(dir, "groups"), filepath.Join(t.TempDir(), "groups")); err != nil {
+		t.Fatal(err)
+	}
+	st := waitFor("the emptied tree is tried", func(st Status) bool { return st.LastAttempt.Revision != good })
+	if st.LastAttempt.Result != ResultInvalid || st.LastAttempt.Errors != 1 || st.LastAttempt.Findings[0].File != "groups" ||
+		!strings.Contains(st.LastAttempt.Findings[0].Message, "no machine would boot") {
+		t.Errorf("attempt %+v", st.LastAttempt)
+	}
+	if st.Served.Revision != good || r.Snapshot().Revision != good || len(r.Snapshot().Tree.Groups) != 1 {
+		t.Errorf("served %+v, want the last good revision %s", st.Served, good)
+	}
+
+	writeFile(t, filepath.Join(dir, "pxeops.yaml"), "allowEmpty: true\n")
+	st = waitFor("the empty tree is served", func(st Status) bool { return st.Served.Revision != good })
+	if st.Served.Groups != 0 || st.LastAttempt.Result != ResultServed || !slices.ContainsFunc(st.LastAttempt.Findings, func(d schema.Diagnostic) bool {
+		return d.File == "groups" && d.Severity == schema.Warning
+	}) {
+		t.Errorf("with allowEmpty: served %+v, attempt %+v", st.Served, st.LastAttempt)
+	}
+}
+
+func writeFile(t *testing.T, name, body string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(name, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -164,7 +164,11 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string, depth int) 
 		}
 		d.decodeMap(n, v, path, depth)
 	case reflect.Interface:
-		v.Set(reflect.ValueOf(d.freeForm(n, path, depth)))
+		// A null value (metadata: {x: ~}) is nil, which reflect cannot
+		// Set; v is nil already.
+		if val := d.freeForm(n, path, depth); val != nil {
+			v.Set(reflect.ValueOf(val))
+		}
 	default:
 		panic("schema: decoder does not handle " + v.Type().String())
 	}

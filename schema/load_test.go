@@ -39,8 +39,44 @@ func TestCollectsErrorsAcrossFiles(t *testing.T) {
 	}
 }
 
+// A tree no machine can boot from is refused, unless pxeops.yaml says it
+// is meant; a broken group file is not also reported as a missing fleet.
+func TestEmptyFleet(t *testing.T) {
+	profile := &fstest.MapFile{Data: []byte("kernel: /assets/k\n")}
+	for _, c := range []struct {
+		name string
+		fsys fstest.MapFS
+		want string // the fleet diagnostic, "" for none
+	}{
+		{"nothing", fstest.MapFS{"README.md": {Data: []byte("hi")}}, "error: no groups/ and no profiles/"},
+		{"profiles only", fstest.MapFS{"profiles/p.yaml": profile}, "error: no groups/: no machine would boot"},
+		{"allowEmpty", fstest.MapFS{"pxeops.yaml": {Data: []byte("allowEmpty: true\n")}}, "warning: no groups/: no machine boots"},
+		{"broken group", fstest.MapFS{"profiles/p.yaml": profile, "groups/g.yaml": {Data: []byte("profile: [\n")}}, ""},
+		{"unreadable groups", fstest.MapFS{"profiles/p.yaml": profile, "groups": {Data: []byte("a file")}}, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, diags := Load(context.Background(), c.fsys, nil)
+			var got []string
+			for _, d := range diags {
+				if d.File == "groups" && strings.Contains(d.Message, "no groups/") {
+					got = append(got, string(d.Severity)+": "+d.Message)
+				}
+			}
+			switch {
+			case c.want == "" && len(got) > 0:
+				t.Errorf("fleet diagnostic %q besides %v", got, diags)
+			case c.want != "" && (len(got) != 1 || !strings.HasPrefix(got[0], c.want)):
+				t.Errorf("got %q, want one starting %q; all: %v", got, c.want, diags)
+			}
+			if c.name == "allowEmpty" && diags.Errors() != 0 {
+				t.Errorf("allowEmpty tree invalid: %v", diags)
+			}
+		})
+	}
+}
+
 func TestDefaultsFromTags(t *testing.T) {
-	tree, diags := Load(context.Background(), fstest.MapFS{"pxeops.yaml": {Data: []byte("omaha:\n  proxy: true\n")}}, nil)
+	tree, diags := Load(context.Background(), fstest.MapFS{"pxeops.yaml": {Data: []byte("allowEmpty: true\nomaha:\n  proxy: true\n")}}, nil)
 	if diags.Errors() != 0 {
 		t.Fatal(diags)
 	}
@@ -53,7 +89,7 @@ func TestDefaultsFromTags(t *testing.T) {
 // Legacy CoreOS images get CoreOS's service, mirror and file names unless
 // pxeops.yaml names them; Flatcar images keep Flatcar's.
 func TestOmahaForCoreOS(t *testing.T) {
-	tree, diags := Load(context.Background(), fstest.MapFS{"pxeops.yaml": {Data: []byte("omaha:\n  mirror: https://mirror.example/{{ .Version }}/\n")}}, nil)
+	tree, diags := Load(context.Background(), fstest.MapFS{"pxeops.yaml": {Data: []byte("allowEmpty: true\nomaha:\n  mirror: https://mirror.example/{{ .Version }}/\n")}}, nil)
 	if diags.Errors() != 0 {
 		t.Fatal(diags)
 	}
@@ -71,22 +107,32 @@ func (d Duration) String() string { b, _ := d.MarshalText(); return string(b) }
 // FuzzLoad feeds arbitrary bytes as the files of a tree: Load must never
 // panic and every diagnostic must name a file of the tree (or a directory).
 // The budget and depth limits keep memory bounded whatever the input.
+// An empty group or settings input leaves that file out, so trees without
+// groups are tried too.
 func FuzzLoad(f *testing.F) {
-	f.Add([]byte("profile: p\nselector:\n  mac: 52:54:00:00:00:01\n"), []byte("kernel: /assets/k\nargs: [\"{{ .MAC }}\"]\nconfig: {template: t}\n"), []byte("{{ .Metadata.x }}"))
-	f.Add([]byte("a: &a [x,x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\n"), []byte("image: i\n"), []byte(""))
-	f.Add([]byte(strings.Repeat("[", 200)), []byte("---\n---\n"), []byte("{{ template \"x\" }}"))
-	f.Add([]byte("profile: p\nmetadata: {a: 1, a: 2}\n"), []byte("kernel: /assets/k\nargs:\n  - \"\\0\"\n"), []byte("#cloud-config\n{{ .Hostname }}"))
-	f.Fuzz(func(t *testing.T, group, profile, tmpl []byte) {
+	f.Add([]byte("profile: p\nselector:\n  mac: 52:54:00:00:00:01\n"), []byte("kernel: /assets/k\nargs: [\"{{ .MAC }}\"]\nconfig: {template: t}\n"), []byte("{{ .Metadata.x }}"), []byte(""))
+	f.Add([]byte("a: &a [x,x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\n"), []byte("image: i\n"), []byte(""), []byte("omaha:\n  interval: 5s\n"))
+	f.Add([]byte(strings.Repeat("[", 200)), []byte("---\n---\n"), []byte("{{ template \"x\" }}"), []byte("allowEmpty: yes\n"))
+	f.Add([]byte("profile: p\nmetadata: {a: 1, a: 2}\n"), []byte("kernel: /assets/k\nargs:\n  - \"\\0\"\n"), []byte("#cloud-config\n{{ .Hostname }}"), []byte(""))
+	f.Add([]byte(""), []byte("kernel: /assets/k\n"), []byte(""), []byte("allowEmpty: true\n"))
+	f.Add([]byte(""), []byte(""), []byte(""), []byte("allowEmpty: [true]\n"))
+	f.Fuzz(func(t *testing.T, group, profile, tmpl, settings []byte) {
 		fsys := fstest.MapFS{
-			"groups/g.yaml":   {Data: group},
 			"profiles/p.yaml": {Data: profile},
 			"templates/t":     {Data: tmpl},
+		}
+		if len(group) > 0 {
+			fsys["groups/g.yaml"] = &fstest.MapFile{Data: group}
+		}
+		if len(settings) > 0 {
+			fsys["pxeops.yaml"] = &fstest.MapFile{Data: settings}
 		}
 		_, diags := Load(context.Background(), fsys, nil)
 		for _, d := range diags {
 			switch {
 			case d.File == "groups" || strings.HasPrefix(d.File, "groups/g.yaml"),
-				strings.HasPrefix(d.File, "profiles/p.yaml"), strings.HasPrefix(d.File, "templates/t"):
+				strings.HasPrefix(d.File, "profiles/p.yaml"), strings.HasPrefix(d.File, "templates/t"),
+				d.File == "pxeops.yaml":
 			default:
 				t.Fatalf("diagnostic names a file outside the tree: %v", d)
 			}

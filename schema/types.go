@@ -100,6 +100,10 @@ type File struct {
 // Settings is the optional pxeops.yaml.
 type Settings struct {
 	Omaha OmahaSettings `yaml:"omaha" json:"omaha" doc:"How the updater follows release channels."`
+	// AllowEmpty is off by default because an emptied tree is far more
+	// often a mistake (a moved folder, a wrong --path) than a wish, and
+	// serving it turns every machine away at once.
+	AllowEmpty bool `yaml:"allowEmpty" json:"allowEmpty,omitempty" doc:"Accept a tree without groups (no machine boots from it) as valid, with a warning. Without it such a tree is an error and the server keeps the last good one." default:"false"`
 
 	meta
 }

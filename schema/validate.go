@@ -31,6 +31,7 @@ func validate(ctx context.Context, t *Tree, diags *Diagnostics, cache *Cache) ma
 	}
 	v.selectors()
 	v.settings(&t.Settings)
+	v.fleet()
 	return v.runTemplates()
 }
 

@@ -54,7 +54,8 @@ type Dir struct {
 	opts DirOptions
 	log  *slog.Logger
 
-	files map[string]*memFile // the previous scan's, reused where stat says unchanged; Run's goroutine only
+	files   map[string]*memFile // the previous scan's, reused where stat says unchanged; Run's goroutine only
+	trigger chan struct{}
 
 	mu    sync.Mutex
 	state State
@@ -83,7 +84,7 @@ func NewDir(dir string, opts DirOptions) (*Dir, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	d := &Dir{path: dir, root: root, opts: opts, log: opts.Logger.With("source", dir)}
+	d := &Dir{path: dir, root: root, opts: opts, log: opts.Logger.With("source", dir), trigger: make(chan struct{}, 1)}
 	d.state = State{Kind: "dir", Location: dir}
 	return d, nil
 }
@@ -93,6 +94,15 @@ func (d *Dir) State() State {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.state
+}
+
+// Trigger asks Run to rescan now (SIGHUP); calls while one is pending
+// fold into it.
+func (d *Dir) Trigger() {
+	select {
+	case d.trigger <- struct{}{}:
+	default:
+	}
 }
 
 // Close releases the directory.
@@ -146,6 +156,8 @@ func (d *Dir) Run(ctx context.Context, emit func(Revision)) error {
 			return nil
 		case <-ticker.C:
 			scan("rescan")
+		case <-d.trigger:
+			scan("trigger")
 		case <-debounce.C:
 			scan("event")
 		case ev, ok := <-events:

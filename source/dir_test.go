@@ -101,6 +101,34 @@ func TestRunEmitsChangesOnly(t *testing.T) {
 	<-done
 }
 
+// Trigger rescans at once, where neither an event nor the rescan period
+// would come for an hour.
+func TestTriggerRescans(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "groups/g.yaml", "profile: p\n")
+	d, err := NewDir(dir, DirOptions{Poll: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	revs := make(chan Revision, 10)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go d.Run(ctx, func(r Revision) { revs <- r })
+	first := <-revs
+	writeFile(t, dir, "groups/g.yaml", "profile: q\n")
+	d.Trigger()
+	d.Trigger() // folds into the pending one
+	select {
+	case r := <-revs:
+		if r.ID == first.ID {
+			t.Errorf("same revision id after a change")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Trigger did not rescan")
+	}
+}
+
 func TestNewDirRejectsNonDirectories(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "f")
 	writeFile(t, filepath.Dir(file), "f", "x")

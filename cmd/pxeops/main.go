@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -37,6 +38,28 @@ func runMain(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return run(ctx, args, os.Stdout, os.Stderr)
+}
+
+// reloadOnHangup makes SIGHUP check the source now, as operators and
+// systemd's ExecReload expect of a server, until the returned stop is
+// called. Only serve installs it: check and render are one-shot, and a
+// hangup ends them as it ends any command.
+func reloadOnHangup(log *slog.Logger, trigger func()) (stop func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-hup:
+				log.Info("SIGHUP: rescanning the source")
+				trigger()
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() { signal.Stop(hup); close(done) }
 }
 
 // Exit codes: 0 success, 1 the input is invalid or matched nothing, 2 the

@@ -78,6 +78,23 @@ func TestCheckExitCodesAndFormats(t *testing.T) {
 	}
 }
 
+// An empty directory, or one like / with neither groups/ nor profiles/,
+// is not a config repository: check says so instead of "valid".
+func TestCheckRefusesEmptyTrees(t *testing.T) {
+	const want = "error: no groups/ and no profiles/: this does not look like a pxeops config repository (expected groups/<id>.yaml and profiles/<id>.yaml)"
+	rootLike := writeTree(t, map[string]string{"etc/hostname": "box\n", "usr/bin/true": "", "var/log/syslog": "x\n", "README": "hi\n"})
+	for _, dir := range []string{t.TempDir(), rootLike} {
+		code, out, errOut := runCLI(t, "check", dir)
+		if code != exitInvalid || !strings.Contains(out, filepath.Join(dir, "groups")+": "+want) || !strings.Contains(out, "invalid: 1 error") {
+			t.Errorf("check %s = %d\n%s%s", dir, code, out, errOut)
+		}
+	}
+	dir := writeTree(t, map[string]string{"pxeops.yaml": "allowEmpty: true\n"})
+	if code, out, errOut := runCLI(t, "check", dir); code != exitOK || !strings.Contains(out, "warning: no groups/") {
+		t.Errorf("check with allowEmpty = %d\n%s%s", code, out, errOut)
+	}
+}
+
 func TestCheckUsageErrors(t *testing.T) {
 	for _, args := range [][]string{
 		{"check", "--format", "xml", "."},

@@ -104,6 +104,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		defer dir.Close()
 		tree = dir
 	}
+	defer reloadOnHangup(log, tree.Trigger)()
 	updater, updaterState, responder := serveOmaha(ctx, &u, &g, *src, rec, log, reg)
 	hookSecret, err := g.webhookSecret(trigger != nil)
 	if err != nil {
@@ -205,6 +206,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 type treeSource interface {
 	Run(ctx context.Context, emit func(source.Revision)) error
 	State() source.State
+	Trigger() // check now: rescan the directory, ask the remote
 }
 
 // serveStatus is the /status document.

@@ -9,9 +9,11 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -439,4 +441,40 @@ func shortSecret(t *testing.T) string {
 	f := filepath.Join(t.TempDir(), "secret")
 	must(t, os.WriteFile(f, []byte("short\n"), 0o600))
 	return f
+}
+
+// SIGHUP reloads: with no watch and an hour's poll, only the signal can
+// make serve see an edit.
+func TestServeReloadsOnSIGHUP(t *testing.T) {
+	// The test's own handler keeps SIGHUP from killing the test binary
+	// whether or not serve's is installed (and on code without one).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	dir := t.TempDir()
+	write(t, dir, "profiles/p.yaml", profileWith("v=1"))
+	write(t, dir, "groups/one.yaml", group(mac1))
+	// serve installs its handler before it answers HTTP, which startServe waits for.
+	s := startServe(t, dir, "--watch=false", "--poll", "1h")
+	s.servesScript(t, mac1, " v=1")
+
+	write(t, dir, "profiles/p.yaml", profileWith("v=2"))
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Second)
+	for {
+		_, body, _ := s.get("/ipxe?mac=" + mac1)
+		if strings.Contains(body, " v=2") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the edit was not served within 1s of SIGHUP; script %q; log:\n%s", body, s.logs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	s.eventually(t, "the log records the SIGHUP once", func() bool {
+		return strings.Count(s.logs.String(), "SIGHUP: rescanning the source") == 1
+	})
 }

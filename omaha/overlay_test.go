@@ -1,0 +1,40 @@
+package omaha
+
+import (
+	"context"
+	"io/fs"
+	"testing"
+	"testing/fstest"
+
+	"github.com/pxeops/pxeops/render"
+)
+
+// dirlessFS lists directories only through ReadDir, as the sources' trees
+// do: opening a directory fails.
+type dirlessFS struct{ fstest.MapFS }
+
+func (d dirlessFS) Open(name string) (fs.File, error) {
+	if info, err := fs.Stat(d.MapFS, name); err == nil && info.IsDir() {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+	}
+	return d.MapFS.Open(name)
+}
+
+func (d dirlessFS) ReadDir(name string) ([]fs.DirEntry, error) { return d.MapFS.ReadDir(name) }
+
+// The tree an edit would make is loaded whole, not as an empty tree.
+func TestOverlayLoadsTheWholeTree(t *testing.T) {
+	base := dirlessFS{fstest.MapFS{
+		"images/i.yaml":   {Data: []byte("os: linux\nversion: '1'\nkernel: {url: /assets/k}\ninitrd: [{url: /assets/i}]\n")},
+		"profiles/p.yaml": {Data: []byte("image: i\n")},
+		"groups/g.yaml":   {Data: []byte("profile: p\n")},
+	}}
+	edited := []byte("os: linux\nversion: '2'\nkernel: {url: /assets/k2}\ninitrd: [{url: /assets/i}]\n")
+	snap, diags := render.Load(context.Background(), overlay{base, "images/i.yaml", edited}, render.Options{})
+	if snap == nil {
+		t.Fatal(diags)
+	}
+	if img := snap.Tree.Images["i"]; img == nil || img.Version != "2" || len(snap.Tree.Groups) != 1 {
+		t.Fatalf("edited tree: images %v, groups %v", snap.Tree.Images, snap.Tree.Groups)
+	}
+}
