@@ -3,7 +3,6 @@ package httpserver
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -281,23 +280,6 @@ func TestWebhookRefusalsLoggedOncePerInterval(t *testing.T) {
 	}
 	if n := strings.Count(logs.String(), "webhook refused"); n != 1 {
 		t.Errorf("20 refused webhooks logged %d times, want once:\n%s", n, logs.String())
-	}
-}
-
-func TestRateLimitedWarn(t *testing.T) {
-	var logs syncBuffer
-	now := time.Unix(1000, 0)
-	l := newRateLimitedWarn(slog.New(slog.NewTextHandler(&logs, nil)), "refused", 10*time.Second)
-	l.now = func() time.Time { return now }
-	for range 5 {
-		l.Warn(context.Background(), slog.String("remote", "a"))
-		now = now.Add(time.Second)
-	}
-	now = now.Add(5 * time.Second)
-	l.Warn(context.Background(), slog.String("remote", "b"))
-	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
-	if len(lines) != 2 || !strings.HasSuffix(lines[0], "remote=a") || !strings.HasSuffix(lines[1], "remote=b suppressed=4") {
-		t.Errorf("log:\n%s", logs.String())
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/pxeops/pxeops/internal/ratelog"
 	"github.com/pxeops/pxeops/omaha"
 	"github.com/pxeops/pxeops/render"
 	"github.com/pxeops/pxeops/schema"
@@ -120,7 +121,7 @@ func New(snaps Snapshots, opts Options) (http.Handler, error) {
 	handle("GET "+IPXEBinPath, "ipxe-bin", ipxeBin.ServeHTTP)
 	if opts.Trigger != nil && len(opts.WebhookSecret) > 0 {
 		hook := &webhook{secret: opts.WebhookSecret, trigger: opts.Trigger, log: opts.Logger,
-			refused: newRateLimitedWarn(opts.Logger, "webhook refused: bad or missing signature", webhookWarnEvery)}
+			refused: ratelog.New(opts.Logger, webhookWarnEvery)}
 		handle("POST /hooks/git", "hooks", s.withBody(maxHookBody, opts.BodyTimeout, hook.ServeHTTP))
 	}
 	if opts.Omaha != nil {

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/pxeops/pxeops/internal/ratelog"
 )
 
 // maxHookBody caps a webhook's body; push events are far smaller.
@@ -27,7 +29,7 @@ type webhook struct {
 	secret  []byte
 	trigger func()
 	log     *slog.Logger
-	refused *rateLimitedWarn
+	refused *ratelog.Logger
 }
 
 // ServeHTTP expects the body bounded by withBody.
@@ -38,7 +40,7 @@ func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !h.authentic(r, body) {
-		h.refused.Warn(r.Context(), slog.String("remote", r.RemoteAddr))
+		h.refused.Warn("webhook", "webhook refused: bad or missing signature", "remote", r.RemoteAddr)
 		http.Error(w, "bad or missing X-Hub-Signature-256 / X-Gitlab-Token", http.StatusUnauthorized)
 		return
 	}

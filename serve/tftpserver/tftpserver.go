@@ -29,6 +29,8 @@ import (
 	"golang.org/x/net/bpf"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
+
+	"github.com/pxeops/pxeops/internal/ratelog"
 )
 
 // Server is a read-only TFTP server over one directory. pin/tftp serves
@@ -42,7 +44,7 @@ type Server struct {
 	dir     string
 	srv     *tftp.Server
 	log     *slog.Logger
-	warn    *rateLog
+	warn    *ratelog.Logger
 	metrics *metrics
 	slots   slots
 
@@ -105,7 +107,7 @@ func New(dir string, log *slog.Logger, reg prometheus.Registerer) (*Server, erro
 	}
 	var nofile unix.Rlimit
 	unix.Getrlimit(unix.RLIMIT_NOFILE, &nofile) // Go raised it to the hard limit
-	s := &Server{root: root, dir: dir, log: log, warn: newRateLog(log, 0)}
+	s := &Server{root: root, dir: dir, log: log, warn: ratelog.New(log, 0)}
 	s.Limits = Limits{Transfers: defaultTransfers(nofile.Cur), PerClient: 8, Timeout: 2 * time.Second, Retries: 5, LogEvery: 10 * time.Second}
 	s.srv = tftp.NewServer(s.read, nil)
 	s.srv.SetHook(s)
@@ -230,7 +232,7 @@ func listenWrites(lc net.ListenConfig, reads *net.UDPConn) (*net.UDPConn, error)
 func (s *Server) Serve(l *Listener) error {
 	s.srv.SetTimeout(s.Limits.Timeout)
 	s.srv.SetRetries(s.Limits.Retries)
-	s.warn.setInterval(s.Limits.LogEvery)
+	s.warn.SetInterval(s.Limits.LogEvery)
 	if l.Writes != nil {
 		s.mu.Lock()
 		s.writes = l.Writes
@@ -250,7 +252,7 @@ func (s *Server) Shutdown() {
 	}
 	s.mu.Unlock()
 	s.srv.Shutdown()
-	s.warn.flush()
+	s.warn.Flush()
 }
 
 // slots counts transfers in flight, in all and per client address.
@@ -336,7 +338,7 @@ func (s *Server) refuseWrites(conn *net.UDPConn) {
 		}
 		name, _, _ := bytes.Cut(buf[2:n], []byte{0})
 		s.metrics.transfers.WithLabelValues("failure").Inc()
-		s.warn.warn("write", "tftp write refused", "file", strconv.Quote(string(name[:min(len(name), 128)])), "remote", peer.String())
+		s.warn.Warn("write", "tftp write refused", "file", strconv.Quote(string(name[:min(len(name), 128)])), "remote", peer.String())
 		conn.WriteToUDPAddrPort(writeRefusal, peer)
 	}
 }
@@ -399,7 +401,7 @@ func (s *Server) OnSuccess(st tftp.TransferStats) {
 // started. UEFI firmware asks for tsize, takes the answer and aborts with
 // error 8 before asking again: that size probe is counted apart and not
 // logged as a failure. Failures are logged at most once per
-// Limits.LogEvery and kind (see rateLog).
+// Limits.LogEvery and kind (see internal/ratelog).
 func (s *Server) OnFailure(st tftp.TransferStats, err error) {
 	if strings.Contains(err.Error(), "code=8") {
 		s.metrics.transfers.WithLabelValues("size_probe").Inc()
@@ -409,12 +411,12 @@ func (s *Server) OnFailure(st tftp.TransferStats, err error) {
 	if reason := refusal(st, err); reason != "" {
 		s.metrics.refused.WithLabelValues(reason).Inc()
 		if st.RemoteAddr == nil {
-			s.warn.warn(reason, "tftp request refused", "reason", reason, "err", err)
+			s.warn.Warn(reason, "tftp request refused", "reason", reason, "err", err)
 		} else {
-			s.warn.warn(reason, "tftp request refused", "reason", reason, "file", st.Filename, "remote", st.RemoteAddr.String(), "err", err)
+			s.warn.Warn(reason, "tftp request refused", "reason", reason, "file", st.Filename, "remote", st.RemoteAddr.String(), "err", err)
 		}
 		return
 	}
 	s.metrics.transfers.WithLabelValues("failure").Inc()
-	s.warn.warn("failure", "tftp transfer failed", "file", st.Filename, "remote", st.RemoteAddr.String(), "err", err)
+	s.warn.Warn("failure", "tftp transfer failed", "file", st.Filename, "remote", st.RemoteAddr.String(), "err", err)
 }

@@ -1,4 +1,7 @@
-package tftpserver
+// Package ratelog logs repeated failures once per interval with a count:
+// what anyone on the network can cause (TFTP floods, refused webhooks)
+// must cost a log line per interval, not one per packet.
+package ratelog
 
 import (
 	"log/slog"
@@ -6,12 +9,12 @@ import (
 	"time"
 )
 
-// rateLog logs repeated failures of one kind once per interval: the first
+// Logger logs repeated failures of one kind once per interval: the first
 // at once, the rest counted, and at the end of the interval the latest of
 // them with how many there were. A flood of bad packets then costs a line
 // per kind per interval, not one per packet. Kinds are a small fixed set
 // (never a client address), so the map stays small.
-type rateLog struct {
+type Logger struct {
 	log *slog.Logger
 
 	mu    sync.Mutex
@@ -26,20 +29,21 @@ type logKind struct {
 	args       []any
 }
 
-func newRateLog(log *slog.Logger, every time.Duration) *rateLog {
-	return &rateLog{log: log, every: every, kinds: map[string]*logKind{}}
+// New returns a Logger writing to log, one line per kind per every.
+func New(log *slog.Logger, every time.Duration) *Logger {
+	return &Logger{log: log, every: every, kinds: map[string]*logKind{}}
 }
 
-// setInterval changes the interval for kinds logged from now on.
-func (r *rateLog) setInterval(every time.Duration) {
+// SetInterval changes the interval for kinds logged from now on.
+func (r *Logger) SetInterval(every time.Duration) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.every = every
 }
 
-// warn logs msg at warn level unless kind was logged less than an
+// Warn logs msg at warn level unless kind was logged less than an
 // interval ago, in which case it is counted.
-func (r *rateLog) warn(kind, msg string, args ...any) {
+func (r *Logger) Warn(kind, msg string, args ...any) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	k := r.kinds[kind]
@@ -58,7 +62,7 @@ func (r *rateLog) warn(kind, msg string, args ...any) {
 
 // tick ends kind's interval: the count since its last line, if any, is
 // logged and starts another interval.
-func (r *rateLog) tick(kind string) {
+func (r *Logger) tick(kind string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	k := r.kinds[kind]
@@ -72,7 +76,7 @@ func (r *rateLog) tick(kind string) {
 }
 
 // report logs k's suppressed records, if any; r is locked.
-func (r *rateLog) report(k *logKind) bool {
+func (r *Logger) report(k *logKind) bool {
 	if k.suppressed == 0 {
 		return false
 	}
@@ -81,9 +85,9 @@ func (r *rateLog) report(k *logKind) bool {
 	return true
 }
 
-// flush logs every count still pending and stops the timers (at
+// Flush logs every count still pending and stops the timers (at
 // shutdown, so the last interval's count is not lost).
-func (r *rateLog) flush() {
+func (r *Logger) Flush() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, k := range r.kinds {
