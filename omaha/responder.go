@@ -96,7 +96,7 @@ func (rs *Responder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		rs.count("malformed")
-		http.Error(w, "malformed Omaha request: "+err.Error(), http.StatusBadRequest)
+		http.Error(w, "malformed Omaha request: "+clip(err.Error(), 256), http.StatusBadRequest) // never echo the body back
 		return
 	}
 	rs.record(req, r.RemoteAddr)

@@ -277,3 +277,14 @@ func hostSeries(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 	}
 	return out
 }
+
+// A malformed request is refused without its content echoed back: an
+// element name of 60 KB makes a short answer.
+func TestResponderDoesNotEchoMalformedBodies(t *testing.T) {
+	rs := &omaha.Responder{}
+	name := strings.Repeat("x", 60_000)
+	rec := post(t, rs, []byte("<request><"+name+" a='1'></request>"))
+	if rec.Code != http.StatusBadRequest || rec.Body.Len() > 400 {
+		t.Errorf("%d, %d bytes: %.200s", rec.Code, rec.Body.Len(), rec.Body.String())
+	}
+}
