@@ -9,16 +9,20 @@ import (
 	"time"
 )
 
-// Mkfifo makes a named pipe at path. At cleanup it opens the pipe for
-// writing once, which releases any reader the code under test left
-// waiting in open(2), so a failing test fails instead of hanging.
+// Mkfifo makes a named pipe at path. At cleanup it releases whatever the
+// code under test left waiting on it, so a failing test fails instead of
+// hanging: opening the pipe read-write (which never waits) wakes every
+// reader in open(2), removing it makes later opens fail, and closing it
+// gives readers in read(2) EOF.
 func Mkfifo(t testing.TB, path string) {
 	t.Helper()
 	if err := syscall.Mkfifo(path, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if f, err := os.OpenFile(path, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+		f, err := os.OpenFile(path, os.O_RDWR|syscall.O_NONBLOCK, 0)
+		os.Remove(path)
+		if err == nil {
 			f.Close()
 		}
 	})
