@@ -15,6 +15,8 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"slices"
+	"strings"
 	"syscall"
 )
 
@@ -78,9 +80,18 @@ func Open(name string) (*os.File, error) {
 // OpenIn opens the regular file name inside root for reading; root's
 // confinement applies exactly as to root.Open.
 func OpenIn(root *os.Root, name string) (*os.File, error) {
+	return openIn(root, name, false)
+}
+
+func openIn(root *os.Root, name string, dirOK bool) (*os.File, error) {
 	f, err := root.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, socketErr(err, name, func() (fs.FileInfo, error) { return root.Stat(name) })
+	}
+	if dirOK {
+		if info, err := f.Stat(); err == nil && info.IsDir() {
+			return f, nil
+		}
 	}
 	return regular(f, name)
 }
@@ -170,32 +181,41 @@ func socketErr(err error, name string, stat func() (fs.FileInfo, error)) error {
 	return err
 }
 
-// FS is root.FS() with every file opened by OpenIn's rules: directories
+// FS is root.FS() with every open under OpenIn's rules: directories
 // still open (fs.FS needs them), anything else that is not a regular file
-// is refused.
-func FS(root *os.Root) fs.FS { return rootFS{root: root, fsys: root.FS()} }
+// is refused, and ReadDir never waits on something that stopped being a
+// directory since it was stat-ed.
+func FS(root *os.Root) fs.FS { return rootFS{root} }
 
-type rootFS struct {
-	root *os.Root
-	fsys fs.FS
-}
+type rootFS struct{ root *os.Root }
 
 func (r rootFS) Open(name string) (fs.File, error) {
 	if !fs.ValidPath(name) {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrInvalid}
 	}
-	f, err := OpenIn(r.root, name)
-	if nr := (notRegular{}); errors.As(err, &nr) && nr.mode.IsDir() {
-		return r.fsys.Open(name)
+	return openIn(r.root, name, true)
+}
+
+func (r rootFS) ReadDir(name string) ([]fs.DirEntry, error) {
+	if !fs.ValidPath(name) {
+		return nil, &fs.PathError{Op: "readdir", Path: name, Err: fs.ErrInvalid}
 	}
+	f, err := r.root.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
 	}
-	return f, nil
+	defer f.Close()
+	es, err := f.ReadDir(-1)
+	slices.SortFunc(es, func(a, b fs.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
+	return es, err
 }
 
-func (r rootFS) ReadDir(name string) ([]fs.DirEntry, error) { return fs.ReadDir(r.fsys, name) }
-func (r rootFS) Stat(name string) (fs.FileInfo, error)      { return fs.Stat(r.fsys, name) }
+func (r rootFS) Stat(name string) (fs.FileInfo, error) {
+	if !fs.ValidPath(name) {
+		return nil, &fs.PathError{Op: "stat", Path: name, Err: fs.ErrInvalid}
+	}
+	return r.root.Stat(name)
+}
 
 var (
 	_ fs.ReadDirFS = rootFS{}

@@ -153,8 +153,11 @@ func TestFS(t *testing.T) {
 		if _, err := fs.ReadFile(fsys, "keys/fifo.asc"); !errors.Is(err, ErrNotRegular) {
 			t.Errorf("FIFO: %v", err)
 		}
-		if es, err := fs.ReadDir(fsys, "keys"); err != nil || len(es) != 2 {
+		if es, err := fs.ReadDir(fsys, "keys"); err != nil || len(es) != 2 || es[0].Name() != "fifo.asc" {
 			t.Errorf("ReadDir: %v, %v", es, err)
+		}
+		if _, err := fs.ReadDir(fsys, "keys/fifo.asc"); err == nil {
+			t.Error("ReadDir of a FIFO succeeded")
 		}
 		f, err := fsys.Open("keys")
 		if err != nil {
