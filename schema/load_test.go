@@ -2,6 +2,7 @@ package schema
 
 import (
 	"bytes"
+	"io/fs"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -92,4 +93,27 @@ func FuzzLoad(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Whatever the file system, a file that says it is not a regular file is
+// refused before it is read, as an error of the tree, not a retry.
+func TestSpecialFilesAreRefused(t *testing.T) {
+	_, diags := Load(fstest.MapFS{
+		"groups/pipe.yaml":   {Mode: fs.ModeNamedPipe},
+		"templates/dev.ign":  {Mode: fs.ModeDevice | fs.ModeCharDevice},
+		"profiles/sock.yaml": {Mode: fs.ModeSocket},
+	}, nil)
+	want := []string{
+		"groups/pipe.yaml: error: is a named pipe (FIFO), not a regular file; config files must be regular files",
+		"profiles/sock.yaml: error: is a socket, not a regular file; config files must be regular files",
+		"templates/dev.ign: error: is a character device, not a regular file; config files must be regular files",
+	}
+	if diags.Errors() != len(want) || diags.Transient() {
+		t.Fatalf("diagnostics: %v", diags)
+	}
+	for i, w := range want {
+		if diags[i].String() != w {
+			t.Errorf("diagnostic %d: %s\nwant %s", i, diags[i], w)
+		}
+	}
 }
