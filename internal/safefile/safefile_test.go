@@ -176,4 +176,3 @@ func must(t testing.TB, err error) {
 		t.Fatal(err)
 	}
 }
-
