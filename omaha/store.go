@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/pxeops/pxeops/internal/safefile"
 )
 
 // PartialDir is where downloads are written until they are verified. Its
@@ -88,7 +90,7 @@ func (s *Store) Mirror(ctx context.Context, url, name string, keys *Keyring) (As
 	}
 	defer os.Remove(tmp) // a no-op once it is renamed into place
 	asset.Name = name
-	f, err := os.Open(tmp)
+	f, err := safefile.Open(tmp)
 	if err != nil {
 		return Asset{}, err
 	}
@@ -126,17 +128,19 @@ func (s *Store) remember(url string, a Asset) {
 // mirrored finds url's asset from an earlier pass and checks its kept
 // signature again with today's keys.
 func (s *Store) mirrored(url, name string, keys *Keyring) (Asset, bool) {
-	ref, err := os.ReadFile(s.indexPath(url))
+	// Kept files are opened through safefile: whoever else writes to the
+	// assets directory cannot park a pass on a named pipe.
+	ref, err := safefile.ReadFile(s.indexPath(url), 4096)
 	sum, kept, _ := strings.Cut(string(ref), "/")
 	if err != nil || kept != name || len(sum) != 64 {
 		return Asset{}, false
 	}
 	path := filepath.Join(s.Dir, sum, name)
-	sig, err := os.ReadFile(path + ".sig")
+	sig, err := safefile.ReadFile(path+".sig", maxSignature)
 	if err != nil {
 		return Asset{}, false
 	}
-	f, err := os.Open(path)
+	f, err := safefile.Open(path)
 	if err != nil {
 		return Asset{}, false
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pxeops/pxeops/internal/omahatest"
+	"github.com/pxeops/pxeops/internal/safefile/fifotest"
 	"github.com/pxeops/pxeops/omaha"
 )
 
@@ -69,5 +70,38 @@ func TestStoreRefusesOversizedFilesAndSignatures(t *testing.T) {
 	}
 	if files := servable(t, store.Dir); len(files) > 0 {
 		t.Errorf("kept %v", files)
+	}
+}
+
+// A kept file or signature replaced by a named pipe is not waited on: the
+// file is downloaded again, as for a kept file that no longer verifies.
+func TestStoreNeverWaitsOnKeptFIFOs(t *testing.T) {
+	rel := omahatest.New(t)
+	publish(rel, "2.0.0", kernel, initrd)
+	keys, err := omaha.NewKeyring([]byte(rel.PublicKey()), []string{rel.Fingerprint()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := &omaha.Store{Dir: t.TempDir(), Backoff: time.Millisecond}
+	path := omahatest.Dir("stable", "2.0.0") + "flatcar_production_pxe.vmlinuz"
+	first, err := store.Mirror(context.Background(), rel.URL+path, "vmlinuz", keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := filepath.Join(store.Dir, first.Path())
+	for i, name := range []string{kept, kept + ".sig"} {
+		if err := os.Remove(name); err != nil {
+			t.Fatal(err)
+		}
+		fifotest.Mkfifo(t, name)
+		fifotest.Returns(t, "Mirror with "+filepath.Base(name)+" a FIFO", func() {
+			a, err := store.Mirror(context.Background(), rel.URL+path, "vmlinuz", keys)
+			if err != nil || a != first || rel.Hits(path) != 2+i {
+				t.Errorf("mirror: %+v, %v (hits %d)", a, err, rel.Hits(path))
+			}
+		})
+		if body, err := os.ReadFile(kept); err != nil || string(body) != string(kernel) {
+			t.Fatalf("the kept file was not replaced: %v", err)
+		}
 	}
 }

@@ -17,6 +17,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/pxeops/pxeops/internal/safefile"
 )
 
 // Bounds on the tree as a whole; a repository past them is refused with an
@@ -191,14 +193,25 @@ func (l *loader) entries(dir string) []fs.DirEntry {
 }
 
 // read returns a file's contents, refusing files over MaxFileSize without
-// reading them whole.
+// reading them whole, and anything but a regular file (a named pipe would
+// never end) without reading it at all. That is an error of the tree, not
+// a failed read worth retrying.
 func read(fsys fs.FS, file string, diags *Diagnostics) ([]byte, bool) {
 	f, err := fsys.Open(file)
+	if err == nil {
+		defer f.Close()
+		if info, serr := f.Stat(); serr == nil {
+			err = safefile.CheckMode(file, info.Mode())
+		}
+	}
+	if errors.Is(err, safefile.ErrNotRegular) {
+		diags.errorf(Pos{File: file}, "%v; config files must be regular files", unwrapPath(err))
+		return nil, false
+	}
 	if err != nil {
 		diags.readErrorf(Pos{File: file}, "cannot read: %v", unwrapPath(err))
 		return nil, false
 	}
-	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
 	if err != nil {
 		diags.readErrorf(Pos{File: file}, "cannot read: %v", unwrapPath(err))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io/fs"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -165,5 +166,28 @@ func TestLoadStopsWithContext(t *testing.T) {
 	}
 	if cache.files != nil || cache.runs != nil {
 		t.Error("an abandoned load filled the cache")
+	}
+}
+
+// Whatever the file system, a file that says it is not a regular file is
+// refused before it is read, as an error of the tree, not a retry.
+func TestSpecialFilesAreRefused(t *testing.T) {
+	_, diags := Load(context.Background(), fstest.MapFS{
+		"groups/pipe.yaml":   {Mode: fs.ModeNamedPipe},
+		"templates/dev.ign":  {Mode: fs.ModeDevice | fs.ModeCharDevice},
+		"profiles/sock.yaml": {Mode: fs.ModeSocket},
+	}, nil)
+	want := []string{
+		"groups/pipe.yaml: error: is a named pipe (FIFO), not a regular file; config files must be regular files",
+		"profiles/sock.yaml: error: is a socket, not a regular file; config files must be regular files",
+		"templates/dev.ign: error: is a character device, not a regular file; config files must be regular files",
+	}
+	if diags.Errors() != len(want) || diags.Transient() {
+		t.Fatalf("diagnostics: %v", diags)
+	}
+	for i, w := range want {
+		if diags[i].String() != w {
+			t.Errorf("diagnostic %d: %s\nwant %s", i, diags[i], w)
+		}
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
+
+	"github.com/pxeops/pxeops/internal/safefile"
 )
 
 // IsGitURL reports whether source names a git remote rather than a
@@ -48,9 +50,18 @@ func Auth(remote string, o AuthOptions) (transport.AuthMethod, error) {
 		} else if at := strings.Index(remote, "@"); at > 0 && !strings.Contains(remote, "://") {
 			user = remote[:at]
 		}
-		keys, err := gitssh.NewPublicKeysFromFile(user, o.SSHKey, "")
+		pem, err := safefile.ReadFile(o.SSHKey, safefile.MaxKeySize)
+		if err != nil {
+			return nil, fmt.Errorf("--ssh-key: %w", err)
+		}
+		keys, err := gitssh.NewPublicKeys(user, pem, "")
 		if err != nil {
 			return nil, fmt.Errorf("--ssh-key %s: %w", o.SSHKey, err)
+		}
+		// go-git reads known_hosts by name: a look first, so a named
+		// pipe is refused rather than waited on.
+		if _, err := safefile.ReadFile(o.KnownHosts, safefile.MaxKeySize); err != nil {
+			return nil, fmt.Errorf("--known-hosts: %w", err)
 		}
 		cb, err := gitssh.NewKnownHostsCallback(o.KnownHosts)
 		if err != nil {
@@ -61,7 +72,7 @@ func Auth(remote string, o AuthOptions) (transport.AuthMethod, error) {
 	case strings.HasPrefix(remote, "https://") || strings.HasPrefix(remote, "http://"):
 		token := ""
 		if o.TokenFile != "" {
-			b, err := os.ReadFile(o.TokenFile)
+			b, err := safefile.ReadFile(o.TokenFile, safefile.MaxKeySize)
 			if err != nil {
 				return nil, fmt.Errorf("--token-file: %w", err)
 			}

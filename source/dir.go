@@ -20,6 +20,7 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 
+	"github.com/pxeops/pxeops/internal/safefile"
 	"github.com/pxeops/pxeops/schema"
 )
 
@@ -64,14 +65,7 @@ type Dir struct {
 // NewDir opens the directory at path. It fails when path is not a
 // readable directory.
 func NewDir(dir string, opts DirOptions) (*Dir, error) {
-	info, err := os.Stat(dir)
-	if err != nil {
-		return nil, fmt.Errorf("source %s: %w", dir, err)
-	}
-	if !info.IsDir() {
-		return nil, fmt.Errorf("source %s: not a directory", dir)
-	}
-	root, err := os.OpenRoot(dir)
+	root, err := safefile.OpenRoot(dir)
 	if err != nil {
 		return nil, fmt.Errorf("source %s: %w", dir, err)
 	}
@@ -104,6 +98,11 @@ func (d *Dir) Trigger() {
 	default:
 	}
 }
+
+// Once scans the tree once, without watching: what check and render
+// load, so they read a directory exactly as serve does. Not to be called
+// while Run runs.
+func (d *Dir) Once() (Revision, error) { return d.scan(nil) }
 
 // Close releases the directory.
 func (d *Dir) Close() error { return d.root.Close() }
@@ -195,7 +194,7 @@ func (d *Dir) scan(w *fsnotify.Watcher) (Revision, error) {
 		}
 	}
 	watch(".")
-	tree := &treeFS{files: map[string]*memFile{}, dirs: map[string][]fs.DirEntry{}, disk: d.root.FS()}
+	tree := &treeFS{files: map[string]*memFile{}, dirs: map[string][]fs.DirEntry{}, disk: safefile.FS(d.root)}
 	err := d.walk(func(rel string, info fs.FileInfo) error {
 		if info.IsDir() {
 			watch(rel)
@@ -211,20 +210,27 @@ func (d *Dir) scan(w *fsnotify.Watcher) (Revision, error) {
 		num(uint64(key.mtime))
 		num(key.ino)
 		num(key.dev)
-		if !schema.InTree(rel) || !info.Mode().IsRegular() {
+		if !schema.InTree(rel) || info.IsDir() {
 			tree.add(rel, info, nil)
 			return nil
 		}
+		// A named pipe, device or socket is never opened: the load
+		// reports it at its file, like any other bad file of the tree.
 		f := d.files[rel]
-		if f == nil || f.key != key {
+		if err := safefile.CheckMode(rel, info.Mode()); err != nil {
+			f = &memFile{info: info, key: key, err: err}
+		} else if f == nil || f.key != key {
 			data, err := d.read(rel)
-			if errors.Is(err, fs.ErrNotExist) {
+			switch {
+			case errors.Is(err, fs.ErrNotExist):
 				return nil // removed since it was listed: the next scan sees the rest
-			}
-			if err != nil {
+			case errors.Is(err, safefile.ErrNotRegular):
+				f = &memFile{info: info, key: key, err: err} // replaced since it was stat-ed
+			case err != nil:
 				return err
+			default:
+				f = &memFile{info: info, key: key, data: data}
 			}
-			f = &memFile{info: info, key: key, data: data}
 		}
 		tree.add(rel, info, f)
 		return nil
@@ -239,10 +245,10 @@ func (d *Dir) scan(w *fsnotify.Watcher) (Revision, error) {
 	return Revision{ID: "dir:" + hex.EncodeToString(h.Sum(nil))[:16], FS: tree}, nil
 }
 
-// read reads a file of the tree, at most one byte more than the schema
-// accepts, so an oversized file is reported, not held.
+// read reads a regular file of the tree, at most one byte more than the
+// schema accepts, so an oversized file is reported, not held.
 func (d *Dir) read(rel string) ([]byte, error) {
-	f, err := d.root.Open(rel)
+	f, err := safefile.OpenIn(d.root, rel)
 	if err != nil {
 		return nil, err
 	}
@@ -259,7 +265,7 @@ func (d *Dir) walk(visit func(rel string, info fs.FileInfo) error) error {
 		if depth > maxDepth {
 			return fmt.Errorf("%s: deeper than %d levels; point --source at the config repository", rel, maxDepth)
 		}
-		entries, err := fs.ReadDir(d.root.FS(), rel)
+		entries, err := fs.ReadDir(safefile.FS(d.root), rel)
 		if err != nil {
 			return err
 		}

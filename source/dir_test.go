@@ -2,12 +2,15 @@ package source
 
 import (
 	"context"
+	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/pxeops/pxeops/internal/safefile"
+	"github.com/pxeops/pxeops/internal/safefile/fifotest"
 	"github.com/pxeops/pxeops/schema"
 )
 
@@ -136,5 +139,43 @@ func TestNewDirRejectsNonDirectories(t *testing.T) {
 		if _, err := NewDir(p, DirOptions{}); err == nil {
 			t.Errorf("NewDir(%s) accepted", p)
 		}
+	}
+}
+
+// A named pipe in the tree is never opened: the load reports it at its
+// file as an error of the tree (not a read to retry), and a keyring that
+// is one is refused when read, at once.
+func TestDirReportsFIFOs(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "profiles/p.yaml", "kernel: /assets/k\n")
+	writeFile(t, dir, "groups/g.yaml", "profile: p\n")
+	fifotest.Mkfifo(t, filepath.Join(dir, "groups/fifo.yaml"))
+	must(t, os.Mkdir(filepath.Join(dir, "keys"), 0o755))
+	fifotest.Mkfifo(t, filepath.Join(dir, "keys/fleet.asc"))
+	d, err := NewDir(dir, DirOptions{Poll: time.Hour})
+	must(t, err)
+	defer d.Close()
+	fifotest.Returns(t, "scan and load", func() {
+		rev, err := d.Once()
+		must(t, err)
+		_, diags := schema.Load(context.Background(), rev.FS, nil)
+		want := "groups/fifo.yaml: error: is a named pipe (FIFO), not a regular file; config files must be regular files"
+		if diags.Errors() != 1 || diags[0].String() != want || diags.Transient() {
+			t.Errorf("diagnostics: %v\nwant %s", diags, want)
+		}
+		if _, err := fs.ReadFile(rev.FS, "keys/fleet.asc"); !errors.Is(err, safefile.ErrNotRegular) {
+			t.Errorf("keyring read through the revision: %v", err)
+		}
+		// A file replaced by a pipe between the walk's stat and the read.
+		if _, err := d.read("keys/fleet.asc"); !errors.Is(err, safefile.ErrNotRegular) {
+			t.Errorf("read of a FIFO: %v", err)
+		}
+	})
+}
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -24,6 +24,7 @@ type memFile struct {
 	info fs.FileInfo
 	key  statKey
 	data []byte
+	err  error // what opening it gives instead: a named pipe, a device
 }
 
 // statKey identifies a file's content as well as stat can.
@@ -34,6 +35,9 @@ type statKey struct {
 
 func (t *treeFS) Open(name string) (fs.File, error) {
 	if f, ok := t.files[name]; ok {
+		if f.err != nil {
+			return nil, f.err
+		}
 		return &openMemFile{memFile: f, Reader: bytes.NewReader(f.data)}, nil
 	}
 	if schema.InTree(name) {

@@ -53,7 +53,8 @@ func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) int {
 }
 
 // openTree opens the tree named by the single optional argument (default
-// "."): a directory, confined to it with os.Root; or, for a git URL, or a
+// "."): a directory, read once the way serve's directory source reads it
+// (confined to it, special files refused, never waited on); or, for a git URL, or a
 // local repository given with --ref, the tree of the ref's commit. The
 // returned cleanup must be called when done.
 func openTree(ctx context.Context, fset *flag.FlagSet, g *gitFlags, stderr io.Writer) (tree fs.FS, name string, cleanup func(), code int) {
@@ -80,16 +81,25 @@ func openTree(ctx context.Context, fset *flag.FlagSet, g *gitFlags, stderr io.Wr
 		rev, cleanup, err := g.fetchOnce(ctx, remote)
 		if err != nil {
 			fmt.Fprintf(stderr, "pxeops %s: %s@%s: %v\n", fset.Name(), source.Redact(name), g.ref, err)
+			if errors.As(err, new(usageError)) {
+				return nil, "", nil, exitUsage
+			}
 			return nil, "", nil, exitInvalid
 		}
 		return rev.FS, source.Redact(name) + "@" + rev.ID[:12], cleanup, -1
 	}
-	root, err := os.OpenRoot(name)
+	dir, err := source.NewDir(name, source.DirOptions{})
 	if err != nil {
 		fmt.Fprintf(stderr, "pxeops %s: %v: give the path of a config repository\n", fset.Name(), err)
 		return nil, "", nil, exitUsage
 	}
-	return root.FS(), name, func() { root.Close() }, -1
+	rev, err := dir.Once()
+	if err != nil {
+		dir.Close()
+		fmt.Fprintf(stderr, "pxeops %s: %s: %v\n", fset.Name(), name, err)
+		return nil, "", nil, exitInvalid
+	}
+	return rev.FS, name, func() { dir.Close() }, -1
 }
 
 // choice is a flag whose value must be one of a fixed set.

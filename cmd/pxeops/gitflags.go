@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pxeops/pxeops/internal/safefile"
 	"github.com/pxeops/pxeops/source"
 )
 
@@ -59,7 +60,7 @@ func (g *gitFlags) source(remote string, poll time.Duration, log *slog.Logger) (
 	}
 	var verifier *source.Verifier
 	if g.verifyCommits != "" {
-		keyring, err := os.ReadFile(g.verifyCommits)
+		keyring, err := safefile.ReadFile(g.verifyCommits, safefile.MaxKeySize)
 		if err != nil {
 			return nil, fmt.Errorf("--verify-commits: %w", err)
 		}
@@ -81,7 +82,7 @@ func (g *gitFlags) webhookSecret(isGit bool) ([]byte, error) {
 	if !isGit {
 		return nil, errors.New("--webhook-secret-file: the webhook triggers git fetches; the source is a directory")
 	}
-	b, err := os.ReadFile(g.webhookSecretFile)
+	b, err := safefile.ReadFile(g.webhookSecretFile, safefile.MaxKeySize)
 	if err != nil {
 		return nil, fmt.Errorf("--webhook-secret-file: %w", err)
 	}
@@ -104,7 +105,7 @@ func (g *gitFlags) fetchOnce(ctx context.Context, remote string) (source.Revisio
 	repo, err := g.source(remote, time.Minute, nil)
 	if err != nil {
 		cleanup()
-		return source.Revision{}, nil, err
+		return source.Revision{}, nil, usageError{err}
 	}
 	rev, err := repo.Once(ctx)
 	if err != nil {
@@ -113,3 +114,9 @@ func (g *gitFlags) fetchOnce(ctx context.Context, remote string) (source.Revisio
 	}
 	return rev, cleanup, nil
 }
+
+// usageError is a flag's value refused before any fetch (a key file that
+// is missing or a named pipe): exit 2, as serve gives for the same flags.
+type usageError struct{ error }
+
+func (e usageError) Unwrap() error { return e.error }

@@ -18,6 +18,7 @@ import (
 	pgp "github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/go-git/go-git/v5/plumbing/object"
 
+	"github.com/pxeops/pxeops/internal/safefile"
 	"github.com/pxeops/pxeops/omaha"
 	"github.com/pxeops/pxeops/source"
 )
@@ -136,7 +137,7 @@ func (u *updaterFlags) updater(log *slog.Logger, term io.Writer) (*omaha.Updater
 	}
 	var key *pgp.Entity
 	if u.signKey != "" {
-		data, err := os.ReadFile(u.signKey)
+		data, err := safefile.ReadFile(u.signKey, safefile.MaxKeySize)
 		if err != nil {
 			return nil, fmt.Errorf("--sign-key: %w", err)
 		}

@@ -9,10 +9,14 @@ import (
 	"os"
 	"path"
 	"strings"
+
+	"github.com/pxeops/pxeops/internal/safefile"
 )
 
 // assets serves files below one directory. os.Root confines every open to
-// it, symlinks included; directories are never listed. http.ServeContent
+// it, symlinks included; directories are never listed, and named pipes,
+// devices and sockets are never opened in a way that waits (safefile):
+// all of them are 404, like a missing file. http.ServeContent
 // answers Range and conditional requests and, given an *os.File, sends it
 // with sendfile.
 type assets struct {
@@ -26,7 +30,7 @@ func newAssets(dir, prefix, flag string) (*assets, error) {
 	if dir == "" {
 		return a, nil
 	}
-	root, err := os.OpenRoot(dir)
+	root, err := safefile.OpenRoot(dir)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", flag, err)
 	}
@@ -46,7 +50,7 @@ func (a *assets) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "not found", http.StatusNotFound)
 		return
 	}
-	f, err := a.root.Open(name)
+	f, err := safefile.OpenIn(a.root, name)
 	if err != nil {
 		code := http.StatusNotFound
 		if errors.Is(err, fs.ErrPermission) {
@@ -57,7 +61,7 @@ func (a *assets) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer f.Close()
 	info, err := f.Stat()
-	if err != nil || !info.Mode().IsRegular() {
+	if err != nil {
 		http.Error(w, "not found", http.StatusNotFound)
 		return
 	}

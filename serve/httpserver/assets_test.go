@@ -7,8 +7,13 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/pxeops/pxeops/internal/safefile/fifotest"
 )
 
 func assetServer(t *testing.T) (*httptest.Server, string) {
@@ -166,4 +171,53 @@ func httpHandlerWithout(t *testing.T) http.Handler {
 	h, err := New(fixedSnapshots{}, Options{})
 	must(t, err)
 	return h
+}
+
+// A named pipe in the assets or iPXE directory is answered 404 at once,
+// like a missing file, and parks nothing: opening it for reading used to
+// wait for a writer, a goroutine, a thread and a descriptor per request.
+func TestAssetsNeverWaitOnFIFO(t *testing.T) {
+	dir := t.TempDir()
+	h, err := New(fixedSnapshots{}, Options{AssetsDir: dir, IPXEDir: dir})
+	must(t, err)
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	fifotest.Mkfifo(t, filepath.Join(dir, "fifo")) // after srv: its cleanup releases waiting handlers before srv.Close waits for them
+	must(t, os.Symlink("fifo", filepath.Join(dir, "link.efi")))
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8}}
+	defer client.CloseIdleConnections()
+	before := runtime.NumGoroutine()
+	const requests = 200
+	fifotest.Returns(t, "GET of a FIFO", func() {
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, 8)
+		for i := range requests {
+			path := []string{"/assets/fifo", "/assets/link.efi", "/ipxe-bin/fifo", "/ipxe-bin/link.efi"}[i%4]
+			wg.Go(func() {
+				sem <- struct{}{}
+				defer func() { <-sem }()
+				resp, err := client.Get(srv.URL + path)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusNotFound {
+					t.Errorf("GET %s = %d, want 404", path, resp.StatusCode)
+				}
+			})
+		}
+		wg.Wait()
+	})
+	client.CloseIdleConnections()
+	// Nothing is left waiting: back to the goroutines there were before,
+	// give or take the server's idle connections winding down.
+	deadline := time.Now().Add(2 * time.Second)
+	for runtime.NumGoroutine() > before+4 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before+4 {
+		t.Errorf("%d goroutines after %d requests, %d before", n, requests, before)
+	}
 }

@@ -31,6 +31,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/pxeops/pxeops/internal/ratelog"
+	"github.com/pxeops/pxeops/internal/safefile"
 )
 
 // Server is a read-only TFTP server over one directory. pin/tftp serves
@@ -98,7 +99,7 @@ const blockingTransfers = 128
 
 // New opens dir (the iPXE binaries) and prepares the server; reg may be nil.
 func New(dir string, log *slog.Logger, reg prometheus.Registerer) (*Server, error) {
-	root, err := os.OpenRoot(dir)
+	root, err := safefile.OpenRoot(dir)
 	if err != nil {
 		return nil, fmt.Errorf("--ipxe-dir %s: %w (Debian's ipxe package puts undionly.kpxe, ipxe.efi and snponly.efi in /usr/lib/ipxe: apt-get install ipxe)", dir, err)
 	}
@@ -365,13 +366,14 @@ func (s *Server) read(name string, rf io.ReaderFrom) error {
 	if err != nil {
 		return fmt.Errorf("%q: %w", name, err)
 	}
-	f, err := s.root.Open(path)
+	// A named pipe or device is "not found" at once, never waited on.
+	f, err := safefile.OpenIn(s.root, path)
 	if err != nil {
 		return openError(name, err)
 	}
 	defer f.Close()
 	info, err := f.Stat()
-	if err != nil || !info.Mode().IsRegular() {
+	if err != nil {
 		return fmt.Errorf("%q: file not found", name)
 	}
 	if ot, ok := rf.(tftp.OutgoingTransfer); ok {
