@@ -159,7 +159,7 @@ func TestOfferKeepsLatest(t *testing.T) {
 // groups each run a loop just under the step budget.
 func slowTree(groups int) fstest.MapFS {
 	fsys := fstest.MapFS{
-		"profiles/slow.yaml": {Data: []byte("kernel: /assets/k\nargs: [\"x={{ range 199990 }}{{ end }}{{ .MAC }}\"]\n")},
+		"profiles/slow.yaml": {Data: []byte("kernel: /assets/k\nargs: [\"x={{ range 99990 }}{{ end }}{{ .MAC }}\"]\n")},
 	}
 	for i := range groups {
 		fsys[fmt.Sprintf("groups/g%d.yaml", i)] = &fstest.MapFile{Data: fmt.Appendf(nil, "profile: slow\nselector: {mac: \"52:54:00:00:%02x:%02x\"}\n", i/256, i%256)}

@@ -30,8 +30,8 @@ type Limits struct {
 const (
 	MaxConfigSize  = 8 << 20  // a rendered config, bytes
 	MaxCmdlineSize = 16 << 10 // a rendered kernel command line, bytes (Linux's own is 2 KiB on x86)
-	maxSteps       = 200_000
-	maxRunTime     = 2 * time.Second
+	maxSteps       = 100_000
+	maxRunTime     = 5 * time.Second
 )
 
 var (

@@ -148,7 +148,7 @@ func FuzzLoad(f *testing.F) {
 // not the tree's fault), and leaves the cache as it was.
 func TestLoadStopsWithContext(t *testing.T) {
 	fsys := fstest.MapFS{
-		"profiles/p.yaml": {Data: []byte("kernel: /assets/k\nargs: [\"x={{ range 199990 }}{{ end }}{{ .MAC }}\"]\n")},
+		"profiles/p.yaml": {Data: []byte("kernel: /assets/k\nargs: [\"x={{ range 99990 }}{{ end }}{{ .MAC }}\"]\n")},
 	}
 	for i := range 200 {
 		fsys[fmt.Sprintf("groups/g%d.yaml", i)] = &fstest.MapFile{Data: fmt.Appendf(nil, "profile: p\nselector: {mac: \"52:54:00:00:00:%02x\"}\n", i)}

@@ -15,7 +15,7 @@ import (
 // its step budget) ends within a second of SIGTERM or SIGINT, saying so.
 func TestCheckObeysSignals(t *testing.T) {
 	files := map[string]string{
-		"profiles/slow.yaml": "kernel: /assets/k\nargs: [\"x={{ range 199990 }}{{ end }}{{ .MAC }}\"]\n",
+		"profiles/slow.yaml": "kernel: /assets/k\nargs: [\"x={{ range 99990 }}{{ end }}{{ .MAC }}\"]\n",
 	}
 	for i := range 400 {
 		files[fmt.Sprintf("groups/g%d.yaml", i)] = fmt.Sprintf("profile: slow\nselector: {mac: \"52:54:00:00:%02x:%02x\"}\n", i/256, i%256)

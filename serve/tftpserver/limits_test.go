@@ -130,7 +130,7 @@ func TestTransferLimit(t *testing.T) {
 	if code, msg, ok := tftpError(answer); !ok || code != 0 || !strings.Contains(msg, "server busy") {
 		t.Fatalf("third request with two in flight: %q; want error 0, server busy", answer)
 	}
-	if n := s.refusedCount("busy"); n != 1 {
+	if n := waitFor(func() float64 { return s.refusedCount("busy") }, 1); n != 1 { // counted after the answer is sent
 		t.Errorf("pxeops_tftp_refused_total{reason=\"busy\"} = %v, want 1", n)
 	}
 	first.WriteToUDP([]byte{0, 4, 0, 1}, tid) // the last block's ACK ends the first transfer
@@ -151,7 +151,7 @@ func TestUnacknowledgedTransferFreesItsSlot(t *testing.T) {
 	if code, msg, ok := tftpError(answer); !ok || code != 0 || !strings.Contains(msg, "transfers from 127.0.0.1") {
 		t.Fatalf("second request from one address with a limit of 1: %q; want error 0 naming the limit", answer)
 	}
-	if n := s.refusedCount("client_limit"); n != 1 {
+	if n := waitFor(func() float64 { return s.refusedCount("client_limit") }, 1); n != 1 {
 		t.Errorf("pxeops_tftp_refused_total{reason=\"client_limit\"} = %v, want 1", n)
 	}
 	// 2 × 200 ms of waiting plus up to 1 s of pin/tftp's backoff.
