@@ -5,6 +5,8 @@
 #      of the same server in the same run;
 #   2. /assets/ for a 100 MB file, pxeops and nginx alternating in rounds.
 # Needs wrk and nginx (apt-get install wrk nginx-light). Loopback only.
+# PXEOPS_BASELINE=/path/to/an/older/pxeops also serves the fleet from that
+# binary on :18082; the /ipxe runs then alternate between the two servers.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 work=$(mktemp -d)
@@ -31,6 +33,13 @@ events { worker_connections 1024; }
 http { access_log off; sendfile on; tcp_nopush on; server { listen 127.0.0.1:18081; root $work/www; } }
 CONF
 nginx -c "$work/nginx.conf"
+ipxe_ports=18080
+if [ -n "${PXEOPS_BASELINE:-}" ]; then
+  "$PXEOPS_BASELINE" serve --source "$work/fleet" --http-addr 127.0.0.1:18082 --server-url http://10.0.0.1:8080 2>/dev/null &
+  pids+=($!)
+  ipxe_ports="18080 18082"
+  for _ in $(seq 50); do curl -sf http://127.0.0.1:18082/readyz >/dev/null && break; sleep 0.2; done
+fi
 for _ in $(seq 50); do curl -sf http://127.0.0.1:18080/readyz >/dev/null && break; sleep 0.2; done
 for u in 18081/big.img 18080/assets/big.img; do
   got=$(curl -s -o /dev/null -w '%{http_code} %{size_download}' "http://127.0.0.1:$u")
@@ -39,14 +48,18 @@ done
 
 echo "### /ipxe, wrk closed loop (1 thread), 10,000 groups"
 for c in 4 16; do
-  echo "-- $c connections"
-  wrk -t1 -c$c -d10s --latency -s internal/loadtest/ipxe.lua http://127.0.0.1:18080 | grep -E "Requests/sec| 50%| 99%"
+  for port in $ipxe_ports; do
+    echo "-- $c connections, :$port"
+    wrk -t1 -c$c -d10s --latency -s internal/loadtest/ipxe.lua http://127.0.0.1:$port | grep -E "Requests/sec| 50%| 99%"
+  done
 done
 echo "### open loop at fixed rates, 8 connections: /ipxe vs /healthz"
 for rate in 10000 20000; do
-  for path in '/ipxe?mac=%s' /healthz; do
-    echo "-- $path at $rate req/s"
-    "$work/loadgen" -addr 127.0.0.1:18080 -path "$path" -rate $rate -duration 10s -conns 8 | tail -2
+  for port in $ipxe_ports; do
+    for path in '/ipxe?mac=%s' /healthz; do
+      echo "-- $path at $rate req/s, :$port"
+      "$work/loadgen" -addr 127.0.0.1:$port -path "$path" -rate $rate -duration 10s -conns 8 | tail -2
+    done
   done
 done
 echo "### /assets/ 100 MB file, wrk 1 thread 4 connections, alternating rounds"
