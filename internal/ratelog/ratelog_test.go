@@ -4,9 +4,10 @@ import (
 	"bytes"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/pxeops/pxeops/internal/logtest"
 )
 
 // A burst of one kind is one line at once and one with the count; other
@@ -28,8 +29,8 @@ func TestBurstIsTwoLines(t *testing.T) {
 
 // After a quiet interval the next failure is logged at once again.
 func TestQuietIntervalEnds(t *testing.T) {
-	var out bytes.Buffer
-	l := New(slog.New(slog.NewTextHandler(&syncWriter{w: &out}, nil)), 20*time.Millisecond)
+	var out logtest.Buffer
+	l := New(slog.New(slog.NewTextHandler(&out, nil)), 20*time.Millisecond)
 	l.Warn("k", "first")
 	time.Sleep(100 * time.Millisecond) // the interval ends with nothing to report
 	l.Warn("k", "second")
@@ -37,15 +38,4 @@ func TestQuietIntervalEnds(t *testing.T) {
 	if got := strings.Count(out.String(), "msg="); got != 2 || strings.Contains(out.String(), "repeated") {
 		t.Errorf("log:\n%s", out.String())
 	}
-}
-
-type syncWriter struct {
-	mu sync.Mutex
-	w  *bytes.Buffer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
 }

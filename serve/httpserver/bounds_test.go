@@ -2,7 +2,6 @@ package httpserver
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +17,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pxeops/pxeops/internal/logtest"
 )
 
 // listen serves h as pxeops serve does (Server's bounds) on a loopback
@@ -247,26 +248,8 @@ func TestBadInputNotEchoed(t *testing.T) {
 	}
 }
 
-// syncBuffer collects log output written from handler goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestWebhookRefusalsLoggedOncePerInterval(t *testing.T) {
-	var logs syncBuffer
+	var logs logtest.Buffer
 	h, err := New(fixedSnapshots{}, Options{WebhookSecret: []byte("secret"), Trigger: func() {}, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	must(t, err)
 	addr := listen(t, h)

@@ -15,25 +15,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"log/slog"
+
+	"github.com/pxeops/pxeops/internal/logtest"
 )
-
-// lockedBuffer collects log output written from several goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 func (s *Server) refusedCount(reason string) float64 {
 	return testutil.ToFloat64(s.metrics.refused.WithLabelValues(reason))
@@ -44,7 +28,7 @@ func (s *Server) refusedCount(reason string) float64 {
 // and counted, a real client (another address) still gets its file, and
 // the log holds a few lines with a count, not one per packet.
 func TestFloodFromOneClientLeavesOthersServed(t *testing.T) {
-	var logs lockedBuffer
+	var logs logtest.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	// A held transfer gives up after 2–3 s, after the flood has arrived
 	// (and before Shutdown would wait long for it).
