@@ -166,25 +166,11 @@ func TestResponderProxyTriggersOneMirroringPass(t *testing.T) {
 	}
 }
 
+// hostsGauge is pxeops_omaha_hosts{version,channel}, -1 when absent.
 func hostsGauge(t *testing.T, reg *prometheus.Registry, version, channel string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "pxeops_omaha_hosts" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			labels := map[string]string{}
-			for _, l := range m.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
-			}
-			if labels["version"] == version && labels["channel"] == channel {
-				return m.GetGauge().GetValue()
-			}
-		}
+	if v, ok := hostSeries(t, reg)[version+"/"+channel]; ok {
+		return v
 	}
 	return -1
 }

@@ -16,12 +16,7 @@ import (
 // A file mirrored before is reused after its signature checks out again;
 // one that was altered on disk is downloaded anew.
 func TestStoreReusesOnlyWhatStillVerifies(t *testing.T) {
-	rel := omahatest.New(t)
-	publish(rel, "2.0.0", kernel, initrd)
-	keys, err := omaha.NewKeyring([]byte(rel.PublicKey()), []string{rel.Fingerprint()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rel, keys := publishedRelease(t)
 	store := &omaha.Store{Dir: t.TempDir(), Backoff: time.Millisecond}
 	path := omahatest.Dir("stable", "2.0.0") + "flatcar_production_pxe.vmlinuz"
 	mirror := func() omaha.Asset {
@@ -51,15 +46,10 @@ func TestStoreReusesOnlyWhatStillVerifies(t *testing.T) {
 // Over the size cap, or with a signature over 64 KiB, nothing is kept and
 // nothing is retried.
 func TestStoreRefusesOversizedFilesAndSignatures(t *testing.T) {
-	rel := omahatest.New(t)
-	publish(rel, "2.0.0", kernel, initrd)
-	keys, err := omaha.NewKeyring([]byte(rel.PublicKey()), []string{rel.Fingerprint()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rel, keys := publishedRelease(t)
 	dir := omahatest.Dir("stable", "2.0.0")
 	store := &omaha.Store{Dir: t.TempDir(), Backoff: time.Millisecond, MaxSize: int64(len(kernel) - 1)}
-	_, err = store.Mirror(context.Background(), rel.URL+dir+"flatcar_production_pxe.vmlinuz", "vmlinuz", keys)
+	_, err := store.Mirror(context.Background(), rel.URL+dir+"flatcar_production_pxe.vmlinuz", "vmlinuz", keys)
 	if err == nil || !strings.Contains(err.Error(), "cap") || rel.Hits(dir+"flatcar_production_pxe.vmlinuz") != 1 {
 		t.Errorf("over the cap: %v (%d fetches)", err, rel.Hits(dir+"flatcar_production_pxe.vmlinuz"))
 	}
@@ -76,12 +66,7 @@ func TestStoreRefusesOversizedFilesAndSignatures(t *testing.T) {
 // A kept file or signature replaced by a named pipe is not waited on: the
 // file is downloaded again, as for a kept file that no longer verifies.
 func TestStoreNeverWaitsOnKeptFIFOs(t *testing.T) {
-	rel := omahatest.New(t)
-	publish(rel, "2.0.0", kernel, initrd)
-	keys, err := omaha.NewKeyring([]byte(rel.PublicKey()), []string{rel.Fingerprint()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rel, keys := publishedRelease(t)
 	store := &omaha.Store{Dir: t.TempDir(), Backoff: time.Millisecond}
 	path := omahatest.Dir("stable", "2.0.0") + "flatcar_production_pxe.vmlinuz"
 	first, err := store.Mirror(context.Background(), rel.URL+path, "vmlinuz", keys)
@@ -104,4 +89,17 @@ func TestStoreNeverWaitsOnKeptFIFOs(t *testing.T) {
 			t.Fatalf("the kept file was not replaced: %v", err)
 		}
 	}
+}
+
+// publishedRelease is a release server offering 2.0.0, and a keyring
+// trusting its signing key.
+func publishedRelease(t *testing.T) (*omahatest.Release, *omaha.Keyring) {
+	t.Helper()
+	rel := omahatest.New(t)
+	publish(rel, "2.0.0", kernel, initrd)
+	keys, err := omaha.NewKeyring([]byte(rel.PublicKey()), []string{rel.Fingerprint()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rel, keys
 }
