@@ -53,8 +53,8 @@ type Git struct {
 	dir    string
 	remote string // the URL the clone stores: Redact(opts.URL)
 	redact Redactor
-	mu   sync.Mutex // go-git's storage is not safe for concurrent use
-	repo *git.Repository
+	mu     sync.Mutex // go-git's storage is not safe for concurrent use
+	repo   *git.Repository
 
 	trigger chan struct{}
 	blobs   map[plumbing.Hash][]byte

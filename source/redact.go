@@ -2,6 +2,7 @@ package source
 
 import (
 	"net/url"
+	"regexp"
 	"strings"
 
 	"github.com/go-git/go-git/v5/plumbing/transport"
@@ -14,37 +15,43 @@ import (
 // user name of a token URL is often the token itself. An SSH URL keeps
 // its user name (ssh://git@host/..., scp-like git@host:path): that is a
 // login, SSH authenticates with the key, so only a password is dropped.
-// Anything without "://" (a directory, scp-like syntax) is returned as is.
+// Anything without "://" (a directory, scp-like syntax) is returned as is,
+// and so is every byte but the userinfo.
 func Redact(raw string) string {
-	scheme, rest, ok := strings.Cut(raw, "://")
+	scheme, info, rest, ok := cutUserinfo(raw)
 	if !ok {
 		return raw
 	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		// A URL go-git cannot use either; still never shown whole. A
-		// password may hold a stray "/", so everything up to the last "@"
-		// goes.
-		if at := strings.LastIndex(rest, "@"); at >= 0 {
-			return scheme + "://" + rest[at+1:]
+	if user, _, _ := strings.Cut(info, ":"); isSSH(scheme) && user != "" {
+		return scheme + "://" + user + "@" + rest
+	}
+	return scheme + "://" + rest
+}
+
+// cutUserinfo splits raw around its userinfo, as url.Parse finds it: in
+// the authority, up to its last "@". A URL url.Parse refuses is one
+// go-git cannot use either, but still never shown whole: a password may
+// hold a stray "/" or "#", so there everything up to the last "@" goes.
+func cutUserinfo(raw string) (scheme, info, rest string, ok bool) {
+	scheme, after, ok := strings.Cut(raw, "://")
+	if !ok {
+		return "", "", "", false
+	}
+	authority := after
+	if _, err := url.Parse(raw); err == nil {
+		if end := strings.IndexAny(after, "/?#"); end >= 0 {
+			authority = after[:end]
 		}
-		return raw
 	}
-	if u.User == nil {
-		return raw
+	at := strings.LastIndex(authority, "@")
+	if at < 0 {
+		return "", "", "", false
 	}
-	if isSSH(u.Scheme) && u.User.Username() != "" {
-		if _, hasPass := u.User.Password(); !hasPass {
-			return raw
-		}
-		u.User = url.User(u.User.Username())
-	} else {
-		u.User = nil
-	}
-	return u.String()
+	return scheme, after[:at], after[at+1:], true
 }
 
 func isSSH(scheme string) bool {
+	scheme = strings.ToLower(scheme)
 	return scheme == "ssh" || scheme == "git+ssh" || scheme == "ssh+git"
 }
 
@@ -81,33 +88,37 @@ type Redactor struct {
 
 // NewRedactor is the Redactor of the remote raw, authenticated by auth.
 func NewRedactor(raw string, auth transport.AuthMethod) Redactor {
-	r := Redactor{shown: Redact(raw)}
-	if raw != r.shown {
-		r.raw = raw
-		_, rest, _ := strings.Cut(raw, "://")
-		if u, err := url.Parse(raw); err == nil {
-			if end := strings.IndexAny(rest, "/?#"); end >= 0 {
-				rest = rest[:end] // the authority, as url.Parse splits it
-			}
-			p, _ := u.User.Password()
-			r.secrets = append(r.secrets, p)
-			if !isSSH(u.Scheme) { // ssh keeps its user name
-				r.secrets = append(r.secrets, u.User.Username())
-			}
+	r := Redactor{raw: raw, shown: Redact(raw)}
+	add := func(secret string) { // as written, and unescaped
+		r.secrets = append(r.secrets, secret)
+		if s, err := url.PathUnescape(secret); err == nil && s != secret {
+			r.secrets = append(r.secrets, s)
 		}
-		if at := strings.LastIndex(rest, "@"); at >= 0 {
-			r.secrets = append(r.secrets, rest[:at]) // the userinfo as written
+	}
+	if scheme, info, _, ok := cutUserinfo(raw); ok {
+		user, pass, _ := strings.Cut(info, ":")
+		if !isSSH(scheme) {
+			add(info)
+			add(user)
+			add(pass)
+		} else if pass != "" { // an SSH login is kept
+			add(user + ":" + pass)
+			add(pass)
 		}
 	}
 	if a, ok := auth.(*githttp.BasicAuth); ok && a != nil {
-		r.secrets = append(r.secrets, a.Password)
+		add(a.Password)
 	}
 	return r
 }
 
-// String returns s with the remote's credentials replaced by "***".
+// userinfo is the userinfo of a URL quoted in a message.
+var userinfo = regexp.MustCompile(`([a-zA-Z][a-zA-Z0-9+.-]*)://([^/?#@\s"'<>]*)@`)
+
+// String returns s with the remote's credentials replaced by "***", and
+// any URL quoted in s redacted as Redact would.
 func (r Redactor) String(s string) string {
-	if r.raw != "" {
+	if r.raw != r.shown {
 		s = strings.ReplaceAll(s, r.raw, r.shown)
 	}
 	for _, secret := range r.secrets {
@@ -115,7 +126,13 @@ func (r Redactor) String(s string) string {
 			s = strings.ReplaceAll(s, secret, "***")
 		}
 	}
-	return s
+	return userinfo.ReplaceAllStringFunc(s, func(m string) string {
+		sub := userinfo.FindStringSubmatch(m)
+		if user, _, _ := strings.Cut(sub[2], ":"); isSSH(sub[1]) && user != "" {
+			return sub[1] + "://" + user + "@" // a login: kept, as Redact keeps it
+		}
+		return sub[1] + "://"
+	})
 }
 
 // Error returns err with its message redacted; errors.Is and errors.As
