@@ -32,6 +32,7 @@ type Repo struct {
 	base   *object.Commit
 	subdir string
 	auth   transport.AuthMethod
+	redact source.Redactor
 }
 
 // RepoOptions say where the repository is.
@@ -44,11 +45,27 @@ type RepoOptions struct {
 	Path string
 	// CloneDir is where a URL is cloned; it must not hold another clone.
 	CloneDir string
-	Auth     transport.AuthMethod
+	// Auth authenticates to a URL (see source.Auth); nil: the
+	// credentials in the URL, if any.
+	Auth transport.AuthMethod
 }
 
-// OpenRepo opens or clones the repository and resolves Ref.
+// OpenRepo opens or clones the repository and resolves Ref. Its errors,
+// and Propose's, never show the URL's credentials or the token.
 func OpenRepo(ctx context.Context, o RepoOptions) (*Repo, error) {
+	if o.Auth == nil && source.IsGitURL(o.Location) {
+		o.Auth, _ = source.Auth(o.Location, source.AuthOptions{}) // no files to read: cannot fail
+	}
+	redact := source.NewRedactor(o.Location, o.Auth)
+	r, err := openRepo(ctx, o)
+	if err != nil {
+		return nil, redact.Error(err)
+	}
+	r.redact = redact
+	return r, nil
+}
+
+func openRepo(ctx context.Context, o RepoOptions) (*Repo, error) {
 	r := &Repo{ref: o.Ref, subdir: strings.Trim(path.Clean("/"+o.Path), "/"), auth: o.Auth}
 	var err error
 	if source.IsGitURL(o.Location) {
@@ -71,7 +88,9 @@ func OpenRepo(ctx context.Context, o RepoOptions) (*Repo, error) {
 
 // cloneBare mirrors the remote's branches into a bare repository at
 // CloneDir (made or brought up to date), its remote "origin" pointing at
-// the URL, so existing update branches are seen and pushes go there.
+// the URL, so existing update branches are seen and pushes go there. The
+// URL is stored without credentials (they travel as o.Auth); a clone an
+// older pxeops made with them gets its remote rewritten.
 func cloneBare(ctx context.Context, o RepoOptions) (*git.Repository, error) {
 	repo, err := git.PlainOpen(o.CloneDir)
 	if errors.Is(err, git.ErrRepositoryNotExists) {
@@ -81,7 +100,7 @@ func cloneBare(ctx context.Context, o RepoOptions) (*git.Repository, error) {
 		return nil, fmt.Errorf("clone in %s: %w", o.CloneDir, err)
 	}
 	_ = repo.DeleteRemote("origin") // the URL may have changed
-	if _, err := repo.CreateRemote(&config.RemoteConfig{Name: "origin", URLs: []string{o.Location}}); err != nil {
+	if _, err := repo.CreateRemote(&config.RemoteConfig{Name: "origin", URLs: []string{source.Redact(o.Location)}}); err != nil {
 		return nil, err
 	}
 	err = repo.FetchContext(ctx, &git.FetchOptions{
@@ -152,7 +171,7 @@ func (r *Repo) Propose(ctx context.Context, p Proposal) (Outcome, error) {
 	err = r.git.PushContext(ctx, push)
 	r.mu.Unlock()
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
-		return out, fmt.Errorf("push %s: %w", p.Branch, err)
+		return out, r.redact.Error(fmt.Errorf("push %s: %w", p.Branch, err))
 	}
 	out.Pushed = true
 	return out, nil

@@ -69,7 +69,12 @@ func Auth(remote string, o AuthOptions) (transport.AuthMethod, error) {
 		}
 		keys.HostKeyCallback = cb
 		return keys, nil
-	case strings.HasPrefix(remote, "https://") || strings.HasPrefix(remote, "http://"):
+	case isHTTP(remote):
+		// Credentials in the URL (user:password, or a token as the user)
+		// are accepted, but travel only as auth: the clone stores the URL
+		// without them (Redact). A token from a file or the environment
+		// wins over the URL's password.
+		fromURL := urlAuth(remote)
 		token := ""
 		if o.TokenFile != "" {
 			b, err := safefile.ReadFile(o.TokenFile, safefile.MaxKeySize)
@@ -81,11 +86,14 @@ func Auth(remote string, o AuthOptions) (transport.AuthMethod, error) {
 			token = os.Getenv(o.TokenEnv)
 		}
 		if token == "" {
-			return nil, nil
+			if fromURL == nil {
+				return nil, nil // not a typed nil: go-git tests auth != nil
+			}
+			return fromURL, nil
 		}
 		user := "x-access-token" // what GitHub expects; GitLab and Gitea take any name
-		if u, err := url.Parse(remote); err == nil && u.User != nil && u.User.Username() != "" {
-			user = u.User.Username()
+		if fromURL != nil && fromURL.Username != "" {
+			user = fromURL.Username
 		}
 		return &githttp.BasicAuth{Username: user, Password: token}, nil
 	}

@@ -172,3 +172,25 @@ func TestGitSSHKnownHosts(t *testing.T) {
 		t.Error("an SSH key without known_hosts was accepted")
 	}
 }
+
+// Credentials in the URL are the auth when none is given; the clone
+// stores the URL without them, and errors never show them.
+func TestGitURLCredentials(t *testing.T) {
+	r := gittest.New(t)
+	c1 := r.Commit("one", map[string]string{"groups/g.yaml": groupFile("a")})
+	const secret = "url-secret-456"
+	url := r.HTTP(secret)
+	state := t.TempDir()
+	withPass := strings.Replace(url, "http://", "http://user:"+secret+"@", 1)
+	if rev, err := newGit(t, withPass, state).Once(context.Background()); err != nil || rev.ID != c1 {
+		t.Fatalf("with the password in the URL: %s %v", rev.ID, err)
+	}
+	if cfg, _ := os.ReadFile(filepath.Join(state, "repo.git", "config")); strings.Contains(string(cfg), secret) || !strings.Contains(string(cfg), url) {
+		t.Errorf("the clone's config:\n%s", cfg)
+	}
+	g := newGit(t, strings.Replace(url, "http://", "http://"+secret+"@", 1), t.TempDir()) // as the user: refused
+	_, err := g.Once(context.Background())
+	if err == nil || strings.Contains(err.Error(), secret) || strings.Contains(fmt.Sprint(g.State()), secret) {
+		t.Errorf("a token as the user name: %v, state %+v", err, g.State())
+	}
+}

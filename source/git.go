@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -32,7 +31,8 @@ type GitOptions struct {
 	StateDir string
 	// Poll is the period of remote checks, jittered by ±10%.
 	Poll time.Duration
-	// Auth authenticates to the remote; nil for none.
+	// Auth authenticates to the remote (see Auth); nil: the credentials
+	// in URL, if any.
 	Auth transport.AuthMethod
 	// Verify, when set, checks each revision before it is served.
 	Verify *Verifier
@@ -48,11 +48,13 @@ var commitHash = regexp.MustCompile(`^[0-9a-f]{40}$`)
 // serving and is retried with backoff; a clone that cannot be used is
 // made anew.
 type Git struct {
-	opts GitOptions
-	log  *slog.Logger
-	dir  string
-	mu   sync.Mutex // go-git's storage is not safe for concurrent use
-	repo *git.Repository
+	opts   GitOptions
+	log    *slog.Logger
+	dir    string
+	remote string // the URL the clone stores: Redact(opts.URL)
+	redact Redactor
+	mu     sync.Mutex // go-git's storage is not safe for concurrent use
+	repo   *git.Repository
 
 	trigger chan struct{}
 	blobs   map[plumbing.Hash][]byte
@@ -91,27 +93,23 @@ func NewGit(opts GitOptions) (*Git, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.Auth == nil {
+		opts.Auth, _ = Auth(opts.URL, AuthOptions{}) // no files to read: cannot fail
+	}
+	remote := Redact(opts.URL)
 	g := &Git{
 		opts:    opts,
-		log:     opts.Logger.With("source", Redact(opts.URL)),
+		log:     opts.Logger.With("source", remote),
 		dir:     filepath.Join(opts.StateDir, "repo.git"),
+		remote:  remote,
+		redact:  NewRedactor(opts.URL, opts.Auth),
 		trigger: make(chan struct{}, 1),
 	}
-	g.state = State{Kind: "git", Location: Redact(opts.URL) + "@" + opts.Ref}
+	g.state = State{Kind: "git", Location: remote + "@" + opts.Ref}
 	if opts.Path != "" {
 		g.state.Location += ":" + opts.Path
 	}
 	return g, nil
-}
-
-// Redact drops credentials from a URL, for logs and /status.
-func Redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
-		return raw
-	}
-	u.User = nil
-	return u.String()
 }
 
 // State reports the source's health for /status.
@@ -145,7 +143,7 @@ func (g *Git) Run(ctx context.Context, emit func(Revision)) error {
 		last = rev.ID
 		emit(rev)
 	} else if !errors.Is(err, errNoLocal) {
-		g.log.Warn("local clone unusable; will clone again", "err", err)
+		g.log.Warn("local clone unusable; will clone again", "err", g.redact.Error(err))
 	}
 	failures := 0
 	timer := time.NewTimer(0)
@@ -222,8 +220,14 @@ func (g *Git) local() (Revision, error) {
 }
 
 // check asks the remote where the ref points, fetches it when it moved,
-// and returns the revision to serve.
+// and returns the revision to serve. Its errors are redacted: they reach
+// logs, /status and check's output.
 func (g *Git) check(ctx context.Context) (Revision, error) {
+	rev, err := g.checkRemote(ctx)
+	return rev, g.redact.Error(err)
+}
+
+func (g *Git) checkRemote(ctx context.Context) (Revision, error) {
 	g.setState(func(s *State) { s.Checks++ })
 	target, err := g.resolveRemote(ctx)
 	if err != nil {
@@ -236,7 +240,7 @@ func (g *Git) check(ctx context.Context) (Revision, error) {
 	}
 	// A clone that fails to fetch or to read a commit it should have is
 	// not worth repairing: start over from the remote.
-	g.log.Warn("fetch into the local clone failed; cloning again", "err", err)
+	g.log.Warn("fetch into the local clone failed; cloning again", "err", g.redact.Error(err))
 	if err := g.reset(); err != nil {
 		return Revision{}, err
 	}
@@ -267,7 +271,7 @@ func (g *Git) resolveRemote(ctx context.Context) (remoteTarget, error) {
 	}
 	refs, err := remote.ListContext(ctx, &git.ListOptions{Auth: g.opts.Auth})
 	if err != nil {
-		return remoteTarget{}, fmt.Errorf("ls-remote %s: %w", Redact(g.opts.URL), err)
+		return remoteTarget{}, fmt.Errorf("ls-remote %s: %w", g.remote, err)
 	}
 	for _, want := range []plumbing.ReferenceName{
 		plumbing.ReferenceName(g.opts.Ref),
@@ -280,7 +284,7 @@ func (g *Git) resolveRemote(ctx context.Context) (remoteTarget, error) {
 			}
 		}
 	}
-	return remoteTarget{}, fmt.Errorf("ref %q not found on %s (deleted branch or tag?)", g.opts.Ref, Redact(g.opts.URL))
+	return remoteTarget{}, fmt.Errorf("ref %q not found on %s (deleted branch or tag?)", g.opts.Ref, g.remote)
 }
 
 // open opens or creates the bare clone; g.mu held.
@@ -298,13 +302,15 @@ func (g *Git) open() error {
 	if err != nil {
 		return fmt.Errorf("local clone %s: %w", g.dir, err)
 	}
-	// The clone follows --source even when it was made for another URL.
+	// The clone follows --source even when it was made for another URL,
+	// and stores it without credentials: one an older pxeops stored with
+	// them is rewritten here.
 	cfg, err := repo.Config()
 	if err != nil {
 		return fmt.Errorf("local clone %s: %w", g.dir, err)
 	}
-	if rc := cfg.Remotes["origin"]; rc == nil || len(rc.URLs) != 1 || rc.URLs[0] != g.opts.URL {
-		cfg.Remotes["origin"] = &config.RemoteConfig{Name: "origin", URLs: []string{g.opts.URL}}
+	if rc := cfg.Remotes["origin"]; rc == nil || len(rc.URLs) != 1 || rc.URLs[0] != g.remote {
+		cfg.Remotes["origin"] = &config.RemoteConfig{Name: "origin", URLs: []string{g.remote}}
 		if err := repo.SetConfig(cfg); err != nil {
 			return fmt.Errorf("local clone %s: %w", g.dir, err)
 		}

@@ -177,7 +177,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			go dhcp.Serve(conn, l.port)
 		}
 	}
-	log.Info("pxeops serving", "version", version, "http", ln.Addr().String(), "server_url", *serverURL, "source", *src, "assets", *assetsDir)
+	log.Info("pxeops serving", "version", version, "http", ln.Addr().String(), "server_url", *serverURL, "source", source.Redact(*src), "assets", *assetsDir)
 	go rec.Run(ctx)
 	go tree.Run(ctx, rec.Offer)
 	served := make(chan error, 1)
