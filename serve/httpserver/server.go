@@ -40,7 +40,7 @@ type Options struct {
 	Status func() any
 	// Ready, when set, is asked by /readyz before the snapshot: an error
 	// (a component that stopped, named) makes it answer 503 with it.
-	Ready func() error
+	Ready  func() error
 	Logger *slog.Logger
 	// Registry collects the metrics served at /metrics.
 	Registry *prometheus.Registry
