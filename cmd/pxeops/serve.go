@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 	"time"
 
 	"github.com/pxeops/pxeops/internal/daemon"
@@ -131,7 +130,7 @@ func serveFlagError(err error) string {
 		msg += " " + fe.Value
 	}
 	msg += ": " + fe.Err.Error()
-	if fe.Field == "StateDir" && fe.Value == defaultStateDir() && !filepath.IsAbs(fe.Value) {
+	if fe.Field == "StateDir" && fe.Value == noHomeStateDir {
 		msg += " (the default when HOME is unset or empty: give --state-dir)"
 	}
 	return msg
