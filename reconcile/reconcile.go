@@ -213,6 +213,11 @@ func (r *Reconciler) Apply(ctx context.Context, rev source.Revision) string {
 	if len(a.Findings) > maxFindings {
 		a.Findings, a.Truncated = a.Findings[:maxFindings], true
 	}
+	// What still serves while this revision does not.
+	kept := "the last good snapshot keeps serving"
+	if r.served.Load() == nil {
+		kept = "nothing is served yet"
+	}
 	switch cause := context.Cause(ctx); {
 	case cause != nil:
 		snap = nil
@@ -226,11 +231,11 @@ func (r *Reconciler) Apply(ctx context.Context, rev source.Revision) string {
 			"groups", len(snap.Tree.Groups), "warnings", a.Warnings, "took", took.Round(time.Millisecond))
 	case diags.Transient():
 		a.Result = ResultRetrying
-		a.Action = "the tree could not be read; retrying with backoff, the last good snapshot keeps serving"
+		a.Action = "the tree could not be read; retrying with backoff; " + kept
 		r.log.Warn("revision unreadable, will retry", "revision", rev.ID, "err", firstError(diags))
 	default:
 		a.Result = ResultInvalid
-		a.Action = "needs a human: fix the errors (pxeops check lists them); the last good snapshot keeps serving"
+		a.Action = "needs a human: fix the errors (pxeops check lists them); " + kept
 		r.log.Error("revision rejected", "revision", rev.ID, "errors", a.Errors, "first", firstError(diags))
 	}
 	r.mu.Lock()

@@ -270,3 +270,28 @@ func writeFile(t *testing.T, name, body string) {
 		t.Fatal(err)
 	}
 }
+
+// Before any tree was served, a failed revision does not claim that a
+// last good one keeps serving.
+func TestFailureBeforeFirstServedSaysNothingIsServed(t *testing.T) {
+	r := New(render.Options{}, nil, nil)
+	bad := tree("bad")
+	bad["groups/g.yaml"] = &fstest.MapFile{Data: []byte("profile: missing\n")}
+	r.Apply(context.Background(), source.Revision{ID: "bad", FS: bad})
+	if a := r.Status().LastAttempt.Action; !strings.HasSuffix(a, "; nothing is served yet") {
+		t.Errorf("invalid first revision: action %q", a)
+	}
+	ffs := &flakyFS{FS: tree("x")}
+	ffs.failures.Store(1)
+	if got := r.Apply(context.Background(), source.Revision{ID: "x", FS: ffs}); got != ResultRetrying {
+		t.Fatalf("unreadable revision: %s", got)
+	}
+	if a := r.Status().LastAttempt.Action; !strings.HasSuffix(a, "; nothing is served yet") {
+		t.Errorf("unreadable first revision: action %q", a)
+	}
+	r.Apply(context.Background(), source.Revision{ID: "good", FS: tree("good")})
+	r.Apply(context.Background(), source.Revision{ID: "bad", FS: bad})
+	if a := r.Status().LastAttempt.Action; !strings.HasSuffix(a, "; the last good snapshot keeps serving") {
+		t.Errorf("invalid revision after a good one: action %q", a)
+	}
+}

@@ -162,7 +162,11 @@ func (g *Git) Run(ctx context.Context, emit func(Revision)) error {
 		if err != nil {
 			failures++
 			wait := min(g.opts.Poll, time.Second<<min(failures, 6))
-			g.log.Warn("git check failed; the last good revision keeps serving", "err", err, "retry_in", wait)
+			if last == "" {
+				g.log.Warn("git check failed; nothing fetched yet, nothing is served until it succeeds", "err", err, "retry_in", wait)
+			} else {
+				g.log.Warn("git check failed; the last fetched revision keeps serving", "err", err, "retry_in", wait)
+			}
 			g.setState(func(s *State) { s.LastScan, s.LastError = now, err.Error() })
 			timer.Reset(wait)
 			continue

@@ -42,15 +42,22 @@ func (g *gitFlags) register(fset *flag.FlagSet) {
 	}
 }
 
-func defaultStateDir() string {
-	if os.Geteuid() == 0 {
+func defaultStateDir() string { return defaultStateDirFor(os.Geteuid()) }
+
+// defaultStateDirFor is the default for user euid. Without HOME there is
+// no cache directory and the default is relative, which serve refuses.
+func defaultStateDirFor(euid int) string {
+	if euid == 0 {
 		return "/var/lib/pxeops"
 	}
 	if dir, err := os.UserCacheDir(); err == nil {
 		return filepath.Join(dir, "pxeops")
 	}
-	return ".pxeops-state"
+	return noHomeStateDir
 }
+
+// noHomeStateDir is the default state dir of a user without HOME.
+const noHomeStateDir = ".pxeops-state"
 
 // source builds the git source for remote.
 func (g *gitFlags) source(remote string, poll time.Duration, log *slog.Logger) (*source.Git, error) {

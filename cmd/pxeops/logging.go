@@ -16,6 +16,7 @@ const logFlushInterval = 100 * time.Millisecond
 // answering the request. Lines reach the output within logFlushInterval,
 // and Close flushes the rest; a killed process loses at most that much.
 type bufferedLog struct {
+	once sync.Once
 	mu   sync.Mutex
 	w    *bufio.Writer
 	stop chan struct{}
@@ -53,9 +54,10 @@ func (b *bufferedLog) flush() {
 	b.w.Flush()
 }
 
-// Close flushes what is buffered and stops the flusher.
+// Close flushes what is buffered and stops the flusher; later writes go
+// to the buffer and are lost. Closing again does nothing.
 func (b *bufferedLog) Close() {
-	close(b.stop)
+	b.once.Do(func() { close(b.stop) })
 	<-b.done
 }
 

@@ -57,6 +57,9 @@ func runOmaha(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if *repoFlag == "" {
 		return usage("--repo is required: a local git repository or a git URL")
 	}
+	if u.assetsDir == "" {
+		return usage("--assets-dir is required: where verified images are kept and served from")
+	}
 	log := newLogger(stderr, "info", "text")
 	updater, err := u.updater(log, stderr)
 	if err != nil {
@@ -112,6 +115,7 @@ func describeUpdate(st omaha.ImageStatus) string {
 
 // updaterFlags configure the updater, for omaha sync and serve.
 type updaterFlags struct {
+	prefix                     string // of the flags' names
 	assetsDir, signKey, author string
 	push, allowRef             bool
 	maxFileSize                int64
@@ -120,6 +124,7 @@ type updaterFlags struct {
 // register adds the updater's flags, each name with prefix (serve says
 // "omaha-"); the asset store is the caller's --assets-dir.
 func (u *updaterFlags) register(fset *flag.FlagSet, prefix string, push bool) {
+	u.prefix = prefix
 	fset.BoolVar(&u.push, prefix+"push", push, "push the update branch to the repository's remote (origin)")
 	fset.StringVar(&u.signKey, prefix+"sign-key", "", "armored OpenPGP private key (unencrypted) that signs update commits")
 	fset.StringVar(&u.author, prefix+"author", "pxeops <pxeops@localhost>", "author and committer of update commits")
@@ -127,28 +132,33 @@ func (u *updaterFlags) register(fset *flag.FlagSet, prefix string, push bool) {
 	fset.Int64Var(&u.maxFileSize, prefix+"max-file-size", 4<<30, "largest file the updater downloads, in bytes")
 }
 
+// updater builds the updater from the flags, checked first; nil, and no
+// error, without an assets dir (serve then runs without one).
 func (u *updaterFlags) updater(log *slog.Logger, term io.Writer) (*omaha.Updater, error) {
-	if u.assetsDir == "" {
-		return nil, fmt.Errorf("--assets-dir is required: where verified images are kept and served from")
-	}
 	author, err := mail.ParseAddress(u.author)
 	if err != nil {
-		return nil, fmt.Errorf("--author %q: want \"Name <email>\": %v", u.author, err)
+		return nil, fmt.Errorf("--%sauthor %q: want \"Name <email>\": %v", u.prefix, u.author, err)
+	}
+	if u.maxFileSize <= 0 {
+		return nil, fmt.Errorf("--%smax-file-size %d: want a positive number of bytes", u.prefix, u.maxFileSize)
 	}
 	var key *pgp.Entity
 	if u.signKey != "" {
 		data, err := safefile.ReadFile(u.signKey, safefile.MaxKeySize)
 		if err != nil {
-			return nil, fmt.Errorf("--sign-key: %w", err)
+			return nil, fmt.Errorf("--%ssign-key: %w", u.prefix, err)
 		}
 		keys, err := pgp.ReadArmoredKeyRing(bytes.NewReader(data))
 		if err != nil || len(keys) == 0 || keys[0].PrivateKey == nil {
-			return nil, fmt.Errorf("--sign-key %s: not an armored private key (%v)", u.signKey, err)
+			return nil, fmt.Errorf("--%ssign-key %s: not an armored private key (%v)", u.prefix, u.signKey, err)
 		}
 		if keys[0].PrivateKey.Encrypted {
-			return nil, fmt.Errorf("--sign-key %s: the key is passphrase-protected; export it without one for the updater", u.signKey)
+			return nil, fmt.Errorf("--%ssign-key %s: the key is passphrase-protected; export it without one for the updater", u.prefix, u.signKey)
 		}
 		key = keys[0]
+	}
+	if u.assetsDir == "" {
+		return nil, nil
 	}
 	hc := &http.Client{Transport: &http.Transport{Proxy: http.ProxyFromEnvironment, ResponseHeaderTimeout: time.Minute}}
 	store := &omaha.Store{Dir: u.assetsDir, HTTP: hc, MaxSize: u.maxFileSize, Log: log}

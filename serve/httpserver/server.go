@@ -38,6 +38,9 @@ type Options struct {
 	IPXEDir string
 	// Status builds the /status document.
 	Status func() any
+	// Ready, when set, is asked by /readyz before the snapshot: an error
+	// (a component that stopped, named) makes it answer 503 with it.
+	Ready  func() error
 	Logger *slog.Logger
 	// Registry collects the metrics served at /metrics.
 	Registry *prometheus.Registry
@@ -330,6 +333,12 @@ func (s *server) handleStatus(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) handleReadyz(w http.ResponseWriter, r *http.Request) {
+	if s.opts.Ready != nil {
+		if err := s.opts.Ready(); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+	}
 	snap := s.snaps.Snapshot()
 	if snap == nil {
 		http.Error(w, "not ready: no valid config served yet; see /status", http.StatusServiceUnavailable)

@@ -3,6 +3,7 @@ package httpserver
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"maps"
 	"net/http"
 	"net/http/httptest"
@@ -99,5 +100,23 @@ func TestNotReadyBeforeFirstSnapshot(t *testing.T) {
 	}
 	if w := get(t, h, "/healthz"); w.Code != http.StatusOK {
 		t.Errorf("/healthz = %d", w.Code)
+	}
+}
+
+// A failure Options.Ready reports makes /readyz 503 with its words even
+// while a snapshot is served; boot endpoints keep answering.
+func TestReadyzReportsReadyError(t *testing.T) {
+	var failure error
+	h, err := New(fixedSnapshots{testSnapshot(t)}, Options{Ready: func() error { return failure }})
+	must(t, err)
+	if w := get(t, h, "/readyz"); w.Code != http.StatusOK {
+		t.Errorf("/readyz = %d %q with nothing failed", w.Code, w.Body.String())
+	}
+	failure = errors.New("proxydhcp :67: stopped")
+	if w := get(t, h, "/readyz"); w.Code != http.StatusServiceUnavailable || w.Body.String() != "not ready: proxydhcp :67: stopped\n" {
+		t.Errorf("/readyz = %d %q, want 503 naming the failure", w.Code, w.Body.String())
+	}
+	if w := get(t, h, "/ipxe?mac=52:54:00:00:00:01"); w.Code != http.StatusOK {
+		t.Errorf("/ipxe = %d while not ready", w.Code)
 	}
 }

@@ -56,22 +56,23 @@ func New(cfg Config, snaps Snapshots, log *slog.Logger, reg prometheus.Registere
 }
 
 // InterfaceIP returns the first IPv4 address of the named interface, the
-// one clients are told to come back to.
+// one clients are told to come back to. Errors say what is wrong with
+// the interface, not which one (the caller names it).
 func InterfaceIP(name string) (net.IP, error) {
 	iface, err := net.InterfaceByName(name)
 	if err != nil {
-		return nil, fmt.Errorf("--interface %s: %w (see ip link)", name, err)
+		return nil, fmt.Errorf("%w (see ip link)", err)
 	}
 	addrs, err := iface.Addrs()
 	if err != nil {
-		return nil, fmt.Errorf("--interface %s: %w", name, err)
+		return nil, err
 	}
 	for _, a := range addrs {
 		if ip, ok := a.(*net.IPNet); ok && ip.IP.To4() != nil {
 			return ip.IP.To4(), nil
 		}
 	}
-	return nil, fmt.Errorf("--interface %s has no IPv4 address", name)
+	return nil, errors.New("no IPv4 address on it (see ip addr)")
 }
 
 // Listen opens a UDP socket on addr bound to iface (SO_BINDTODEVICE),

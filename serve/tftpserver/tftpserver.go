@@ -99,9 +99,9 @@ const blockingTransfers = 128
 
 // New opens dir (the iPXE binaries) and prepares the server; reg may be nil.
 func New(dir string, log *slog.Logger, reg prometheus.Registerer) (*Server, error) {
-	root, err := safefile.OpenRoot(dir)
+	root, err := openDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("--ipxe-dir %s: %w (Debian's ipxe package puts undionly.kpxe, ipxe.efi and snponly.efi in /usr/lib/ipxe: apt-get install ipxe)", dir, err)
+		return nil, err
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -122,16 +122,37 @@ func New(dir string, log *slog.Logger, reg prometheus.Registerer) (*Server, erro
 // the fix. Debian's /usr/lib/ipxe/ipxe.efi is a symlink to /boot, which
 // the confinement refuses like any other way out: use snponly.efi, or
 // copy ipxe.efi into the directory.
-func (s *Server) Check(files ...string) error {
+func (s *Server) Check(files ...string) error { return check(s.root, s.dir, files) }
+
+// CheckDir is Check before there is a server: dir opens, and files are
+// served from it.
+func CheckDir(dir string, files ...string) error {
+	root, err := openDir(dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	return check(root, dir, files)
+}
+
+func openDir(dir string) (*os.Root, error) {
+	root, err := safefile.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("--ipxe-dir %s: %w (Debian's ipxe package puts undionly.kpxe, ipxe.efi and snponly.efi in /usr/lib/ipxe: apt-get install ipxe)", dir, err)
+	}
+	return root, nil
+}
+
+func check(root *os.Root, dir string, files []string) error {
 	for _, f := range files {
-		info, err := s.root.Stat(f)
+		info, err := root.Stat(f)
 		if err == nil && info.Mode().IsRegular() {
 			continue
 		}
-		if target, lerr := os.Readlink(filepath.Join(s.dir, f)); lerr == nil {
-			return fmt.Errorf("--ipxe-dir %s: %s is a symlink to %s, outside the directory, and is not served; copy the file in or choose another binary", s.dir, f, target)
+		if target, lerr := os.Readlink(filepath.Join(dir, f)); lerr == nil {
+			return fmt.Errorf("--ipxe-dir %s: %s is a symlink to %s, outside the directory, and is not served; copy the file in or choose another binary", dir, f, target)
 		}
-		return fmt.Errorf("--ipxe-dir %s: %s missing (apt-get install ipxe provides undionly.kpxe and snponly.efi)", s.dir, f)
+		return fmt.Errorf("--ipxe-dir %s: %s missing (apt-get install ipxe provides undionly.kpxe and snponly.efi)", dir, f)
 	}
 	return nil
 }
@@ -229,7 +250,8 @@ func listenWrites(lc net.ListenConfig, reads *net.UDPConn) (*net.UDPConn, error)
 }
 
 // Serve serves the listener until Shutdown: reads with pin/tftp, writes
-// refused here.
+// refused here. It returns nil after Shutdown and an error when the
+// listener's socket is closed under it: nothing is served any more.
 func (s *Server) Serve(l *Listener) error {
 	s.srv.SetTimeout(s.Limits.Timeout)
 	s.srv.SetRetries(s.Limits.Retries)
@@ -242,7 +264,10 @@ func (s *Server) Serve(l *Listener) error {
 	} else {
 		s.log.Warn("tftp: write requests get pin/tftp's error 1, not 2 (access violation): the kernel refused the steering program", "err", l.WritesErr)
 	}
-	return s.srv.Serve(l.Reads)
+	if err := s.srv.Serve(l.Reads); err != nil {
+		return fmt.Errorf("tftp %s: no longer reading requests: %w", l.LocalAddr(), err)
+	}
+	return nil
 }
 
 // Shutdown stops accepting requests and waits for transfers to end.

@@ -264,3 +264,38 @@ func TestTransfersWaitInBlockingReads(t *testing.T) {
 		t.Errorf("pxeops_tftp_blocking_transfers after the last ACK: %v", got)
 	}
 }
+
+// A socket closed under the server ends Serve with an error, so the
+// daemon can say TFTP is down; Shutdown ends it with nil.
+func TestServeReturnsWhenItsSocketCloses(t *testing.T) {
+	for _, viaShutdown := range []bool{false, true} {
+		s, err := New(t.TempDir(), nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := Listen("127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- s.Serve(l) }()
+		time.Sleep(50 * time.Millisecond) // into the read
+		if viaShutdown {
+			s.Shutdown()
+		} else {
+			l.Reads.Close()
+		}
+		select {
+		case err := <-done:
+			if viaShutdown != (err == nil) {
+				t.Errorf("shutdown %v: Serve = %v", viaShutdown, err)
+			}
+			if err != nil && !strings.Contains(err.Error(), "no longer reading requests") {
+				t.Errorf("Serve = %v", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("Serve still running 5 s after its socket closed (shutdown %v)", viaShutdown)
+		}
+		s.Shutdown()
+	}
+}

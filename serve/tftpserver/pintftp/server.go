@@ -341,6 +341,15 @@ func (s *Server) Serve(conn net.PacketConn) error {
 			} else {
 				err = s.processRequest()
 			}
+			// pxeops patch: a socket closed by anything but Shutdown
+			// ends Serve with the error; upstream spun here forever,
+			// reading nothing.
+			if errors.Is(err, net.ErrClosed) {
+				if s.cancel.Err() != nil {
+					return nil
+				}
+				return err
+			}
 			if err != nil && s.hook != nil {
 				s.hook.OnFailure(TransferStats{
 					SenderAnticipateEnabled: s.sendAEnable,
@@ -361,6 +370,9 @@ func (s *Server) Serve(conn net.PacketConn) error {
 func (s *Server) processRequest4() error {
 	buf := make([]byte, datagramLength)
 	cnt, control, srcAddr, err := s.conn4.ReadFrom(buf)
+	if errors.Is(err, net.ErrClosed) {
+		return err // pxeops patch: see Serve
+	}
 	if err != nil {
 		return nil
 	}
@@ -379,6 +391,9 @@ func (s *Server) processRequest4() error {
 func (s *Server) processRequest6() error {
 	buf := make([]byte, datagramLength)
 	cnt, control, srcAddr, err := s.conn6.ReadFrom(buf)
+	if errors.Is(err, net.ErrClosed) {
+		return err // pxeops patch: see Serve
+	}
 	if err != nil {
 		return nil
 	}
@@ -399,7 +414,7 @@ func (s *Server) processRequest() error {
 	buf := make([]byte, datagramLength)
 	cnt, srcAddr, err := s.conn.ReadFrom(buf)
 	if err != nil {
-		return fmt.Errorf("reading UDP: %v", err)
+		return fmt.Errorf("reading UDP: %w", err) // pxeops patch: %w, see Serve
 	}
 	return s.handlePacket(nil, srcAddr.(*net.UDPAddr), buf, cnt, blockLength, nil)
 }
@@ -409,6 +424,7 @@ func (s *Server) processRequest() error {
 // Shutdown blocks until all outstanding requests are processed or timed out.
 // Calling Shutdown from the handler or hook might cause deadlock.
 func (s *Server) Shutdown() {
+	s.cancelFn() // pxeops patch: before the close, so Serve knows it was asked to stop
 	if !s.singlePort {
 		s.Lock()
 		// Connection could not exist if Serve or
@@ -418,7 +434,6 @@ func (s *Server) Shutdown() {
 		}
 		s.Unlock()
 	}
-	s.cancelFn()
 	if !s.singlePort {
 		s.wg.Wait()
 	}

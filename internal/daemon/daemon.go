@@ -1,0 +1,288 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/pxeops/pxeops/omaha"
+	"github.com/pxeops/pxeops/reconcile"
+	"github.com/pxeops/pxeops/render"
+	"github.com/pxeops/pxeops/serve/httpserver"
+	"github.com/pxeops/pxeops/serve/proxydhcp"
+	"github.com/pxeops/pxeops/serve/tftpserver"
+	"github.com/pxeops/pxeops/source"
+)
+
+// Status is the /status document.
+type Status struct {
+	Version   string `json:"version"`
+	ServerURL string `json:"server_url"`
+	reconcile.Status
+	Source source.State `json:"source"`
+	// Down is the component that stopped, and why; the daemon is
+	// shutting down.
+	Down  string      `json:"down,omitempty"`
+	Omaha OmahaStatus `json:"omaha"`
+}
+
+// OmahaStatus is the updater's and responder's part of /status.
+type OmahaStatus struct {
+	// Updater is "on", or "off: <why>".
+	Updater string                       `json:"updater"`
+	Error   string                       `json:"error,omitempty"`
+	Images  map[string]omaha.ImageStatus `json:"images"`
+	Census  omaha.Census                 `json:"census"`
+}
+
+// Run serves until ctx ends (nil) or a component stops that cannot go on
+// (its error): a listener whose read loop ended (HTTP, TFTP, ProxyDHCP),
+// or the source's Run returning. Then /readyz fails naming it for
+// FailGrace, and the daemon shuts down as on ctx's end. Errors binding
+// the listeners end Run before anything is served.
+func (c *Config) Run(ctx context.Context) (err error) {
+	if !c.validated {
+		if err := c.Validate(); err != nil {
+			return err
+		}
+	}
+	log := c.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	reg := c.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	rec := reconcile.New(render.Options{ServerURL: c.ServerURL}, log, reconcile.NewMetrics(reg))
+	sup := &supervisor{log: log, failed: make(chan struct{})}
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	sup.ctx = runCtx
+
+	updater, updaterState, responder := c.omaha(rec, log, reg)
+	var trigger func()
+	if len(c.WebhookSecret) > 0 {
+		trigger = c.Tree.Trigger
+	}
+	// The iPXE binaries go over HTTP too (UEFI HTTP boot) once network
+	// boot is on.
+	httpIPXEDir := ""
+	tftpOn := c.TFTPAddr != "" || c.TFTPListener != nil
+	if tftpOn {
+		httpIPXEDir = c.IPXEDir
+	}
+	handler, err := httpserver.New(rec, httpserver.Options{
+		ServerURL:     c.ServerURL,
+		AssetsDir:     c.AssetsDir,
+		IPXEDir:       httpIPXEDir,
+		Logger:        log,
+		Registry:      reg,
+		WebhookSecret: c.WebhookSecret,
+		Trigger:       trigger,
+		Omaha:         responder,
+		Ready:         sup.err,
+		Status: func() any {
+			st := Status{Version: c.Version, ServerURL: c.ServerURL, Status: rec.Status(), Source: c.Tree.State(),
+				Omaha: OmahaStatus{Updater: updaterState, Error: updater.LastError(), Images: updater.Status(), Census: responder.Census()}}
+			if err := sup.err(); err != nil {
+				st.Down = err.Error()
+			}
+			return st
+		},
+	})
+	if err != nil {
+		return err
+	}
+
+	// Bind everything before serving anything; what was bound is closed
+	// again when a later bind fails.
+	var closers []func()
+	defer func() {
+		if err != nil {
+			for _, f := range closers {
+				f()
+			}
+		}
+	}()
+	ln := c.HTTPListener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", c.HTTPAddr); err != nil {
+			return &FieldError{Field: "HTTPAddr", Value: c.HTTPAddr, Err: fmt.Errorf("%w (another server on that port?)", err)}
+		}
+		closers = append(closers, func() { ln.Close() })
+	}
+	log.Info("listening", "component", "http", "addr", ln.Addr().String())
+	var tftp *tftpserver.Server
+	tl := c.TFTPListener
+	if tftpOn {
+		if tftp, err = tftpserver.New(c.IPXEDir, log, reg); err != nil {
+			return err
+		}
+		if tl == nil {
+			if tl, err = tftpserver.Listen(c.TFTPAddr); err != nil {
+				return err // names --tftp-addr and the fix
+			}
+			closers = append(closers, func() { closeTFTP(tl) })
+		}
+		log.Info("listening", "component", "tftp", "addr", tl.LocalAddr().String())
+	}
+	var dhcp *proxydhcp.Server
+	var dhcpConns []dhcpConn
+	if c.ProxyDHCP {
+		dhcp = proxydhcp.New(proxydhcp.Config{ServerIP: c.serverIP, ServerURL: c.ServerURL, BIOSFile: c.BIOSBinary, EFIFile: c.EFIBinary, ARM64File: c.ARM64Binary}, rec, log, reg)
+		for _, l := range []dhcpConn{{c.DHCPConn, ":67", proxydhcp.ProxyPort}, {c.BootServerConn, ":4011", proxydhcp.BootServerPort}} {
+			if l.conn == nil {
+				if l.conn, err = proxydhcp.Listen(c.Interface, l.addr); err != nil {
+					return err
+				}
+				closers = append(closers, func() { l.conn.Close() })
+			}
+			dhcpConns = append(dhcpConns, l)
+			log.Info("listening", "component", l.name(), "interface", c.Interface, "addr", l.conn.LocalAddr().String())
+		}
+	}
+	log.Info("pxeops serving", "version", c.Version, "http", ln.Addr().String(), "server_url", c.ServerURL, "source", source.Redact(c.Source), "assets", c.AssetsDir)
+
+	srv := httpserver.Server(c.HTTPAddr, handler)
+	sup.Go("reconcile", func() error { rec.Run(runCtx); return nil })
+	sup.Go("source", func() error { return c.Tree.Run(runCtx, rec.Offer) })
+	sup.Go("http", func() error { return srv.Serve(ln) })
+	if tftp != nil {
+		sup.Go("tftp", func() error { return tftp.Serve(tl) })
+	}
+	for _, l := range dhcpConns {
+		sup.Go(l.name(), func() error { return dhcp.Serve(l.conn, l.port) })
+	}
+	if c.Updater != nil {
+		sup.Go("updater", func() error { c.Updater.Run(runCtx, c.OpenUpdateRepo, c.schedule(rec)); return nil })
+	}
+
+	select {
+	case <-ctx.Done():
+	case <-sup.failed:
+		log.Error("a component stopped; shutting down", "err", sup.err(), "after", c.FailGrace)
+		select {
+		case <-ctx.Done():
+		case <-time.After(c.FailGrace):
+		}
+	}
+	stop()
+	log.Info("shutting down; waiting for in-flight requests", "timeout", c.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), c.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("in-flight requests cut off at the shutdown timeout", "err", err)
+		srv.Close()
+	}
+	if tftp != nil {
+		tftp.Shutdown()
+	}
+	for _, l := range dhcpConns {
+		l.conn.Close()
+	}
+	sup.wg.Wait()
+	return sup.err()
+}
+
+type dhcpConn struct {
+	conn *net.UDPConn
+	addr string
+	port proxydhcp.Port
+}
+
+func (l dhcpConn) name() string { return fmt.Sprintf("proxydhcp:%d", l.port) }
+
+func closeTFTP(l *tftpserver.Listener) {
+	l.Reads.Close()
+	if l.Writes != nil {
+		l.Writes.Close()
+	}
+}
+
+// omaha makes the Omaha responder and hooks the updater to it: it runs
+// when the served tree sets omaha.sync (every interval) or omaha.proxy
+// (when hosts report a newer version upstream).
+func (c *Config) omaha(rec *reconcile.Reconciler, log *slog.Logger, reg prometheus.Registerer) (*omaha.Updater, string, *omaha.Responder) {
+	metrics := omaha.NewMetrics(reg)
+	policy := func() omaha.Policy {
+		if snap := rec.Snapshot(); snap != nil {
+			return omaha.PolicyOf(snap.Tree)
+		}
+		return omaha.Policy{}
+	}
+	responder := &omaha.Responder{Log: log, Metrics: metrics, Policy: policy}
+	if c.Updater == nil {
+		log.Info("image updater off", "reason", c.UpdaterOff)
+		return &omaha.Updater{}, "off: " + c.UpdaterOff, responder
+	}
+	c.Updater.Metrics = metrics
+	responder.Trigger = c.Updater.Trigger
+	return c.Updater, "on", responder
+}
+
+func (c *Config) schedule(rec *reconcile.Reconciler) func() omaha.Schedule {
+	return func() omaha.Schedule {
+		snap := rec.Snapshot()
+		if snap == nil {
+			return omaha.Schedule{}
+		}
+		o := snap.Tree.Settings.Omaha
+		return omaha.Schedule{Periodic: o.Sync, OnTrigger: o.Sync || o.Proxy, Interval: time.Duration(o.Interval), Retry: time.Minute}
+	}
+}
+
+// supervisor runs the components. One that returns while ctx is live has
+// stopped for good: the first such is the daemon's failure.
+type supervisor struct {
+	ctx    context.Context
+	log    *slog.Logger
+	wg     sync.WaitGroup
+	failed chan struct{} // closed at the first failure
+
+	mu      sync.Mutex
+	failure error
+}
+
+func (s *supervisor) Go(name string, run func() error) {
+	s.wg.Go(func() {
+		err := run()
+		if s.ctx.Err() != nil { // shutting down: listeners were closed, contexts ended
+			if err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.log.Warn("while shutting down", "component", name, "err", err)
+			}
+			return
+		}
+		if err == nil {
+			err = errors.New("its loop ended")
+		}
+		s.fail(fmt.Errorf("%s stopped: %w", name, err))
+	})
+}
+
+func (s *supervisor) fail(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failure == nil {
+		s.failure = err
+		close(s.failed)
+		return
+	}
+	s.log.Error("a component stopped", "err", err)
+}
+
+// err is the first failure, nil while every component runs.
+func (s *supervisor) err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.failure
+}
