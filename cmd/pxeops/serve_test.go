@@ -12,35 +12,18 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/pin/tftp/v3"
+
+	"github.com/pxeops/pxeops/internal/logtest"
 )
-
-// syncBuffer is a log sink the server writes while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 type testServer struct {
 	url  string
-	logs *syncBuffer
+	logs *logtest.Buffer
 	stop func() // cancels serve, as SIGTERM does
 }
 
@@ -55,7 +38,7 @@ func startServe(t testing.TB, dir string, flags ...string) *testServer {
 	addr := ln.Addr().String()
 	ln.Close()
 	ctx, cancel := context.WithCancel(context.Background())
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	done := make(chan int, 1)
 	args := append([]string{"serve", "--source", dir, "--http-addr", addr, "--log-level", "debug"}, flags...)
 	go func() { done <- run(ctx, args, io.Discard, logs) }()

@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -11,31 +10,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/pxeops/pxeops/internal/logtest"
 	"github.com/pxeops/pxeops/serve/tftpserver"
 	"github.com/pxeops/pxeops/source"
 )
-
-// syncBuffer is a log sink the daemon writes while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func must(t testing.TB, err error) {
 	t.Helper()
@@ -80,7 +61,7 @@ func udpConn(t testing.TB) *net.UDPConn {
 
 type running struct {
 	url  string
-	logs *syncBuffer
+	logs *logtest.Buffer
 	done chan error
 	stop context.CancelFunc
 }
@@ -91,7 +72,7 @@ func start(t *testing.T, cfg Config) *running {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	must(t, err)
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	cfg.HTTPListener = ln
 	cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
 	if cfg.FailGrace == 0 {
