@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Builds the pxeops OCI image FROM scratch with podman, offline: the
+# static binary, Debian's iPXE binaries (package ipxe), CA certificates
+# (package ca-certificates) and a non-root user, 65532 "pxeops". Nothing
+# is pulled: no base image.
+#
+#   packaging/build-image.sh [IMAGE]     default localhost/pxeops:latest
+#
+# PODMAN (default podman) may carry global options, e.g.
+# PODMAN="podman --root DIR --runroot DIR" to keep the build's storage apart.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+image=${1:-localhost/pxeops:latest}
+podman=${PODMAN:-podman}
+ctx=$(mktemp -d)
+trap 'rm -rf "$ctx"' EXIT
+root=$ctx/rootfs
+mkdir -p "$root/usr/bin" "$root/usr/lib/ipxe" "$root/etc/ssl/certs" "$root/var/lib/pxeops" "$root/config" "$root/tmp"
+CGO_ENABLED=0 go build -trimpath -ldflags=-s -o "$root/usr/bin/pxeops" ./cmd/pxeops
+# Debian's ipxe.efi is a symlink into /boot: copy what it points at.
+for f in undionly.kpxe snponly.efi ipxe.efi ipxe.pxe; do
+  [ -e "/usr/lib/ipxe/$f" ] && cp -L "/usr/lib/ipxe/$f" "$root/usr/lib/ipxe/$f"
+done
+[ -e "$root/usr/lib/ipxe/undionly.kpxe" ] || { echo "build-image.sh: /usr/lib/ipxe/undionly.kpxe missing: apt-get install ipxe" >&2; exit 1; }
+cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/"
+echo 'pxeops:x:65532:65532:pxeops:/var/lib/pxeops:/usr/bin/pxeops' > "$root/etc/passwd"
+echo 'pxeops:x:65532:' > "$root/etc/group"
+chmod 1777 "$root/tmp"
+cp packaging/Containerfile "$ctx/"
+# Owned by the user at build time, so the state dir is writable without root.
+tar -C "$root" --numeric-owner --owner=0 --group=0 -cf "$ctx/rootfs.tar" .
+tar -C "$root" --numeric-owner --owner=65532 --group=65532 -rf "$ctx/rootfs.tar" ./var/lib/pxeops
+$podman build --quiet -t "$image" -f "$ctx/Containerfile" "$ctx" >/dev/null
+echo "$image"
