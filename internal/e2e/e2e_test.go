@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pxeops/pxeops/internal/podmantest"
 )
 
 const (
@@ -292,4 +294,50 @@ func (l *lab) udhcpc(t *testing.T, mac, vendor string) string {
 	out, _ := exec.Command("ip", args...).CombinedOutput()
 	time.Sleep(500 * time.Millisecond) // the log is flushed every 100 ms
 	return string(out)
+}
+
+// TestNetworkBootFromContainer boots a BIOS machine from pxeops running
+// in its image (packaging/build-image.sh) in the lab's server namespace,
+// as its non-root user with CAP_NET_BIND_SERVICE alone.
+func TestNetworkBootFromContainer(t *testing.T) {
+	need(t)
+	p := podmantest.New(t)
+	const image = "localhost/pxeops:e2e"
+	p.Build(t, "../..", image)
+	work := t.TempDir()
+	assets, tree := buildAssets(t, work), fleet(t)
+	for _, d := range []string{assets, tree} { // the container's user reads them
+		if out, err := exec.Command("chmod", "-R", "a+rX", d).CombinedOutput(); err != nil {
+			t.Fatalf("chmod: %v %s", err, out)
+		}
+	}
+	l := newLab(t)
+	name := "pxeops-e2e-" + l.pfx
+	// podman joins the namespace itself: under `ip netns exec` (which
+	// mounts a sysfs of the namespace's own) runc finds no cgroups.
+	cmd := p.Cmd("run", "--rm", "--name", name, "--network", "ns:/run/netns/"+l.ns("pxe"), "--cap-drop=all", "--cap-add=NET_BIND_SERVICE",
+		"-v", tree+":/config:ro", "-v", assets+":/assets:ro", image,
+		"serve", "--source", "/config", "--assets-dir", "/assets", "--proxy-dhcp", "--interface", "eth0", "--http-addr", ":8080", "--log-level", "debug")
+	log, err := os.Create(filepath.Join(l.dir, "pxeops.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		p.Cmd("rm", "-f", "-t", "1", name).Run()
+		cmd.Process.Kill()
+		cmd.Wait()
+		log.Close()
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(l.metrics(), "pxeops_snapshot_info") {
+		if time.Now().After(deadline) {
+			t.Fatalf("pxeops in its container not ready:\n%s", l.file("pxeops.log"))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	l.boot("bios-container", "-device", "e1000,netdev=n0,mac="+labMAC)
 }
