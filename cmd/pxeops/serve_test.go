@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pin/tftp/v3"
+	tftp "github.com/pxeops/pxeops/serve/tftpserver/pintftp"
 )
 
 // syncBuffer is a log sink the server writes while the test reads.
