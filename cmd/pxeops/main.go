@@ -14,8 +14,9 @@ import (
 	"syscall"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version can be set at build time with -ldflags "-X main.version=...";
+// left empty, version.go fills it from the build info.
+var version string
 
 const usage = `pxeops: declarative network boot from a git repository or directory
 
@@ -24,7 +25,7 @@ Usage:
   pxeops check  [--format text|json|github] [--ref REF] [DIR|GIT-URL]
   pxeops render --mac MAC [--uuid U --hostname H --serial S --arch A --label k=v] [--ref REF] [DIR|GIT-URL]
   pxeops omaha sync --repo DIR|GIT-URL --assets-dir DIR [--ref main] [--push]
-  pxeops version
+  pxeops version | --version
 
 Every flag can also be set as PXEOPS_<FLAG> in the environment
 (--server-url: PXEOPS_SERVER_URL). Run "pxeops COMMAND --help" for details.
@@ -86,8 +87,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runRender(ctx, rest, stdout, stderr)
 	case "omaha":
 		return runOmaha(ctx, rest, stdout, stderr)
-	case "version":
-		fmt.Fprintln(stdout, "pxeops", version)
+	case "version", "-version", "--version":
+		printVersion(stdout)
 		return exitOK
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)

@@ -168,7 +168,7 @@ func (u *updaterFlags) updater(log *slog.Logger, term io.Writer) (*omaha.Updater
 		}
 	}
 	return &omaha.Updater{
-		Client: &omaha.Client{HTTP: hc, UserAgent: "pxeops/" + version},
+		Client: &omaha.Client{HTTP: hc, UserAgent: userAgent(version)},
 		Store:  store, Log: log,
 		Author:  object.Signature{Name: author.Name, Email: author.Address},
 		SignKey: key, Push: u.push, AllowRef: u.allowRef,

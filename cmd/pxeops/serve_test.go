@@ -16,9 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pin/tftp/v3"
-
 	"github.com/pxeops/pxeops/internal/logtest"
+	tftp "github.com/pxeops/pxeops/serve/tftpserver/pintftp"
 )
 
 type testServer struct {
@@ -97,8 +96,9 @@ func (s *testServer) servesScript(t testing.TB, mac, want string) {
 }
 
 type statusDoc struct {
-	Ready  bool
-	Served *struct {
+	Version string
+	Ready   bool
+	Served  *struct {
 		Revision string
 		Digest   string
 	}
@@ -216,8 +216,8 @@ func TestServeFollowsEdits(t *testing.T) {
 	write(t, dir, "groups/one.yaml", group(mac1))
 	write(t, dir, "profiles/p.yaml", profileWith("v=4"))
 	s.servesScript(t, mac1, " v=4")
-	if st := s.status(t); st.LastAttempt.Result != "served" {
-		t.Errorf("after fix: last attempt %+v", st.LastAttempt)
+	if st := s.status(t); st.LastAttempt.Result != "served" || st.Version != version || version == "" {
+		t.Errorf("after fix: last attempt %+v, version %q (pxeops version says %q)", st.LastAttempt, st.Version, version)
 	}
 	_, metrics, _ = s.get("/metrics")
 	for _, want := range []string{

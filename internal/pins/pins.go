@@ -10,6 +10,5 @@ import (
 	_ "github.com/fsnotify/fsnotify"
 	_ "github.com/go-git/go-git/v5"
 	_ "github.com/insomniacslk/dhcp/dhcpv4"
-	_ "github.com/pin/tftp/v3"
 	_ "gopkg.in/yaml.v3"
 )

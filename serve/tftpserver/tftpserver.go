@@ -24,8 +24,8 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/pin/tftp/v3"
 	"github.com/prometheus/client_golang/prometheus"
+	tftp "github.com/pxeops/pxeops/serve/tftpserver/pintftp"
 	"golang.org/x/net/bpf"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"

@@ -15,9 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pin/tftp/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	tftp "github.com/pxeops/pxeops/serve/tftpserver/pintftp"
 )
 
 func serve(t *testing.T) (addr string, dir string, s *Server) {

@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/pin/tftp/v3/netascii"
+	"github.com/pxeops/pxeops/serve/tftpserver/pintftp/netascii"
 )
 
 // OutgoingTransfer provides methods to set the outgoing transfer size and

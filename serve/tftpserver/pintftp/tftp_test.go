@@ -793,7 +793,7 @@ func TestRequestPacketInfo(t *testing.T) {
 	go func() {
 		err := s.Serve(conn)
 		if err != nil {
-			t.Fatalf("serve: %v", err)
+			t.Errorf("serve: %v", err)
 		}
 	}()
 	defer s.Shutdown()
@@ -914,7 +914,7 @@ func TestReadWriteErrors(t *testing.T) {
 	go func() {
 		err := s.Serve(conn)
 		if err != nil {
-			t.Fatalf("running serve: %v", err)
+			t.Errorf("running serve: %v", err)
 		}
 	}()
 	defer s.Shutdown()

@@ -22,7 +22,7 @@ import (
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
-	"github.com/pin/tftp/v3"
+	tftp "github.com/pxeops/pxeops/serve/tftpserver/pintftp"
 
 	"github.com/pxeops/pxeops/internal/gentree"
 )
