@@ -27,8 +27,11 @@ echo 'pxeops:x:65532:65532:pxeops:/var/lib/pxeops:/usr/bin/pxeops' > "$root/etc/
 echo 'pxeops:x:65532:' > "$root/etc/group"
 chmod 1777 "$root/tmp"
 cp packaging/Containerfile "$ctx/"
-# Owned by the user at build time, so the state dir is writable without root.
+# The state dir is the user's, and group 0's with mode 0770: where a
+# runtime does not give a non-root user its added capability (Docker),
+# pxeops runs as uid 0 with that capability alone, and without
+# CAP_DAC_OVERRIDE uid 0 writes only what its group may.
 tar -C "$root" --numeric-owner --owner=0 --group=0 -cf "$ctx/rootfs.tar" .
-tar -C "$root" --numeric-owner --owner=65532 --group=65532 -rf "$ctx/rootfs.tar" ./var/lib/pxeops
+tar -C "$root" --numeric-owner --owner=65532 --group=0 --mode=0770 -rf "$ctx/rootfs.tar" ./var/lib/pxeops
 $podman build --quiet -t "$image" -f "$ctx/Containerfile" "$ctx" >/dev/null
 echo "$image"

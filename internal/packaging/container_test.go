@@ -26,7 +26,7 @@ func TestContainerServesQuickstart(t *testing.T) {
 	ln.Close()
 	quickstart, _ := filepath.Abs("../../examples/quickstart")
 	name := fmt.Sprintf("pxeops-test-%d", os.Getpid())
-	out, err := p.Cmd("run", "-d", "--rm", "--name", name, "--net=host", "-v", quickstart+":/config:ro",
+	out, err := p.Cmd("run", "-d", "--rm", "--name", name, "--net=host", "--read-only", "--cap-drop=all", "-v", quickstart+":/config:ro",
 		image, "serve", "--source", "/config", "--http-addr", addr).CombinedOutput()
 	if err != nil {
 		t.Fatalf("podman run: %v\n%s", err, out)

@@ -92,7 +92,7 @@ func Listen(iface, addr string) (*net.UDPConn, error) {
 	conn, err := lc.ListenPacket(context.Background(), "udp4", addr)
 	switch {
 	case errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM):
-		return nil, fmt.Errorf("ProxyDHCP %s on %s: %w: ports 67 and 4011 need root, or CAP_NET_BIND_SERVICE and CAP_NET_RAW", addr, iface, err)
+		return nil, fmt.Errorf("ProxyDHCP %s on %s: %w: ports 67 and 4011 need root or CAP_NET_BIND_SERVICE (and CAP_NET_RAW before Linux 5.7, for SO_BINDTODEVICE)", addr, iface, err)
 	case errors.Is(err, syscall.EADDRINUSE):
 		return nil, fmt.Errorf("ProxyDHCP %s on %s: %w: another DHCP or proxy server (dnsmasq?) holds the port", addr, iface, err)
 	case err != nil:
