@@ -90,6 +90,7 @@ func (c *Config) Run(ctx context.Context) (err error) {
 		WebhookSecret: c.WebhookSecret,
 		Trigger:       trigger,
 		Omaha:         responder,
+		OmahaMaxBody:  omaha.MaxBody,
 		Ready:         sup.err,
 		Status: func() any {
 			st := Status{Version: c.Version, ServerURL: c.ServerURL, Status: rec.Status(), Source: c.Tree.State(),

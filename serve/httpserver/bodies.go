@@ -19,6 +19,7 @@ const (
 	defaultBodyTimeout        = 10 * time.Second
 	defaultMaxBodiesPerClient = 16
 	defaultMaxBodies          = 256
+	defaultOmahaMaxBody       = 64 << 10 // update_engine's requests are a few KiB
 )
 
 // bodyGate counts the request bodies being read, per client address and

@@ -17,7 +17,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/pxeops/pxeops/internal/ratelog"
-	"github.com/pxeops/pxeops/omaha"
 	"github.com/pxeops/pxeops/render"
 	"github.com/pxeops/pxeops/schema"
 )
@@ -49,7 +48,10 @@ type Options struct {
 	WebhookSecret []byte
 	Trigger       func()
 	// Omaha answers update_engine at POST /v1/update/; nil: not served.
-	Omaha http.Handler
+	// OmahaMaxBody caps its request bodies (omaha.MaxBody; handed in so
+	// the HTTP server does not import the updater and its git stack).
+	Omaha        http.Handler
+	OmahaMaxBody int64
 	// BodyTimeout bounds reading a request body whole (POST /v1/update/,
 	// /hooks/git); 0: 10s.
 	BodyTimeout time.Duration
@@ -128,7 +130,7 @@ func New(snaps Snapshots, opts Options) (http.Handler, error) {
 		handle("POST /hooks/git", "hooks", s.withBody(maxHookBody, opts.BodyTimeout, hook.ServeHTTP))
 	}
 	if opts.Omaha != nil {
-		update := s.withBody(omaha.MaxBody, opts.BodyTimeout, opts.Omaha.ServeHTTP)
+		update := s.withBody(cmp.Or(opts.OmahaMaxBody, defaultOmahaMaxBody), opts.BodyTimeout, opts.Omaha.ServeHTTP)
 		handle("POST /v1/update/", "omaha", update)
 		handle("POST /v1/update", "omaha", update)
 	}
