@@ -52,15 +52,19 @@ func (e *BudgetError) Error() string { return e.msg }
 // before each range iteration, template call and function-calling action.
 const stepFunc = "pxeopsStep"
 
-// wrapped are the builtins that can build strings much larger than their
-// inputs; each is replaced by a copy that counts what it builds.
-var wrapped = map[string]func(...any) (string, error){
-	"print":    func(a ...any) (string, error) { return fmt.Sprint(a...), nil },
-	"println":  func(a ...any) (string, error) { return fmt.Sprintln(a...), nil },
-	"printf":   nil, // has a format argument: below
-	"html":     func(a ...any) (string, error) { return template.HTMLEscaper(a...), nil },
-	"js":       func(a ...any) (string, error) { return template.JSEscaper(a...), nil },
-	"urlquery": func(a ...any) (string, error) { return template.URLQueryEscaper(a...), nil },
+// wrapped are the builtins that can build strings larger than their
+// inputs, with how many bytes one input byte can become; each is replaced
+// by a copy that counts what it builds. printf, which also has widths, is
+// budget.printf.
+var wrapped = map[string]struct {
+	grow int
+	fn   func(...any) string
+}{
+	"print":    {1, fmt.Sprint},
+	"println":  {1, fmt.Sprintln},
+	"html":     {6, template.HTMLEscaper},     // " → &#34;
+	"js":       {6, template.JSEscaper},       // < → \u003C
+	"urlquery": {3, template.URLQueryEscaper}, // ' ' → %20
 }
 
 // runner is a parsed template that runs within Limits. It is the one way
@@ -245,14 +249,10 @@ func (r *runner) instance() *instance {
 	in := &instance{tmpl: template.Must(r.tmpl.Clone())}
 	b := &in.b
 	b.r = r
-	funcs := template.FuncMap{stepFunc: b.step}
-	for name, fn := range wrapped {
-		if fn == nil {
-			funcs[name] = b.printf
-			continue
-		}
+	funcs := template.FuncMap{stepFunc: b.step, "printf": b.printf}
+	for name, w := range wrapped {
 		funcs[name] = func(a ...any) (string, error) {
-			return b.build(estimate(a), func() string { s, _ := fn(a...); return s })
+			return b.build(w.grow*estimate(a), func() string { return w.fn(a...) })
 		}
 	}
 	in.tmpl.Funcs(funcs)
@@ -369,7 +369,7 @@ func estimate(a []any) int {
 			n += len(v)
 		}
 	}
-	return 6 * n // html and js escape a byte into at most six
+	return n
 }
 
 // limitWriter fails the run once it has written its budget.

@@ -176,3 +176,17 @@ func FuzzTemplate(f *testing.F) {
 		}
 	})
 }
+
+// A budget counts what a function can build, not six times everything:
+// print of 6 MB of strings fits the 32 MiB a config may build, though
+// six times it would not.
+func TestPrintCountsWhatItBuilds(t *testing.T) {
+	r, err := parseTemplate("t", `{{$x := printf "%01000000d" 1}}{{$y := print $x $x $x $x $x $x}}{{len $y}}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	if err := r.Execute(context.Background(), &out, &TemplateData{}, configLimits); err != nil || out.String() != "6000000" {
+		t.Errorf("%q, %v", out.String(), err)
+	}
+}
