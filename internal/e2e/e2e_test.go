@@ -1,8 +1,3 @@
-// Package e2e boots real firmware against pxeops, following
-// ../shared/e2e-lab.md: three network namespaces joined by a bridge, dnsmasq
-// handing out addresses only, `pxeops serve --proxy-dhcp` in its own
-// namespace, and QEMU under software emulation. It needs root, qemu,
-// dnsmasq, OVMF and QEMU's iPXE ROMs; .ci/run installs them and runs it.
 package e2e
 
 import (

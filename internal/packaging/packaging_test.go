@@ -1,6 +1,3 @@
-// Package packaging tests the files in packaging/: the systemd unit with
-// systemd's own checker, the Kubernetes example's security settings and
-// its fleet as the kubelet would mount it.
 package packaging
 
 import (

@@ -16,7 +16,7 @@ import (
 )
 
 // The requests of TestAnswers are built field by field after what
-// ../shared/pxe-facts.md records, to cover cases the lab's firmware does
+// the specifications and internal/e2e/README.md record, to cover cases the lab's firmware does
 // not send (old ROMs, arm64, ia32, relays); TestCapturedRequests replays
 // real captures.
 
