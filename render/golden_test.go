@@ -6,7 +6,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/pxeops/pxeops/schema"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -88,7 +87,7 @@ func goldenOutput(t *testing.T, file string, a *txtar.Archive) string {
 	b.WriteString("valid\n")
 	for _, q := range machines {
 		fmt.Fprintf(&b, "\n## %s\n", q)
-		m, err := schema.ParseMachineQuery(q)
+		m, err := ParseMachineQuery(q)
 		if err != nil {
 			fmt.Fprintf(&b, "bad request: %v\n", err)
 			continue
@@ -112,6 +111,31 @@ func goldenOutput(t *testing.T, file string, a *txtar.Archive) string {
 		default:
 			fmt.Fprintf(&b, "[config]\n%s\n", strings.TrimSuffix(out.String(), "\n"))
 		}
+		out.Reset()
+		if err := snap.WriteMetadata(&out, g, &m); err != nil {
+			fmt.Fprintf(&b, "metadata error: %v\n", err)
+		}
+		fmt.Fprintf(&b, "[metadata]\n%s", out.String())
+		if m.MAC == "" {
+			continue
+		}
+		// The Pixiecore API asks by MAC alone, which may match another group.
+		pm := Machine{MAC: m.MAC}
+		pg := snap.Lookup(&pm)
+		switch {
+		case pg == nil:
+			b.WriteString("[pixiecore] no match by mac alone\n")
+			continue
+		case pg != g:
+			fmt.Fprintf(&b, "[pixiecore] mac alone: group %s, profile %s\n", pg.ID, pg.Profile.ID)
+		default:
+			b.WriteString("[pixiecore]\n")
+		}
+		out.Reset()
+		if err := snap.WritePixiecore(&out, pg, &pm); err != nil {
+			fmt.Fprintf(&b, "pixiecore error: %v\n", err)
+		}
+		b.Write(out.Bytes())
 	}
 	return b.String()
 }

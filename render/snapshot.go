@@ -1,6 +1,9 @@
 // Package render turns a validated tree into an immutable Snapshot: the
 // index that answers "which group does this machine get" and everything
-// precomputed that a boot request would otherwise redo.
+// precomputed that a boot request would otherwise redo. It writes every
+// answer a machine gets (script, config, /metadata, the Pixiecore body)
+// and is the servers' one view of the model: they import render, never
+// schema (request.go names what they need from it).
 package render
 
 import (

@@ -1,10 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"github.com/pxeops/pxeops/schema"
 	"io"
 	"net/url"
 	"strings"
@@ -13,7 +13,7 @@ import (
 )
 
 func runRender(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fset := newFlags("render", "render --mac MAC [--uuid U --hostname H --serial S --arch A --label k=v] [DIR]\n\nShows which group a machine gets and why, and the exact iPXE script and config it would be served.", stderr)
+	fset := newFlags("render", "render --mac MAC [--uuid U --hostname H --serial S --arch A --label k=v] [DIR]\n\nShows which group a machine gets and why, and every answer it would be served: the iPXE script, the config, /metadata and the Pixiecore API's body.", stderr)
 	q := url.Values{}
 	for _, key := range []string{"mac", "uuid", "hostname", "serial", "arch"} {
 		fset.Func(key, "the machine's "+key, func(v string) error { q.Set(key, v); return nil })
@@ -34,7 +34,7 @@ func runRender(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		}
 		q.Add(k, v)
 	}
-	m, err := schema.ParseMachine(q)
+	m, err := render.ParseMachine(q)
 	if err != nil {
 		fmt.Fprintf(stderr, "pxeops render: --%v\n", err)
 		return exitUsage
@@ -60,7 +60,7 @@ func runRender(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	return explain(stdout, snap, &m)
 }
 
-func explain(w io.Writer, snap *render.Snapshot, m *schema.Machine) int {
+func explain(w io.Writer, snap *render.Snapshot, m *render.Machine) int {
 	fmt.Fprintf(w, "machine:  %s\n", m)
 	g := snap.Lookup(m)
 	for _, c := range snap.Explain(m) {
@@ -97,6 +97,40 @@ func explain(w io.Writer, snap *render.Snapshot, m *schema.Machine) int {
 		return exitInvalid
 	default:
 		fmt.Fprintln(w)
+	}
+	fmt.Fprintf(w, "\n--- metadata (/metadata) ---\n")
+	var md bytes.Buffer
+	if err := snap.WriteMetadata(&md, g, m); err != nil {
+		fmt.Fprintf(w, "error: %v\n", err)
+		return exitInvalid
+	}
+	if md.Len() == 0 {
+		md.WriteString("(empty)\n")
+	}
+	w.Write(md.Bytes())
+	return explainPixiecore(w, snap, g, m)
+}
+
+// explainPixiecore shows the Pixiecore API's answer, which asks by MAC
+// alone: a group that needs more of the machine does not match there.
+func explainPixiecore(w io.Writer, snap *render.Snapshot, g *render.Group, m *render.Machine) int {
+	if m.MAC == "" {
+		fmt.Fprintf(w, "\n--- Pixiecore API (/pixiecore/v1/boot/MAC) ---\n(none: it asks by MAC; give --mac)\n")
+		return exitOK
+	}
+	fmt.Fprintf(w, "\n--- Pixiecore API (/pixiecore/v1/boot/%s) ---\n", m.MAC)
+	pm := render.Machine{MAC: m.MAC}
+	pg := snap.Lookup(&pm)
+	switch {
+	case pg == nil:
+		fmt.Fprintf(w, "(none: no group matches mac=%s alone and there is no default group)\n", m.MAC)
+		return exitOK
+	case pg != g:
+		fmt.Fprintf(w, "(by MAC alone: %s, profile %s)\n", pg.ID, pg.Profile.ID)
+	}
+	if err := snap.WritePixiecore(w, pg, &pm); err != nil {
+		fmt.Fprintf(w, "error: %v\n", err)
+		return exitInvalid
 	}
 	return exitOK
 }

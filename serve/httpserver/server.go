@@ -18,7 +18,6 @@ import (
 
 	"github.com/pxeops/pxeops/internal/ratelog"
 	"github.com/pxeops/pxeops/render"
-	"github.com/pxeops/pxeops/schema"
 )
 
 // Snapshots gives the snapshot to serve; nil until the first one.
@@ -108,7 +107,7 @@ func New(snaps Snapshots, opts Options) (http.Handler, error) {
 	handle("GET /boot.ipxe", "boot.ipxe", s.handleBootIPXE)
 	handle("GET /ipxe", "ipxe", s.handleIPXE)
 	for _, c := range []struct{ path, typ string }{
-		{"/config", ""}, {"/ignition", schema.ConfigIgnition}, {"/cloud", schema.ConfigCloudConfig}, {"/generic", schema.ConfigRaw},
+		{"/config", ""}, {"/ignition", render.ConfigIgnition}, {"/cloud", render.ConfigCloudConfig}, {"/generic", render.ConfigRaw},
 	} {
 		handle("GET "+c.path, strings.TrimPrefix(c.path, "/"), s.configHandler(c.typ))
 	}
@@ -178,7 +177,7 @@ type httpError struct {
 func (e *httpError) Error() string { return e.msg }
 
 // match finds the group of a boot request in snap.
-func match(snap *render.Snapshot, m *schema.Machine) (*render.Group, error) {
+func match(snap *render.Snapshot, m *render.Machine) (*render.Group, error) {
 	if snap == nil {
 		return nil, &httpError{http.StatusServiceUnavailable, "no valid config served yet; see /status"}
 	}
@@ -192,8 +191,8 @@ func match(snap *render.Snapshot, m *schema.Machine) (*render.Group, error) {
 // machineFromQuery reads the machine of a boot request. A query that
 // does not parse whole is refused: the part that did parse could match
 // the default group, whose profile may install over a disk.
-func machineFromQuery(r *http.Request) (schema.Machine, error) {
-	m, err := schema.ParseMachineQuery(r.URL.RawQuery)
+func machineFromQuery(r *http.Request) (render.Machine, error) {
+	m, err := render.ParseMachineQuery(r.URL.RawQuery)
 	if err != nil {
 		return m, &httpError{http.StatusBadRequest, "bad query: " + err.Error()}
 	}
@@ -202,7 +201,7 @@ func machineFromQuery(r *http.Request) (schema.Machine, error) {
 
 // boot serves a boot answer: it resolves the machine, writes the body with
 // render, and logs the request once.
-func (s *server) boot(w http.ResponseWriter, r *http.Request, endpoint string, m schema.Machine, mErr error, write func(snap *render.Snapshot, g *render.Group) error) {
+func (s *server) boot(w http.ResponseWriter, r *http.Request, endpoint string, m render.Machine, mErr error, write func(snap *render.Snapshot, g *render.Group) error) {
 	snap := s.snaps.Snapshot() // one load: the whole answer comes from this revision
 	if snap != nil {
 		w.Header().Set(RevisionHeader, snap.Revision)
@@ -235,7 +234,7 @@ func (s *server) boot(w http.ResponseWriter, r *http.Request, endpoint string, m
 // logBoot logs a boot request once. It builds the record only when the
 // level is on, with typed attributes: at thousands of requests a second,
 // logging is a good part of a request's cost.
-func (s *server) logBoot(r *http.Request, level slog.Level, msg, endpoint string, m *schema.Machine, snap *render.Snapshot, g *render.Group, extra ...slog.Attr) {
+func (s *server) logBoot(r *http.Request, level slog.Level, msg, endpoint string, m *render.Machine, snap *render.Snapshot, g *render.Group, extra ...slog.Attr) {
 	ctx := r.Context()
 	if !s.log.Enabled(ctx, level) {
 		return
@@ -277,7 +276,7 @@ func (s *server) configHandler(typ string) http.HandlerFunc {
 				return &httpError{http.StatusNotFound, fmt.Sprintf("profile %s serves %s, not %s; fetch /config", g.Profile.ID, have, typ)}
 			}
 			ctype := "text/plain; charset=utf-8"
-			if have == schema.ConfigIgnition {
+			if have == render.ConfigIgnition {
 				ctype = "application/json"
 			}
 			w.Header().Set("Content-Type", ctype)
@@ -290,36 +289,20 @@ func (s *server) handleMetadata(w http.ResponseWriter, r *http.Request) {
 	m, err := machineFromQuery(r)
 	s.boot(w, r, "metadata", m, err, func(snap *render.Snapshot, g *render.Group) error {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, err := w.Write(metadataEnv(g, &m))
-		return err
+		return snap.WriteMetadata(w, g, &m)
 	})
 }
 
-// pixiecoreBoot is the Pixiecore API's answer.
-type pixiecoreBoot struct {
-	Kernel  string   `json:"kernel"`
-	Initrd  []string `json:"initrd,omitempty"`
-	Cmdline string   `json:"cmdline,omitempty"`
-}
-
 func (s *server) handlePixiecore(w http.ResponseWriter, r *http.Request) {
-	var m schema.Machine
-	mac, err := schema.NormalizeValue(schema.KeyMAC, r.PathValue("mac"))
+	var m render.Machine
+	mac, err := render.ParseMAC(r.PathValue("mac"))
 	if err != nil {
 		err = &httpError{http.StatusBadRequest, "bad MAC in path: " + err.Error()}
 	}
 	m.MAC = mac
 	s.boot(w, r, "pixiecore", m, err, func(snap *render.Snapshot, g *render.Group) error {
-		cmdline, err := snap.Cmdline(g, &m)
-		if err != nil {
-			return err
-		}
-		b := pixiecoreBoot{Kernel: g.Profile.Kernel, Cmdline: cmdline}
-		for _, i := range g.Profile.Initrds {
-			b.Initrd = append(b.Initrd, i.URL)
-		}
 		w.Header().Set("Content-Type", "application/json")
-		return json.NewEncoder(w).Encode(b)
+		return snap.WritePixiecore(w, g, &m)
 	})
 }
 

@@ -1,19 +1,23 @@
-package httpserver
+package render
 
 import (
 	"fmt"
+	"io"
 	"maps"
 	"slices"
 	"strings"
-
-	"github.com/pxeops/pxeops/render"
-	"github.com/pxeops/pxeops/schema"
 )
+
+// WriteMetadata writes matchbox's /metadata for machine m as group g.
+func (s *Snapshot) WriteMetadata(w io.Writer, g *Group, m *Machine) error {
+	_, err := w.Write(metadataEnv(g, m))
+	return err
+}
 
 // metadataEnv renders matchbox's /metadata: the group's metadata flattened
 // to KEY=value lines (nested keys joined with '_', upper-cased), then the
 // machine's own values, sorted by key.
-func metadataEnv(g *render.Group, m *schema.Machine) []byte {
+func metadataEnv(g *Group, m *Machine) []byte {
 	vars := map[string]string{}
 	var flatten func(prefix string, v any)
 	flatten = func(prefix string, v any) {

@@ -1,0 +1,28 @@
+package render
+
+import (
+	"encoding/json"
+	"io"
+)
+
+// pixiecoreBoot is the Pixiecore API's answer.
+type pixiecoreBoot struct {
+	Kernel  string   `json:"kernel"`
+	Initrd  []string `json:"initrd,omitempty"`
+	Cmdline string   `json:"cmdline,omitempty"`
+}
+
+// WritePixiecore writes the Pixiecore API's answer (JSON, one line) that
+// boots machine m as group g. The API asks by MAC alone, so m should hold
+// only the MAC.
+func (s *Snapshot) WritePixiecore(w io.Writer, g *Group, m *Machine) error {
+	cmdline, err := s.Cmdline(g, m)
+	if err != nil {
+		return err
+	}
+	b := pixiecoreBoot{Kernel: g.Profile.Kernel, Cmdline: cmdline}
+	for _, i := range g.Profile.Initrds {
+		b.Initrd = append(b.Initrd, i.URL)
+	}
+	return json.NewEncoder(w).Encode(b)
+}
