@@ -92,12 +92,13 @@ type Profile struct {
 	Source  *schema.Profile
 	Kernel  string   // absolute URL
 	Initrds []Initrd // absolute URLs with the names the kernel finds them by
+	head    string   // "#!ipxe\nkernel <url> initrd=<name>..."
+	tail    string   // "\ninitrd --name ...\nboot\n"
+
 	// Secrets names the secrets the profile's config reads, sorted; nil
 	// when it reads none. A config that reads one must only go to the
 	// machine it is for.
 	Secrets []string
-	head    string   // "#!ipxe\nkernel <url> initrd=<name>..."
-	tail    string   // "\ninitrd --name ...\nboot\n"
 }
 
 // Initrd is one initrd as iPXE loads it.
