@@ -104,6 +104,17 @@ func TestMissingSecret(t *testing.T) {
 	}
 }
 
+// AnySecrets, the image updater's, accepts every name.
+func TestAnySecrets(t *testing.T) {
+	tr, diags := LoadWith(context.Background(), secretTree("#cloud-config\ntoken: {{ secret \"whatever\" }}\n"), nil, AnySecrets())
+	if diags.Errors() > 0 {
+		t.Fatal(diags)
+	}
+	if got := renderConfig(t, tr); !strings.Contains(got, "token: <secret:whatever>") {
+		t.Errorf("config %q", got)
+	}
+}
+
 // secret takes one constant name, only in configs.
 func TestSecretCallsRefused(t *testing.T) {
 	for _, c := range []struct{ tmpl, want string }{
