@@ -155,7 +155,9 @@ func ParseSecretNames(data []byte) ([]string, error) {
 // AnySecrets is a set that renders every name as its placeholder: for
 // loads where secrets are beside the point (the image updater checks
 // its edit of an image file, without the server's secrets).
-func AnySecrets() *Secrets { return &Secrets{origin: "no secrets directory", lenient: true, masked: true} }
+func AnySecrets() *Secrets {
+	return &Secrets{origin: "no secrets directory", lenient: true, masked: true}
+}
 
 // Masked is the same set with every value replaced by <secret:name>.
 func (s *Secrets) Masked() *Secrets {
