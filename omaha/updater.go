@@ -116,7 +116,7 @@ func (u *Updater) Sync(ctx context.Context, repo *Repo) (map[string]ImageStatus,
 		u.setLastError(err)
 		return nil, err
 	}
-	snap, diags := render.Load(ctx, fsys, render.Options{Revision: repo.Base()})
+	snap, diags := render.Load(ctx, fsys, render.Options{Revision: repo.Base(), Secrets: schema.AnySecrets()})
 	if snap == nil {
 		err := fmt.Errorf("the tree at %.12s is invalid; fix it first (pxeops check): %s", repo.Base(), firstError(diags))
 		u.setLastError(err)
@@ -197,7 +197,7 @@ func (u *Updater) syncImage(ctx context.Context, repo *Repo, fsys fs.FS, tree *s
 	if err != nil {
 		return fail("edit", false, fmt.Errorf("%s:%w", img.File(), err))
 	}
-	if snap, diags := render.Load(ctx, overlay{fsys, img.File(), edited}, render.Options{}); snap == nil {
+	if snap, diags := render.Load(ctx, overlay{fsys, img.File(), edited}, render.Options{Secrets: schema.AnySecrets()}); snap == nil {
 		return fail("edit", false, fmt.Errorf("the edited tree does not pass pxeops check: %s", firstError(diags)))
 	}
 	if st.Branch, err = data.Expand("omaha.branch", o.Branch); err != nil {

@@ -200,6 +200,7 @@ func (r *Reconciler) Apply(ctx context.Context, rev source.Revision) string {
 	r.mu.Unlock()
 	opts := r.opts
 	opts.Revision = rev.ID
+	opts.Secrets = rev.Secrets
 	snap, diags := render.Load(ctx, rev.FS, opts)
 	took := time.Since(start)
 	a := &Attempt{

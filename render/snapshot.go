@@ -30,6 +30,9 @@ type Options struct {
 	// Cache, when set, carries unchanged work over from the previous
 	// load; the daemon sets it, one-shot commands need not.
 	Cache *schema.Cache
+	// Secrets are what configs' {{ secret "name" }} read: values, masked
+	// values (render) or names alone (check in CI); nil: none.
+	Secrets *schema.Secrets
 }
 
 // Load is the one path from a tree to a snapshot: `pxeops check`,
@@ -38,7 +41,7 @@ type Options struct {
 //
 // It stops when ctx ends, with a transient error.
 func Load(ctx context.Context, fsys fs.FS, opts Options) (*Snapshot, schema.Diagnostics) {
-	t, diags := schema.Load(ctx, fsys, opts.Cache)
+	t, diags := schema.LoadWith(ctx, fsys, opts.Cache, opts.Secrets)
 	if diags.Errors() > 0 {
 		return nil, diags
 	}
@@ -94,6 +97,11 @@ type Profile struct {
 	Initrds []Initrd // absolute URLs with the names the kernel finds them by
 	head    string   // "#!ipxe\nkernel <url> initrd=<name>..."
 	tail    string   // "\ninitrd --name ...\nboot\n"
+
+	// Secrets names the secrets the profile's config reads, sorted; nil
+	// when it reads none. A config that reads one must only go to the
+	// machine it is for.
+	Secrets []string
 }
 
 // Initrd is one initrd as iPXE loads it.
@@ -163,7 +171,7 @@ func New(t *schema.Tree, opts Options) *Snapshot {
 var initrdName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]*$`)
 
 func (s *Snapshot) profile(p *schema.Profile) *Profile {
-	rp := &Profile{ID: p.ID(), Source: p}
+	rp := &Profile{ID: p.ID(), Source: p, Secrets: p.SecretNames()}
 	var urls []string
 	if im := p.ResolvedImage(); im != nil {
 		rp.Kernel = s.absolute(im.Kernel.URL)

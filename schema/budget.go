@@ -73,6 +73,8 @@ type runner struct {
 	tmpl  *template.Template // as parsed, steps planted; read-only
 	steps []stepPos          // where each planted step stands
 	pool  sync.Pool          // of *instance
+	// secrets are the {{ secret "name" }} calls, found at parse time.
+	secrets []secretRef
 }
 
 type stepPos struct{ line, col int }
@@ -93,15 +95,22 @@ type budget struct {
 	work     int
 	at       int // index of the last step taken, -1 before the first
 	r        *runner
+	secrets  *Secrets // what {{ secret }} reads in this run
 }
 
 func parseTemplate(name, text string) (*runner, error) {
-	funcs := template.FuncMap{stepFunc: func(int) (string, error) { return "", nil }}
+	funcs := template.FuncMap{
+		stepFunc:   func(int) (string, error) { return "", nil },
+		secretFunc: func(string) (string, error) { return "", nil },
+	}
 	t, err := template.New(name).Option("missingkey=error").Funcs(funcs).Parse(text)
 	if err != nil {
 		return nil, err
 	}
 	r := &runner{tmpl: t}
+	if r.secrets, err = findSecretRefs(t, text); err != nil {
+		return nil, fmt.Errorf("template: %s:%w", name, err)
+	}
 	for _, sub := range t.Templates() {
 		if sub.Tree == nil || sub.Tree.Root == nil {
 			continue
@@ -165,6 +174,8 @@ func walkNodes(n tparse.Node, fn func(tparse.Node)) {
 		walkBranch(&n.BranchNode, fn)
 	case *tparse.TemplateNode:
 		walkNodes(n.Pipe, fn)
+	case *tparse.ChainNode:
+		walkNodes(n.Node, fn)
 	}
 }
 
@@ -249,7 +260,7 @@ func (r *runner) instance() *instance {
 	in := &instance{tmpl: template.Must(r.tmpl.Clone())}
 	b := &in.b
 	b.r = r
-	funcs := template.FuncMap{stepFunc: b.step, "printf": b.printf}
+	funcs := template.FuncMap{stepFunc: b.step, "printf": b.printf, secretFunc: b.secret}
 	for name, w := range wrapped {
 		funcs[name] = func(a ...any) (string, error) {
 			return b.build(w.grow*estimate(a), func() string { return w.fn(a...) })
@@ -264,12 +275,18 @@ func (r *runner) instance() *instance {
 // that goes past a limit fails with a *BudgetError; one whose ctx ends
 // fails with the context's error.
 func (r *runner) Execute(ctx context.Context, w io.Writer, data any, lim Limits) error {
+	return r.execute(ctx, w, data, lim, nil)
+}
+
+// execute is Execute with {{ secret }} reading from sec.
+func (r *runner) execute(ctx context.Context, w io.Writer, data any, lim Limits, sec *Secrets) error {
 	if r == nil {
 		return errors.New("template did not parse")
 	}
 	in := r.pool.Get().(*instance)
 	defer r.pool.Put(in)
 	in.b.reset(ctx, lim)
+	in.b.secrets = sec
 	in.w.w, in.w.n = w, 0
 	err := in.tmpl.Execute(&in.w, data)
 	in.w.w = nil
@@ -295,6 +312,17 @@ func (b *budget) step(i int) (string, error) {
 		}
 	}
 	return "", nil
+}
+
+// secret is {{ secret "name" }}. It builds nothing (the value is a
+// string already held, like a field), so it spends no work: the step
+// planted before its action counts the call, the output limit counts
+// what it prints, and a string function fed with it counts its length.
+func (b *budget) secret(name string) (string, error) {
+	if b.secrets == nil {
+		return "", (*Secrets)(nil).missing(name)
+	}
+	return b.secrets.value(name)
 }
 
 func (b *budget) spend(n int) error {

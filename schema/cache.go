@@ -26,8 +26,10 @@ type cachedFile struct {
 	diags Diagnostics
 }
 
-// runKey names the inputs of one group's template run by content.
-type runKey [4][sha256.Size]byte
+// runKey names the inputs of one group's template run by content: the
+// group, profile, image, config template and, when the config reads
+// secrets, the secret set.
+type runKey [5][sha256.Size]byte
 
 // finding is one result of running a group's templates.
 type finding struct {

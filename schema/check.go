@@ -165,6 +165,10 @@ func (p *Profile) check(v checker) {
 			v.diags.errorf(m.Pos(path), "template: %s", templateErrMsg(err))
 			continue
 		}
+		if len(tmpl.secrets) > 0 {
+			v.errorf(m, path, "secret is for configs only: kernel arguments go in the iPXE script and every process on the machine reads them in /proc/cmdline")
+			continue
+		}
 		p.args[i] = tmpl
 	}
 	if c := p.Config; c != nil {

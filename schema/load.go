@@ -54,6 +54,13 @@ var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 // When ctx ends first, Load stops within a template step or a file and
 // returns a transient error saying so; the cache is left as it was.
 func Load(ctx context.Context, fsys fs.FS, cache *Cache) (*Tree, Diagnostics) {
+	return LoadWith(ctx, fsys, cache, nil)
+}
+
+// LoadWith is Load with the secrets the templates' {{ secret "name" }}
+// read; nil: none, and any such call is an error. The digest does not
+// cover the secrets: it stays what check computes from git alone.
+func LoadWith(ctx context.Context, fsys fs.FS, cache *Cache, secrets *Secrets) (*Tree, Diagnostics) {
 	if cache != nil {
 		cache.mu.Lock()
 		defer cache.mu.Unlock()
@@ -64,6 +71,7 @@ func Load(ctx context.Context, fsys fs.FS, cache *Cache) (*Tree, Diagnostics) {
 		Groups:    map[string]*Group{},
 		Images:    map[string]*Image{},
 		Templates: map[string]*Template{},
+		secrets:   secrets,
 	}
 	l.settings(&t.Settings)
 	t.profileIDs = decodeDir(&l, "profiles", t.Profiles)

@@ -53,6 +53,9 @@ func (d MirrorData) Expand(name, text string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if len(tmpl.secrets) > 0 {
+		return "", errors.New("secret is for configs only: the mirror and branch are pushed and logged")
+	}
 	var b strings.Builder
 	if err := tmpl.Execute(context.Background(), &b, d, argLimits); err != nil {
 		return "", err
@@ -152,16 +155,40 @@ func (p *Profile) ArgIsStatic(i int) bool { return p.args[i] == nil }
 // WriteConfig renders the profile's config for data: ignition as JSON
 // (the template may be written in YAML), anything else as the template
 // produces it. It fails when the profile has no config.
+//
+// {{ secret "name" }} reads the secrets the tree was loaded with. When a
+// config with real secret values fails, its error is never returned (a
+// YAML or template error can quote the rendered text): the run is
+// repeated with the values masked, and that run's error, or one saying
+// only the values break it, is returned instead.
 func (p *Profile) WriteConfig(ctx context.Context, w io.Writer, data *TemplateData) error {
+	return p.writeConfig(ctx, w, data, p.secrets)
+}
+
+func (p *Profile) writeConfig(ctx context.Context, w io.Writer, data *TemplateData, sec *Secrets) error {
+	err := p.renderConfig(ctx, w, data, sec)
+	if err == nil || !sec.real() || len(p.SecretNames()) == 0 {
+		return err
+	}
+	if merr := p.renderConfig(ctx, io.Discard, data, sec.Masked()); merr != nil {
+		return merr
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return errSecretValues
+}
+
+func (p *Profile) renderConfig(ctx context.Context, w io.Writer, data *TemplateData, sec *Secrets) error {
 	t := p.config
 	if t == nil || t.tmpl == nil {
 		return errors.New("profile has no config")
 	}
 	if p.Config.Type != ConfigIgnition && p.Config.Type != ConfigCloudConfig {
-		return t.tmpl.Execute(ctx, w, data, configLimits)
+		return t.tmpl.execute(ctx, w, data, configLimits, sec)
 	}
 	var buf bytes.Buffer
-	if err := t.tmpl.Execute(ctx, &buf, data, configLimits); err != nil {
+	if err := t.tmpl.execute(ctx, &buf, data, configLimits, sec); err != nil {
 		return err
 	}
 	if p.Config.Type == ConfigCloudConfig {

@@ -12,7 +12,8 @@ type Tree struct {
 	Images    map[string]*Image    `json:"images"`
 	Templates map[string]*Template `json:"templates"`
 
-	digest string
+	digest  string
+	secrets *Secrets // what the templates' {{ secret }} read; nil: none given
 	// ids in name order, as read; iterating them keeps output stable
 	// without sorting map keys again and again.
 	profileIDs, groupIDs, imageIDs, templateIDs []string
@@ -44,6 +45,8 @@ type Profile struct {
 	args   []*runner // nil entries for arguments without template actions
 	image  *Image    // resolved Image reference
 	config *Template // resolved Config.Template reference
+	// secrets are the tree's, what the config's {{ secret }} reads.
+	secrets *Secrets
 }
 
 // ResolvedImage is the image the profile boots, nil when it names a kernel.

@@ -19,7 +19,7 @@ const SampleServerURL = "http://pxeops.example:8080"
 // validate checks what spans files: references, selectors against each
 // other, settings, and every template run with every group's data.
 func validate(ctx context.Context, t *Tree, diags *Diagnostics, cache *Cache) map[runKey][]finding {
-	v := validator{checker: checker{diags}, ctx: ctx, t: t, cache: cache}
+	v := validator{checker: checker{diags}, ctx: ctx, t: t, cache: cache, runSecrets: t.secrets.forCheck()}
 	for _, id := range t.profileIDs {
 		v.references(t.Profiles[id])
 	}
@@ -32,6 +32,7 @@ func validate(ctx context.Context, t *Tree, diags *Diagnostics, cache *Cache) ma
 	v.selectors()
 	v.settings(&t.Settings)
 	v.fleet()
+	v.checkSecretRefs()
 	return v.runTemplates()
 }
 
@@ -40,11 +41,16 @@ type validator struct {
 	ctx   context.Context
 	t     *Tree
 	cache *Cache
+	// runSecrets are what check's runs read: the tree's, with a missing
+	// name rendered as its placeholder, since checkSecretRefs reports it
+	// already, where it is written.
+	runSecrets *Secrets
 }
 
 // references resolves a profile's image and config template.
 func (v *validator) references(p *Profile) {
 	m := &p.meta
+	p.secrets = v.t.secrets
 	if p.Image != "" && p.Kernel == "" {
 		if p.image = v.t.Images[p.Image]; p.image == nil {
 			v.errorf(m, "image", "image %q does not exist: no images/%s.yaml%s", p.Image, p.Image, didYouMean(p.Image, v.t.Images))
@@ -257,6 +263,9 @@ func (v *validator) runTemplates() map[runKey][]finding {
 		}
 		if p.config != nil {
 			keys[i][3] = p.config.sum
+			if len(p.SecretNames()) > 0 {
+				keys[i][4] = v.runSecrets.sum // a new value can break the config
+			}
 		}
 		if f, ok := v.cache.run(keys[i]); ok {
 			findings[i] = f
@@ -323,7 +332,7 @@ func (v *validator) runTemplates() map[runKey][]finding {
 		if tm.tmpl == nil {
 			continue
 		}
-		if err := tm.tmpl.Execute(v.ctx, io.Discard, sampleData(unused, &Profile{}), configLimits); err != nil {
+		if err := tm.tmpl.execute(v.ctx, io.Discard, sampleData(unused, &Profile{}), configLimits, v.runSecrets.Masked()); err != nil {
 			v.diags.warnf(templateErrPos(tm.file, 1, 1, err), "%s (run with sample data)", templateErrMsg(err))
 		}
 	}
@@ -355,7 +364,7 @@ func (v *validator) execProfile(p *Profile, data *TemplateData, report func(wher
 	if p.config == nil || p.config.tmpl == nil {
 		return
 	}
-	if err := p.WriteConfig(v.ctx, io.Discard, data); err != nil {
+	if err := p.writeConfig(v.ctx, io.Discard, data, v.runSecrets); err != nil {
 		where := Pos{File: p.config.file}
 		_, exec := errors.AsType[template.ExecError](err)
 		_, budget := errors.AsType[*BudgetError](err)

@@ -57,6 +57,10 @@ type Dir struct {
 
 	files   map[string]*memFile // the previous scan's, reused where stat says unchanged; Run's goroutine only
 	trigger chan struct{}
+	// scanner reads one revision: scan, or scanSecrets for a
+	// secrets directory, which shares this watch-and-rescan loop.
+	scanner func(w *fsnotify.Watcher) (Revision, error)
+	key     []byte // a secrets directory's fingerprint key, random per process
 
 	mu    sync.Mutex
 	state State
@@ -80,6 +84,7 @@ func NewDir(dir string, opts DirOptions) (*Dir, error) {
 	}
 	d := &Dir{path: dir, root: root, opts: opts, log: opts.Logger.With("source", dir), trigger: make(chan struct{}, 1)}
 	d.state = State{Kind: "dir", Location: dir}
+	d.scanner = d.scan
 	return d, nil
 }
 
@@ -102,7 +107,7 @@ func (d *Dir) Trigger() {
 // Once scans the tree once, without watching: what check and render
 // load, so they read a directory exactly as serve does. Not to be called
 // while Run runs.
-func (d *Dir) Once() (Revision, error) { return d.scan(nil) }
+func (d *Dir) Once() (Revision, error) { return d.scanner(nil) }
 
 // Close releases the directory.
 func (d *Dir) Close() error { return d.root.Close() }
@@ -124,7 +129,7 @@ func (d *Dir) Run(ctx context.Context, emit func(Revision)) error {
 	}
 	last := ""
 	scan := func(reason string) {
-		rev, err := d.scan(w)
+		rev, err := d.scanner(w)
 		d.mu.Lock()
 		d.state.LastScan = time.Now().UTC().Format(time.RFC3339Nano)
 		d.state.LastError = ""

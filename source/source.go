@@ -3,7 +3,11 @@
 // Revision; it never writes to the origin.
 package source
 
-import "io/fs"
+import (
+	"io/fs"
+
+	"github.com/pxeops/pxeops/schema"
+)
 
 // Revision is one state of a config tree.
 type Revision struct {
@@ -12,6 +16,9 @@ type Revision struct {
 	ID string
 	// FS reads the tree.
 	FS fs.FS
+	// Secrets are what the tree's {{ secret }} read (WithSecrets); nil:
+	// none. Never printed: the set says only how many it holds.
+	Secrets *schema.Secrets
 }
 
 // State is what a source reports about itself for /status.
@@ -23,4 +30,6 @@ type State struct {
 	LastScan  string `json:"last_scan,omitempty"`
 	Checks    int    `json:"checks,omitempty"` // remote checks made (git)
 	LastError string `json:"last_error,omitempty"`
+	// Secrets is the secrets directory's own state (WithSecrets).
+	Secrets *State `json:"secrets,omitempty"`
 }

@@ -18,15 +18,22 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fset.Var(format, "format", "output: text, json or github (Actions annotations)")
 	var g gitFlags
 	g.register(fset)
+	var sf secretsFlags
+	sf.register(fset, true)
 	if code := parseFlags(fset, args, stderr); code >= 0 {
 		return code
+	}
+	secrets, err := sf.load()
+	if err != nil {
+		fmt.Fprintf(stderr, "pxeops check: %v\n", err)
+		return exitUsage
 	}
 	tree, dir, cleanup, code := openTree(ctx, fset, &g, stderr)
 	if code >= 0 {
 		return code
 	}
 	defer cleanup()
-	snap, diags := render.Load(ctx, tree, render.Options{ServerURL: schema.SampleServerURL})
+	snap, diags := render.Load(ctx, tree, render.Options{ServerURL: schema.SampleServerURL, Secrets: secrets})
 	if err := context.Cause(ctx); err != nil {
 		fmt.Fprintf(stderr, "pxeops check: interrupted: %v\n", err)
 		return exitInvalid

@@ -23,8 +23,23 @@ func runRender(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	serverURL := fset.String("server-url", "http://localhost:8080", "base URL machines reach pxeops at")
 	var g gitFlags
 	g.register(fset)
+	var sf secretsFlags
+	sf.register(fset, true)
+	show := fset.Bool("show-secrets", false, "print the secrets' values in the config; without it each is masked as <secret:name>")
 	if code := parseFlags(fset, args, stderr); code >= 0 {
 		return code
+	}
+	secrets, err := sf.load()
+	if err != nil {
+		fmt.Fprintf(stderr, "pxeops render: %v\n", err)
+		return exitUsage
+	}
+	if *show && sf.dir == "" {
+		fmt.Fprintln(stderr, "pxeops render: --show-secrets needs --secrets-dir: the values come from there")
+		return exitUsage
+	}
+	if !*show {
+		secrets = secrets.Masked()
 	}
 	for _, l := range labels {
 		k, v, ok := strings.Cut(l, "=")
@@ -44,7 +59,7 @@ func runRender(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return code
 	}
 	defer cleanup()
-	snap, diags := render.Load(ctx, tree, render.Options{ServerURL: *serverURL})
+	snap, diags := render.Load(ctx, tree, render.Options{ServerURL: *serverURL, Secrets: secrets})
 	if err := context.Cause(ctx); err != nil {
 		fmt.Fprintf(stderr, "pxeops render: interrupted: %v\n", err)
 		return exitInvalid

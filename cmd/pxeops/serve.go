@@ -36,6 +36,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fset.Var(format, "log-format", "text or json")
 	var u updaterFlags
 	u.register(fset, "omaha-", true)
+	var sf secretsFlags
+	sf.register(fset, false)
 	if code := parseFlags(fset, args, stderr); code >= 0 {
 		return code
 	}
@@ -85,6 +87,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 		defer dir.Close()
 		cfg.Tree = dir
+	}
+	if cfg.Tree, err = sf.source(cfg.Tree, source.DirOptions{Poll: *poll, Watch: *watch, Logger: log}); err != nil {
+		return fail(exitUsage, err)
 	}
 	if cfg.WebhookSecret, err = g.webhookSecret(source.IsGitURL(*src)); err != nil {
 		return fail(exitUsage, err)

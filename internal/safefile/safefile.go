@@ -103,6 +103,20 @@ func ReadFile(name string, max int64) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return readCapped(f, name, max)
+}
+
+// ReadFileIn is ReadFile for the file name inside root.
+func ReadFileIn(root *os.Root, name string, max int64) ([]byte, error) {
+	f, err := OpenIn(root, name)
+	if err != nil {
+		return nil, err
+	}
+	return readCapped(f, name, max)
+}
+
+// readCapped reads f whole and closes it.
+func readCapped(f *os.File, name string, max int64) ([]byte, error) {
 	defer f.Close()
 	info, err := f.Stat()
 	if err != nil {
