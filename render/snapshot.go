@@ -22,6 +22,9 @@ type Options struct {
 	// ServerURL is where machines reach pxeops over HTTP; asset paths and
 	// {{ .ServerURL }} are built from it.
 	ServerURL string
+	// ConfigServerURL is {{ .ConfigServerURL }}: where the booted OS
+	// fetches its config (the HTTPS URL); empty: ServerURL.
+	ConfigServerURL string
 	// Revision names the source revision (a commit, a tree checksum).
 	Revision string
 	// Cache, when set, carries unchanged work over from the previous
@@ -123,6 +126,9 @@ func New(t *schema.Tree, opts Options) *Snapshot {
 			rg.sel = append(rg.sel, kv{k, g.Selector[k]})
 		}
 		rg.data = g.Data(p.Source, s.ServerURL)
+		if opts.ConfigServerURL != "" {
+			rg.data.ConfigServerURL = strings.TrimSuffix(opts.ConfigServerURL, "/")
+		}
 		rg.sameScript = argsFixedBySelector(p.Source, g.Selector)
 		refs, ok := p.Source.ConfigRefs()
 		rg.sameConfig = ok && fixedBySelector(refs, g.Selector)
@@ -209,7 +215,7 @@ func argsFixedBySelector(p *schema.Profile, sel map[string]string) bool {
 func fixedBySelector(refs [][]string, sel map[string]string) bool {
 	for _, ref := range refs {
 		switch ref[0] {
-		case "Metadata", "Group", "Profile", "Image", "ServerURL":
+		case "Metadata", "Group", "Profile", "Image", "ServerURL", "ConfigServerURL":
 		case "MAC", "UUID", "Hostname", "Serial", "Arch":
 			if sel[strings.ToLower(ref[0])] == "" {
 				return false
