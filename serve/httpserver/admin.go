@@ -34,6 +34,18 @@ func (s *server) registerAdmin(mux *http.ServeMux) {
 	s.registerNotFound(handle, "not found: see /status for what this server answers")
 }
 
+// registerSplitBoot adds to the boot port, when the admin endpoints are
+// apart, the probes and the not found answers: the webhook's too, which
+// a POST elsewhere (a body where none is taken) would get as a 400.
+func (s *server) registerSplitBoot(handle func(pattern, endpoint string, h http.HandlerFunc)) {
+	s.registerProbes(handle)
+	s.registerNotFound(handle, "not found")
+	handle("POST /hooks/git", "other", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "close") // the body is not read
+		http.Error(w, "not found", http.StatusNotFound)
+	})
+}
+
 func (s *server) registerProbes(handle func(pattern, endpoint string, h http.HandlerFunc)) {
 	handle("GET /healthz", "healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	handle("GET /readyz", "readyz", s.handleReadyz)

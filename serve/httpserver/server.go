@@ -124,8 +124,7 @@ func build(snaps Snapshots, opts Options, split bool) (boot, admin http.Handler,
 	adminMux := mux
 	if split {
 		adminMux = http.NewServeMux()
-		s.registerProbes(handle)
-		s.registerNotFound(handle, "not found")
+		s.registerSplitBoot(handle)
 	}
 	s.registerAdmin(adminMux)
 	if opts.Omaha != nil {
