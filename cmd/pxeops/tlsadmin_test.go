@@ -10,9 +10,7 @@ import (
 
 // The TLS and admin flags' errors name the flag as typed, exit 2.
 func TestServeTLSAdminFlagErrors(t *testing.T) {
-	dir := t.TempDir()
-	cert, key := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
-	tlstest.New(t, "pxeops").Write(t, cert, key)
+	cert, key := tlstest.New(t, "pxeops").Files(t)
 	src := filepath.Join("..", "..", "examples", "quickstart")
 	for _, tc := range []struct {
 		args []string

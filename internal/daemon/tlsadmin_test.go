@@ -20,10 +20,8 @@ import (
 
 // tlsFiles writes a fresh pair and returns its files.
 func tlsFiles(t *testing.T) (certFile, keyFile string, p tlstest.Pair) {
-	dir := t.TempDir()
-	certFile, keyFile = filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
 	p = tlstest.New(t, "pxeops")
-	p.Write(t, certFile, keyFile)
+	certFile, keyFile = p.Files(t)
 	return certFile, keyFile, p
 }
 
@@ -64,16 +62,7 @@ func TestValidateTLSAdmin(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := base()
 			tc.edit(&c)
-			err := c.Validate()
-			var fe *FieldError
-			switch {
-			case tc.msg == "" && err != nil:
-				t.Errorf("Validate = %v, want nil", err)
-			case tc.msg != "" && (err == nil || !strings.Contains(err.Error(), tc.msg)):
-				t.Errorf("Validate = %v, want one containing %q", err, tc.msg)
-			case tc.field != "" && (!errors.As(err, &fe) || fe.Field != tc.field):
-				t.Errorf("Validate = %#v, want a FieldError for %s", err, tc.field)
-			case err == nil && c.HTTPSURL != tc.httpsURL:
+			if checkValidate(t, &c, tc.field, tc.msg) && c.HTTPSURL != tc.httpsURL {
 				t.Errorf("HTTPSURL = %q, want %q", c.HTTPSURL, tc.httpsURL)
 			}
 		})
@@ -83,14 +72,11 @@ func TestValidateTLSAdmin(t *testing.T) {
 // ignitionFleet is one machine whose kernel fetches its Ignition config
 // from {{ .ConfigServerURL }}.
 func ignitionFleet(t *testing.T) *source.Dir {
-	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "profiles/p.yaml"), "kernel: /assets/k\nargs: [\"ignition.config.url={{ .ConfigServerURL }}/ignition?mac={{ .MAC }}\"]\nconfig: {template: t.ign, type: ignition}\n")
-	writeFile(t, filepath.Join(dir, "templates/t.ign"), "ignition: {version: 3.4.0}\n")
-	writeFile(t, filepath.Join(dir, "groups/g.yaml"), "profile: p\nselector: {mac: \"52:54:00:00:00:01\"}\n")
-	d, err := source.NewDir(dir, source.DirOptions{Poll: time.Hour})
-	must(t, err)
-	t.Cleanup(func() { d.Close() })
-	return d
+	return fleetOf(t, map[string]string{
+		"profiles/p.yaml": "kernel: /assets/k\nargs: [\"ignition.config.url={{ .ConfigServerURL }}/ignition?mac={{ .MAC }}\"]\nconfig: {template: t.ign, type: ignition}\n",
+		"templates/t.ign": "ignition: {version: 3.4.0}\n",
+		"groups/g.yaml":   "profile: p\nselector: {mac: \"52:54:00:00:00:01\"}\n",
+	})
 }
 
 func getWith(t *testing.T, client *http.Client, url string) (int, string, *tls.ConnectionState) {

@@ -12,6 +12,7 @@ import (
 	"math/big"
 	"net"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -72,6 +73,15 @@ func (p Pair) Write(t testing.TB, certFile, keyFile string) {
 	if err := os.WriteFile(keyFile, p.KeyPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Files writes the pair into a new directory and returns the files.
+func (p Pair) Files(t testing.TB) (certFile, keyFile string) {
+	t.Helper()
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	p.Write(t, certFile, keyFile)
+	return certFile, keyFile
 }
 
 // Pool trusts the pairs.

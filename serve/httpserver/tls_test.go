@@ -33,6 +33,22 @@ func serveTLS(t testing.TB, r *CertReloader, h http.Handler, log *slog.Logger) s
 	return "https://" + ln.Addr().String()
 }
 
+// servePair serves the test tree over TLS from p's files and returns
+// the files, the reloader and the server's URL.
+func servePair(t testing.TB, p tlstest.Pair, log *slog.Logger) (certFile, keyFile string, r *CertReloader, url string) {
+	t.Helper()
+	certFile, keyFile = p.Files(t)
+	r, err := NewCertReloader(certFile, keyFile, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := New(fixedSnapshots{testSnapshot(t)}, Options{ServerURL: "http://pxe.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile, r, serveTLS(t, r, h, log)
+}
+
 // servedCert makes one request on a new connection (a new handshake) and
 // returns the certificate the server presented.
 func servedCert(t testing.TB, url string, pool *x509.CertPool) *x509.Certificate {
@@ -55,22 +71,10 @@ func servedCert(t testing.TB, url string, pool *x509.CertPool) *x509.Certificate
 // key of another certificate, garbage) keeps the last good one and is
 // logged once; fixing it is picked up.
 func TestCertRotationWhileServing(t *testing.T) {
-	dir := t.TempDir()
-	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
 	a, b, c := tlstest.New(t, "a"), tlstest.New(t, "b"), tlstest.New(t, "c")
 	pool := tlstest.Pool(a, b, c)
-	a.Write(t, certFile, keyFile)
 	logs := &logtest.Buffer{}
-	log := slog.New(slog.NewTextHandler(logs, nil))
-	r, err := NewCertReloader(certFile, keyFile, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := New(fixedSnapshots{testSnapshot(t)}, Options{ServerURL: "http://pxe.test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	url := serveTLS(t, r, h, log)
+	certFile, keyFile, r, url := servePair(t, a, slog.New(slog.NewTextHandler(logs, nil)))
 	want := func(p tlstest.Pair, when string) {
 		t.Helper()
 		if got := servedCert(t, url, pool); !got.Equal(p.Cert) {
@@ -142,15 +146,8 @@ func TestCertReloaderRefusesABadStart(t *testing.T) {
 // A failed handshake is a log line per interval, through slog, not one
 // per attempt on the standard logger.
 func TestHandshakeFailuresRateLimited(t *testing.T) {
-	dir := t.TempDir()
-	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
-	a := tlstest.New(t, "a")
-	a.Write(t, certFile, keyFile)
 	logs := &logtest.Buffer{}
-	log := slog.New(slog.NewTextHandler(logs, nil))
-	r, err := NewCertReloader(certFile, keyFile, log)
-	must(t, err)
-	url := serveTLS(t, r, http.NotFoundHandler(), log)
+	_, _, _, url := servePair(t, tlstest.New(t, "a"), slog.New(slog.NewTextHandler(logs, nil)))
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: x509.NewCertPool()}, DisableKeepAlives: true}}
 	for range 5 {
 		if _, err := client.Get(url); err == nil {
@@ -170,19 +167,9 @@ func TestHandshakeFailuresRateLimited(t *testing.T) {
 // BenchmarkIPXEOverTLS is a new connection per request: handshake
 // (ECDSA P-256, TLS 1.3) plus GET /ipxe.
 func BenchmarkIPXEOverTLS(b *testing.B) {
-	dir := b.TempDir()
-	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
 	p := tlstest.New(b, "bench")
-	p.Write(b, certFile, keyFile)
-	r, err := NewCertReloader(certFile, keyFile, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	h, err := New(fixedSnapshots{testSnapshot(b)}, Options{ServerURL: "http://pxe.test"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	url := serveTLS(b, r, h, slog.New(slog.DiscardHandler)) + "/ipxe?mac=52:54:00:00:00:01"
+	_, _, _, url := servePair(b, p, slog.New(slog.DiscardHandler))
+	url += "/ipxe?mac=52:54:00:00:00:01"
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: tlstest.Pool(p)}, DisableKeepAlives: true}}
 	for b.Loop() {
 		resp, err := client.Get(url)
