@@ -25,6 +25,9 @@ type Options struct {
 	// ServerURL is where machines reach pxeops over HTTP; asset paths and
 	// {{ .ServerURL }} are built from it.
 	ServerURL string
+	// ConfigServerURL is {{ .ConfigServerURL }}: where the booted OS
+	// fetches its config (the HTTPS URL); empty: ServerURL.
+	ConfigServerURL string
 	// Revision names the source revision (a commit, a tree checksum).
 	Revision string
 	// Cache, when set, carries unchanged work over from the previous
@@ -134,6 +137,9 @@ func New(t *schema.Tree, opts Options) *Snapshot {
 			rg.sel = append(rg.sel, kv{k, g.Selector[k]})
 		}
 		rg.data = g.Data(p.Source, s.ServerURL)
+		if opts.ConfigServerURL != "" {
+			rg.data.ConfigServerURL = strings.TrimSuffix(opts.ConfigServerURL, "/")
+		}
 		rg.sameScript = argsFixedBySelector(p.Source, g.Selector)
 		refs, ok := p.Source.ConfigRefs()
 		rg.sameConfig = ok && fixedBySelector(refs, g.Selector)
@@ -220,7 +226,7 @@ func argsFixedBySelector(p *schema.Profile, sel map[string]string) bool {
 func fixedBySelector(refs [][]string, sel map[string]string) bool {
 	for _, ref := range refs {
 		switch ref[0] {
-		case "Metadata", "Group", "Profile", "Image", "ServerURL":
+		case "Metadata", "Group", "Profile", "Image", "ServerURL", "ConfigServerURL":
 		case "MAC", "UUID", "Hostname", "Serial", "Arch":
 			if sel[strings.ToLower(ref[0])] == "" {
 				return false

@@ -22,6 +22,11 @@ type TemplateData struct {
 	Profile   string
 	Image     ImageData
 	ServerURL string
+	// ConfigServerURL is the base of the URLs the booted OS fetches its
+	// own config from (ignition.config.url, cloud-init's seed): pxeops'
+	// HTTPS URL when it serves HTTPS, else ServerURL. iPXE's own fetches
+	// stay on ServerURL, as many iPXE builds cannot do TLS.
+	ConfigServerURL string
 }
 
 // ImageData describes the profile's image to templates; {{ .Image }} alone

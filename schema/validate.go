@@ -218,6 +218,8 @@ func (g *Group) Data(p *Profile, serverURL string) TemplateData {
 		Group:     g.id,
 		Profile:   p.id,
 		ServerURL: serverURL,
+		// The same by default; render sets the HTTPS URL when there is one.
+		ConfigServerURL: serverURL,
 	}
 	if d.Metadata == nil {
 		d.Metadata = map[string]any{}
@@ -305,7 +307,7 @@ func (v *validator) runTemplates() map[runKey][]finding {
 				// No data fixes a misspelt field: reported once, where the
 				// template is written.
 				reported[f.at.String()+f.msg] = true
-				v.diags.errorf(f.at, "%s; fields: .MAC .UUID .Hostname .Serial .Arch .Labels .Metadata .Group .Profile .Image .ServerURL", f.msg)
+				v.diags.errorf(f.at, "%s; fields: .MAC .UUID .Hostname .Serial .Arch .Labels .Metadata .Group .Profile .Image .ServerURL .ConfigServerURL", f.msg)
 			}
 		}
 	}

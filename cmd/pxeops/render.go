@@ -21,6 +21,7 @@ func runRender(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	var labels multi
 	fset.Var(&labels, "label", "a label as key=value (repeatable)")
 	serverURL := fset.String("server-url", "http://localhost:8080", "base URL machines reach pxeops at")
+	httpsURL := fset.String("https-url", "", "serve's --https-url, for {{ .ConfigServerURL }} (default: --server-url)")
 	var g gitFlags
 	g.register(fset)
 	var sf secretsFlags
@@ -59,7 +60,7 @@ func runRender(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return code
 	}
 	defer cleanup()
-	snap, diags := render.Load(ctx, tree, render.Options{ServerURL: *serverURL, Secrets: secrets})
+	snap, diags := render.Load(ctx, tree, render.Options{ServerURL: *serverURL, ConfigServerURL: *httpsURL, Secrets: secrets})
 	if err := context.Cause(ctx); err != nil {
 		fmt.Fprintf(stderr, "pxeops render: interrupted: %v\n", err)
 		return exitInvalid

@@ -22,6 +22,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	httpAddr := fset.String("http-addr", ":8080", "HTTP listen address")
 	serverURL := fset.String("server-url", "", "URL machines reach this server at (default: http://<first non-loopback address><http-addr port>)")
 	assetsDir := fset.String("assets-dir", "", "directory served at /assets/ (kernels, initrds)")
+	var ta daemon.TLSAdmin
+	fset.StringVar(&ta.TLSCert, "tls-cert", "", "PEM certificate (chain) for HTTPS; with --tls-key serves HTTPS at --https-addr beside HTTP, reloaded when the files change")
+	fset.StringVar(&ta.TLSKey, "tls-key", "", "PEM private key of --tls-cert")
+	fset.StringVar(&ta.HTTPSAddr, "https-addr", "", "HTTPS listen address (default :8443 with --tls-cert); HTTP stays at --http-addr for firmware and iPXE without TLS")
+	fset.StringVar(&ta.HTTPSURL, "https-url", "", "URL machines reach HTTPS at, which configs are fetched from ({{ .ConfigServerURL }}; default https://<--server-url's host>:<--https-addr's port>)")
+	fset.StringVar(&ta.AdminAddr, "admin-addr", "", "serve /status, /metrics and /hooks/git here (e.g. 127.0.0.1:9090), not on the boot ports; empty: on the boot ports")
 	tftpAddr := fset.String("tftp-addr", "", "TFTP listen address for the iPXE binaries, e.g. :69; off when empty (:69 with --proxy-dhcp)")
 	proxyDHCP := fset.Bool("proxy-dhcp", false, "answer PXE clients as a ProxyDHCP server (ports 67 and 4011) on --interface; needs root or CAP_NET_BIND_SERVICE (before Linux 5.7 also CAP_NET_RAW)")
 	iface := fset.String("interface", "", "the network interface machines boot on: ProxyDHCP answers there, and TFTP binds its address when --tftp-addr has no host")
@@ -67,7 +73,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	cfg := daemon.Config{
 		Source: *src, StateDir: g.stateDir,
-		HTTPAddr: *httpAddr, ServerURL: *serverURL, AssetsDir: *assetsDir,
+		HTTPAddr: *httpAddr, ServerURL: *serverURL, AssetsDir: *assetsDir, TLSAdmin: ta,
 		TFTPAddr: *tftpAddr, IPXEDir: *ipxeDir,
 		ProxyDHCP: *proxyDHCP, Interface: *iface,
 		BIOSBinary: *biosFile, EFIBinary: *efiFile, ARM64Binary: *arm64File,
@@ -117,6 +123,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 var serveFlags = map[string]string{
 	"Source": "--source", "StateDir": "--state-dir", "HTTPAddr": "--http-addr", "ServerURL": "--server-url",
 	"AssetsDir": "--assets-dir", "TFTPAddr": "--tftp-addr", "IPXEDir": "--ipxe-dir", "Interface": "--interface",
+	"TLSCert": "--tls-cert", "TLSKey": "--tls-key", "HTTPSAddr": "--https-addr", "HTTPSURL": "--https-url", "AdminAddr": "--admin-addr",
 }
 
 // serveFlagError says err in the flags' terms: a daemon.FieldError names

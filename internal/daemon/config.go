@@ -54,6 +54,9 @@ type Config struct {
 	ServerURL string
 	AssetsDir string
 
+	// TLS and the admin listener: see tlsadmin.go.
+	TLSAdmin
+
 	// TFTPAddr turns TFTP on; ProxyDHCP implies ":69". An address
 	// without a host binds Interface's address when Interface is set.
 	TFTPAddr     string
@@ -175,6 +178,9 @@ func (c *Config) Validate() error {
 		if err := checkStateDir(c.StateDir); err != nil {
 			return &FieldError{Field: "StateDir", Value: c.StateDir, Err: err}
 		}
+	}
+	if err := c.validateTLSAdmin(); err != nil {
+		return err
 	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = 30 * time.Second

@@ -46,18 +46,26 @@ func TestValidate(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := base()
 			tc.edit(&c)
-			err := c.Validate()
-			var fe *FieldError
-			switch {
-			case tc.msg == "" && err != nil:
-				t.Errorf("Validate = %v, want nil", err)
-			case tc.msg != "" && (err == nil || !strings.Contains(err.Error(), tc.msg)):
-				t.Errorf("Validate = %v, want one containing %q", err, tc.msg)
-			case tc.field != "" && (!errors.As(err, &fe) || fe.Field != tc.field):
-				t.Errorf("Validate = %#v, want a FieldError for %s", err, tc.field)
-			}
+			checkValidate(t, &c, tc.field, tc.msg)
 		})
 	}
+}
+
+// checkValidate runs c.Validate and wants a FieldError for field whose
+// text contains msg; both empty: valid. It reports whether c is valid.
+func checkValidate(t *testing.T, c *Config, field, msg string) bool {
+	t.Helper()
+	err := c.Validate()
+	var fe *FieldError
+	switch {
+	case msg == "" && err != nil:
+		t.Errorf("Validate = %v, want nil", err)
+	case msg != "" && (err == nil || !strings.Contains(err.Error(), msg)):
+		t.Errorf("Validate = %v, want one containing %q", err, msg)
+	case field != "" && (!errors.As(err, &fe) || fe.Field != field):
+		t.Errorf("Validate = %#v, want a FieldError for %s", err, field)
+	}
+	return err == nil
 }
 
 // ProxyDHCP turns TFTP on at the interface's address, port 69, and

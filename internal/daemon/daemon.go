@@ -15,7 +15,6 @@ import (
 
 	"github.com/pxeops/pxeops/omaha"
 	"github.com/pxeops/pxeops/reconcile"
-	"github.com/pxeops/pxeops/render"
 	"github.com/pxeops/pxeops/serve/httpserver"
 	"github.com/pxeops/pxeops/serve/proxydhcp"
 	"github.com/pxeops/pxeops/serve/tftpserver"
@@ -32,6 +31,8 @@ type Status struct {
 	// shutting down.
 	Down  string      `json:"down,omitempty"`
 	Omaha OmahaStatus `json:"omaha"`
+	// TLS is the certificate served over HTTPS, when on.
+	TLS *httpserver.CertStatus `json:"tls,omitempty"`
 }
 
 // OmahaStatus is the updater's and responder's part of /status.
@@ -63,7 +64,7 @@ func (c *Config) Run(ctx context.Context) (err error) {
 		reg = prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
-	rec := reconcile.New(render.Options{ServerURL: c.ServerURL}, log, reconcile.NewMetrics(reg))
+	rec := reconcile.New(c.renderOptions(), log, reconcile.NewMetrics(reg))
 	sup := &supervisor{log: log, failed: make(chan struct{})}
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -81,7 +82,11 @@ func (c *Config) Run(ctx context.Context) (err error) {
 	if tftpOn {
 		httpIPXEDir = c.IPXEDir
 	}
-	handler, err := httpserver.New(rec, httpserver.Options{
+	certs, err := c.certs(log, reg)
+	if err != nil {
+		return err
+	}
+	handler, adminHandler, err := c.handlers(rec, httpserver.Options{
 		ServerURL:     c.ServerURL,
 		AssetsDir:     c.AssetsDir,
 		IPXEDir:       httpIPXEDir,
@@ -97,6 +102,10 @@ func (c *Config) Run(ctx context.Context) (err error) {
 				Omaha: OmahaStatus{Updater: updaterState, Error: updater.LastError(), Images: updater.Status(), Census: responder.Census()}}
 			if err := sup.err(); err != nil {
 				st.Down = err.Error()
+			}
+			if certs != nil {
+				cs := certs.Status()
+				st.TLS = &cs
 			}
 			return st
 		},
@@ -123,6 +132,10 @@ func (c *Config) Run(ctx context.Context) (err error) {
 		closers = append(closers, func() { ln.Close() })
 	}
 	log.Info("listening", "component", "http", "addr", ln.Addr().String())
+	extra, err := c.bindExtra(handler, adminHandler, certs, log, &closers)
+	if err != nil {
+		return err
+	}
 	var tftp *tftpserver.Server
 	tl := c.TFTPListener
 	if tftpOn {
@@ -158,6 +171,9 @@ func (c *Config) Run(ctx context.Context) (err error) {
 	sup.Go("reconcile", func() error { rec.Run(runCtx); return nil })
 	sup.Go("source", func() error { return c.Tree.Run(runCtx, rec.Offer) })
 	sup.Go("http", func() error { return srv.Serve(ln) })
+	for _, e := range extra {
+		sup.Go(e.name, e.serve)
+	}
 	if tftp != nil {
 		sup.Go("tftp", func() error { return tftp.Serve(tl) })
 	}
@@ -181,10 +197,7 @@ func (c *Config) Run(ctx context.Context) (err error) {
 	log.Info("shutting down; waiting for in-flight requests", "timeout", c.ShutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), c.ShutdownTimeout)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		log.Warn("in-flight requests cut off at the shutdown timeout", "err", err)
-		srv.Close()
-	}
+	shutdownServers(sctx, log, srv, extra)
 	if tftp != nil {
 		tftp.Shutdown()
 	}

@@ -34,9 +34,19 @@ func writeFile(t testing.TB, name, body string) {
 // fleet is a valid tree of one machine, as a directory source.
 func fleet(t testing.TB) *source.Dir {
 	t.Helper()
+	return fleetOf(t, map[string]string{
+		"profiles/p.yaml": "kernel: /assets/k\n",
+		"groups/g.yaml":   "profile: p\nselector: {mac: \"52:54:00:00:00:01\"}\n",
+	})
+}
+
+// fleetOf is a directory source holding files.
+func fleetOf(t testing.TB, files map[string]string) *source.Dir {
+	t.Helper()
 	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "profiles/p.yaml"), "kernel: /assets/k\n")
-	writeFile(t, filepath.Join(dir, "groups/g.yaml"), "profile: p\nselector: {mac: \"52:54:00:00:00:01\"}\n")
+	for name, body := range files {
+		writeFile(t, filepath.Join(dir, name), body)
+	}
 	d, err := source.NewDir(dir, source.DirOptions{Poll: time.Hour})
 	must(t, err)
 	t.Cleanup(func() { d.Close() })

@@ -14,9 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/pxeops/pxeops/internal/ratelog"
 	"github.com/pxeops/pxeops/render"
 )
 
@@ -78,6 +76,13 @@ type server struct {
 // New returns the handler for every endpoint. It fails when the assets
 // directory cannot be opened.
 func New(snaps Snapshots, opts Options) (http.Handler, error) {
+	h, _, err := build(snaps, opts, false)
+	return h, err
+}
+
+// build makes the boot handler and, with split, the admin handler apart
+// from it (NewSplit); without, the boot handler serves both.
+func build(snaps Snapshots, opts Options, split bool) (boot, admin http.Handler, err error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -95,15 +100,7 @@ func New(snaps Snapshots, opts Options) (http.Handler, error) {
 	s.bootIPXE = bootScript(strings.TrimSuffix(opts.ServerURL, "/"))
 
 	mux := http.NewServeMux()
-	// Endpoints read no body unless registered through withBody, which
-	// states each one's size limit and deadline.
-	handle := func(pattern, endpoint string, h http.HandlerFunc) {
-		var hh http.Handler = h
-		if !strings.HasPrefix(pattern, "POST ") {
-			hh = noBody(h)
-		}
-		mux.Handle(pattern, s.metrics.instrument(endpoint, hh))
-	}
+	handle := s.register(mux)
 	handle("GET /boot.ipxe", "boot.ipxe", s.handleBootIPXE)
 	handle("GET /ipxe", "ipxe", s.handleIPXE)
 	for _, c := range []struct{ path, typ string }{
@@ -115,32 +112,43 @@ func New(snaps Snapshots, opts Options) (http.Handler, error) {
 	handle("GET /pixiecore/v1/boot/{mac}", "pixiecore", s.handlePixiecore)
 	assets, err := newAssets(opts.AssetsDir, "/assets/", "--assets-dir")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	handle("GET /assets/", "assets", assets.ServeHTTP)
 	ipxeBin, err := newAssets(opts.IPXEDir, IPXEBinPath, "--ipxe-dir")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	handle("GET "+IPXEBinPath, "ipxe-bin", ipxeBin.ServeHTTP)
-	if opts.Trigger != nil && len(opts.WebhookSecret) > 0 {
-		hook := &webhook{secret: opts.WebhookSecret, trigger: opts.Trigger, log: opts.Logger,
-			refused: ratelog.New(opts.Logger, webhookWarnEvery)}
-		handle("POST /hooks/git", "hooks", s.withBody(maxHookBody, opts.BodyTimeout, hook.ServeHTTP))
+	adminMux := mux
+	if split {
+		adminMux = http.NewServeMux()
+		s.registerSplitBoot(handle)
 	}
+	s.registerAdmin(adminMux)
 	if opts.Omaha != nil {
 		update := s.withBody(cmp.Or(opts.OmahaMaxBody, defaultOmahaMaxBody), opts.BodyTimeout, opts.Omaha.ServeHTTP)
 		handle("POST /v1/update/", "omaha", update)
 		handle("POST /v1/update", "omaha", update)
 	}
-	handle("GET /status", "status", s.handleStatus)
-	handle("GET /healthz", "healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
-	handle("GET /readyz", "readyz", s.handleReadyz)
-	mux.Handle("GET /metrics", noBody(promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{})))
-	handle("/", "other", func(w http.ResponseWriter, r *http.Request) {
-		http.Error(w, "not found: see /status for what this server answers", http.StatusNotFound)
-	})
-	return bodyDeadline(opts.BodyTimeout, mux), nil
+	boot = bodyDeadline(opts.BodyTimeout, mux)
+	if split {
+		return boot, bodyDeadline(opts.BodyTimeout, adminMux), nil
+	}
+	return boot, nil, nil
+}
+
+// register returns the function that adds an endpoint to mux, counted
+// and timed under its name. Endpoints read no body unless registered
+// through withBody, which states each one's size limit and deadline.
+func (s *server) register(mux *http.ServeMux) func(pattern, endpoint string, h http.HandlerFunc) {
+	return func(pattern, endpoint string, h http.HandlerFunc) {
+		var hh http.Handler = h
+		if !strings.HasPrefix(pattern, "POST ") {
+			hh = noBody(h)
+		}
+		mux.Handle(pattern, s.metrics.instrument(endpoint, hh))
+	}
 }
 
 // bootScript is what iPXE first fetches. It makes sure iPXE has its
