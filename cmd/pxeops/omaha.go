@@ -20,6 +20,7 @@ import (
 
 	"github.com/pxeops/pxeops/internal/safefile"
 	"github.com/pxeops/pxeops/omaha"
+	"github.com/pxeops/pxeops/omaha/updater"
 	"github.com/pxeops/pxeops/source"
 )
 
@@ -61,7 +62,7 @@ func runOmaha(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return usage("--assets-dir is required: where verified images are kept and served from")
 	}
 	log := newLogger(stderr, "info", "text")
-	updater, err := u.updater(log, stderr)
+	upd, err := u.updater(log, stderr)
 	if err != nil {
 		return usage("%v", err)
 	}
@@ -70,7 +71,7 @@ func runOmaha(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "pxeops omaha sync: %v\n", err)
 		return exitInvalid
 	}
-	results, err := updater.Sync(ctx, repo)
+	results, err := upd.Sync(ctx, repo)
 	if err != nil {
 		fmt.Fprintf(stderr, "pxeops omaha sync: %v\n", err)
 		return exitInvalid
@@ -79,7 +80,7 @@ func runOmaha(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	for _, id := range slices.Sorted(maps.Keys(results)) {
 		st := results[id]
 		fmt.Fprintf(stdout, "%s: %s\n", id, describeUpdate(st))
-		if st.State == omaha.StateFailed {
+		if st.State == updater.StateFailed {
 			code = exitInvalid
 		}
 	}
@@ -89,21 +90,21 @@ func runOmaha(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	return code
 }
 
-func describeUpdate(st omaha.ImageStatus) string {
+func describeUpdate(st updater.ImageStatus) string {
 	switch st.State {
-	case omaha.StateUpToDate:
+	case updater.StateUpToDate:
 		return st.Current + " is current"
-	case omaha.StateProposed, omaha.StateUnchanged:
+	case updater.StateProposed, updater.StateUnchanged:
 		pushed := "not pushed (--push not given)"
 		if st.Pushed {
 			pushed = "pushed"
 		}
 		verb := "proposed"
-		if st.State == omaha.StateUnchanged {
+		if st.State == updater.StateUnchanged {
 			verb = "already proposed"
 		}
 		return fmt.Sprintf("%s → %s %s on branch %s (commit %.12s, %s)", st.Current, st.Latest, verb, st.Branch, st.Commit, pushed)
-	case omaha.StateNotPublished:
+	case updater.StateNotPublished:
 		return fmt.Sprintf("%s → %s announced but not on the mirror yet; the next pass retries: %s", st.Current, st.Latest, st.Error)
 	}
 	kind := "needs a person"
@@ -134,7 +135,7 @@ func (u *updaterFlags) register(fset *flag.FlagSet, prefix string, push bool) {
 
 // updater builds the updater from the flags, checked first; nil, and no
 // error, without an assets dir (serve then runs without one).
-func (u *updaterFlags) updater(log *slog.Logger, term io.Writer) (*omaha.Updater, error) {
+func (u *updaterFlags) updater(log *slog.Logger, term io.Writer) (*updater.Updater, error) {
 	author, err := mail.ParseAddress(u.author)
 	if err != nil {
 		return nil, fmt.Errorf("--%sauthor %q: want \"Name <email>\": %v", u.prefix, u.author, err)
@@ -161,13 +162,13 @@ func (u *updaterFlags) updater(log *slog.Logger, term io.Writer) (*omaha.Updater
 		return nil, nil
 	}
 	hc := &http.Client{Transport: &http.Transport{Proxy: http.ProxyFromEnvironment, ResponseHeaderTimeout: time.Minute}}
-	store := &omaha.Store{Dir: u.assetsDir, HTTP: hc, MaxSize: u.maxFileSize, Log: log}
+	store := &updater.Store{Dir: u.assetsDir, HTTP: hc, MaxSize: u.maxFileSize, Log: log}
 	if f, ok := term.(*os.File); ok {
 		if info, err := f.Stat(); err == nil && info.Mode()&os.ModeCharDevice != 0 {
 			store.Progress = f
 		}
 	}
-	return &omaha.Updater{
+	return &updater.Updater{
 		Client: &omaha.Client{HTTP: hc, UserAgent: userAgent(version)},
 		Store:  store, Log: log,
 		Author:  object.Signature{Name: author.Name, Email: author.Address},
@@ -177,8 +178,8 @@ func (u *updaterFlags) updater(log *slog.Logger, term io.Writer) (*omaha.Updater
 
 // openUpdateRepo opens a local repository or clones a URL into the state
 // dir, for the updater.
-func (g *gitFlags) openUpdateRepo(ctx context.Context, location string) (*omaha.Repo, error) {
-	opts := omaha.RepoOptions{Location: location, Ref: g.ref, Path: g.path, CloneDir: filepath.Join(g.stateDir, "omaha.git")}
+func (g *gitFlags) openUpdateRepo(ctx context.Context, location string) (*updater.Repo, error) {
+	opts := updater.RepoOptions{Location: location, Ref: g.ref, Path: g.path, CloneDir: filepath.Join(g.stateDir, "omaha.git")}
 	if source.IsGitURL(location) {
 		auth, err := source.Auth(location, source.AuthOptions{SSHKey: g.sshKey, KnownHosts: g.knownHosts, TokenFile: g.tokenFile, TokenEnv: tokenEnv})
 		if err != nil {
@@ -186,5 +187,5 @@ func (g *gitFlags) openUpdateRepo(ctx context.Context, location string) (*omaha.
 		}
 		opts.Auth = auth
 	}
-	return omaha.OpenRepo(ctx, opts)
+	return updater.OpenRepo(ctx, opts)
 }

@@ -1,4 +1,4 @@
-package omaha
+package updater
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 	pgp "github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/go-git/go-git/v5/plumbing/object"
 
-	"github.com/pxeops/pxeops/render"
+	"github.com/pxeops/pxeops/omaha"
 	"github.com/pxeops/pxeops/schema"
 )
 
@@ -22,7 +22,7 @@ import (
 // update: omaha, ask the update service, mirror and verify a newer
 // release, edit the image file and propose it on a branch.
 type Updater struct {
-	Client  *Client
+	Client  *omaha.Client
 	Store   *Store
 	Log     *slog.Logger
 	Author  object.Signature // When is set per commit
@@ -116,14 +116,15 @@ func (u *Updater) Sync(ctx context.Context, repo *Repo) (map[string]ImageStatus,
 		u.setLastError(err)
 		return nil, err
 	}
-	snap, diags := render.Load(ctx, fsys, render.Options{Revision: repo.Base(), Secrets: schema.AnySecrets()})
-	if snap == nil {
-		err := fmt.Errorf("the tree at %.12s is invalid; fix it first (pxeops check): %s", repo.Base(), firstError(diags))
+	// Validity is schema's to say; secrets are the server's business, not
+	// the updater's, so any secret a config reads counts as present.
+	tree, diags := schema.LoadWith(ctx, fsys, nil, schema.AnySecrets())
+	if diags.Errors() > 0 {
+		err := fmt.Errorf("the tree at %.12s is invalid; fix it first (pxeops check): %s", repo.Base(), diags.FirstError())
 		u.setLastError(err)
 		return nil, err
 	}
 	u.setLastError(nil)
-	tree := snap.Tree
 	out := map[string]ImageStatus{}
 	for _, id := range tree.ImageIDs() {
 		img := tree.Images[id]
@@ -161,7 +162,7 @@ func (u *Updater) syncImage(ctx context.Context, repo *Repo, fsys fs.FS, tree *s
 		return fail("check", true, err)
 	}
 	st.Latest = latest
-	if latest == "" || CompareVersions(latest, img.Version) <= 0 {
+	if latest == "" || omaha.CompareVersions(latest, img.Version) <= 0 {
 		st.State = StateUpToDate
 		return st
 	}
@@ -197,8 +198,8 @@ func (u *Updater) syncImage(ctx context.Context, repo *Repo, fsys fs.FS, tree *s
 	if err != nil {
 		return fail("edit", false, fmt.Errorf("%s:%w", img.File(), err))
 	}
-	if snap, diags := render.Load(ctx, overlay{fsys, img.File(), edited}, render.Options{Secrets: schema.AnySecrets()}); snap == nil {
-		return fail("edit", false, fmt.Errorf("the edited tree does not pass pxeops check: %s", firstError(diags)))
+	if _, diags := schema.LoadWith(ctx, overlay{fsys, img.File(), edited}, nil, schema.AnySecrets()); diags.Errors() > 0 {
+		return fail("edit", false, fmt.Errorf("the edited tree does not pass pxeops check: %s", diags.FirstError()))
 	}
 	if st.Branch, err = data.Expand("omaha.branch", o.Branch); err != nil {
 		return fail("commit", false, err)
@@ -228,7 +229,7 @@ func (u *Updater) syncImage(ctx context.Context, repo *Repo, fsys fs.FS, tree *s
 // latest asks the update service which version a machine running img
 // would move to ("" for none), falling back to version.txt when enabled.
 func (u *Updater) latest(ctx context.Context, o schema.OmahaSettings, img *schema.Image) (string, error) {
-	offer, err := u.Client.Check(ctx, Query{Server: o.Server, Channel: img.Channel, Arch: img.Arch, Version: img.Version, MachineID: "pxeops-" + img.ID()})
+	offer, err := u.Client.Check(ctx, omaha.Query{Server: o.Server, Channel: img.Channel, Arch: img.Arch, Board: schema.Board(img.Arch), Version: img.Version, MachineID: "pxeops-" + img.ID()})
 	if err == nil || !o.Fallback {
 		return offer.Version, err
 	}
@@ -242,16 +243,6 @@ func (u *Updater) latest(ctx context.Context, o schema.OmahaSettings, img *schem
 	}
 	u.log().Warn("omaha server failed; using version.txt", "image", img.ID(), "err", err, "version", v)
 	return v, nil
-}
-
-func firstError(diags schema.Diagnostics) schema.Diagnostic {
-	diags.Sort()
-	for _, d := range diags {
-		if d.Severity == schema.Error {
-			return d
-		}
-	}
-	return schema.Diagnostic{}
 }
 
 func keyringFor(fsys fs.FS, o schema.OmahaSettings, osName string) (*Keyring, error) {
