@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/mail"
 	"os"
-	"path/filepath"
 	"slices"
 	"time"
 
@@ -38,7 +37,7 @@ func runOmaha(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	var g gitFlags
 	fset.StringVar(&g.ref, "ref", "main", "branch (or tag, or commit) the update is based on")
 	fset.StringVar(&g.path, "path", "", "subdirectory of the repository that holds the config tree")
-	fset.StringVar(&g.stateDir, "state-dir", defaultStateDir(), "where a git URL is cloned (omaha.git)")
+	fset.StringVar(&g.stateDir, "state-dir", defaultStateDir(), "where a git URL is cloned (repo.git, the one serve keeps)")
 	fset.StringVar(&g.sshKey, "ssh-key", "", "git over SSH: private key file (needs --known-hosts)")
 	fset.StringVar(&g.knownHosts, "known-hosts", "", "git over SSH: known_hosts file; host keys are always checked")
 	fset.StringVar(&g.tokenFile, "token-file", "", "git over HTTPS: file holding a token (or set "+tokenEnv+")")
@@ -66,7 +65,7 @@ func runOmaha(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if err != nil {
 		return usage("%v", err)
 	}
-	repo, err := g.openUpdateRepo(ctx, *repoFlag)
+	repo, err := g.openUpdateRepo(ctx, *repoFlag, nil)
 	if err != nil {
 		fmt.Fprintf(stderr, "pxeops omaha sync: %v\n", err)
 		return exitInvalid
@@ -177,9 +176,10 @@ func (u *updaterFlags) updater(log *slog.Logger, term io.Writer) (*updater.Updat
 }
 
 // openUpdateRepo opens a local repository or clones a URL into the state
-// dir, for the updater.
-func (g *gitFlags) openUpdateRepo(ctx context.Context, location string) (*updater.Repo, error) {
-	opts := updater.RepoOptions{Location: location, Ref: g.ref, Path: g.path, CloneDir: filepath.Join(g.stateDir, "omaha.git")}
+// dir, for the updater; shared, when set, is the git source's clone of the
+// same remote, used instead of the state dir's.
+func (g *gitFlags) openUpdateRepo(ctx context.Context, location string, shared *source.Clone) (*updater.Repo, error) {
+	opts := updater.RepoOptions{Location: location, Ref: g.ref, Path: g.path, CloneDir: source.CloneDir(g.stateDir), Clone: shared}
 	if source.IsGitURL(location) {
 		auth, err := source.Auth(location, source.AuthOptions{SSHKey: g.sshKey, KnownHosts: g.knownHosts, TokenFile: g.tokenFile, TokenEnv: tokenEnv})
 		if err != nil {

@@ -74,12 +74,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		Updater: upd, UpdaterOff: "--assets-dir is required: where verified images are kept and served from",
 		ShutdownTimeout: *shutdown, Version: version, Logger: log,
 	}
+	var shared *source.Clone // the git source's clone, which the updater shares
 	if source.IsGitURL(*src) {
 		repo, err := g.source(*src, *poll, log)
 		if err != nil {
 			return fail(exitUsage, err)
 		}
-		cfg.Tree = repo
+		cfg.Tree, shared = repo, repo.Clone()
 	} else {
 		dir, err := source.NewDir(*src, source.DirOptions{Poll: *poll, Watch: *watch, Logger: log})
 		if err != nil {
@@ -101,7 +102,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	cfg.OpenUpdateRepo = func(ctx context.Context) (*updater.Repo, error) {
 		opts := g
 		opts.ref = ref
-		return opts.openUpdateRepo(ctx, *src)
+		return opts.openUpdateRepo(ctx, *src, shared)
 	}
 	if err := cfg.Validate(); err != nil {
 		return fail(exitUsage, err)

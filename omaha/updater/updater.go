@@ -16,6 +16,7 @@ import (
 
 	"github.com/pxeops/pxeops/omaha"
 	"github.com/pxeops/pxeops/schema"
+	"github.com/pxeops/pxeops/source"
 )
 
 // Updater runs passes of the image updater: for each image with
@@ -198,7 +199,7 @@ func (u *Updater) syncImage(ctx context.Context, repo *Repo, fsys fs.FS, tree *s
 	if err != nil {
 		return fail("edit", false, fmt.Errorf("%s:%w", img.File(), err))
 	}
-	if _, diags := schema.LoadWith(ctx, overlay{fsys, img.File(), edited}, nil, schema.AnySecrets()); diags.Errors() > 0 {
+	if _, diags := schema.LoadWith(ctx, source.WithFile(fsys, img.File(), edited), nil, schema.AnySecrets()); diags.Errors() > 0 {
 		return fail("edit", false, fmt.Errorf("the edited tree does not pass pxeops check: %s", diags.FirstError()))
 	}
 	if st.Branch, err = data.Expand("omaha.branch", o.Branch); err != nil {
