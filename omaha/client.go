@@ -3,6 +3,7 @@ package omaha
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -154,5 +155,5 @@ func (c *Client) do(req *http.Request) (*http.Response, error) {
 	if c.UserAgent != "" {
 		req.Header.Set("User-Agent", c.UserAgent)
 	}
-	return orDefault(c.HTTP).Do(req)
+	return cmp.Or(c.HTTP, http.DefaultClient).Do(req)
 }

@@ -1,8 +1,6 @@
 package omaha
 
 import (
-	"log/slog"
-	"net/http"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -77,20 +75,4 @@ func (m *Metrics) leaveHost(key [2]string) {
 	}
 	delete(m.hostCounts, key)
 	m.hosts.DeleteLabelValues(key[0], key[1])
-}
-
-// orDiscard and orDefault give the zero values of the exported Log and
-// HTTP fields their meaning: no logging, net/http's default client.
-func orDiscard(l *slog.Logger) *slog.Logger {
-	if l == nil {
-		return slog.New(slog.DiscardHandler)
-	}
-	return l
-}
-
-func orDefault(hc *http.Client) *http.Client {
-	if hc == nil {
-		return http.DefaultClient
-	}
-	return hc
 }

@@ -187,7 +187,7 @@ func (rs *Responder) post(ctx context.Context, server string, body []byte) ([]by
 		return nil, nil, err
 	}
 	req.Header.Set("Content-Type", "text/xml; charset=utf-8")
-	resp, err := orDefault(rs.HTTP).Do(req)
+	resp, err := cmp.Or(rs.HTTP, http.DefaultClient).Do(req)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -300,4 +300,8 @@ func (rs *Responder) upstream(outcome string) {
 	}
 }
 
-func (rs *Responder) log() *slog.Logger { return orDiscard(rs.Log) }
+func (rs *Responder) log() *slog.Logger { return cmp.Or(rs.Log, discard) }
+
+// discard is what a nil Log means: no logging (a nil HTTP is net/http's
+// default client).
+var discard = slog.New(slog.DiscardHandler)

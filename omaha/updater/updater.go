@@ -1,12 +1,12 @@
 package updater
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -287,20 +287,8 @@ func releaseLink(osName, version, dir string) string {
 	return dir
 }
 
-func (u *Updater) log() *slog.Logger { return orDiscard(u.Log) }
+func (u *Updater) log() *slog.Logger { return cmp.Or(u.Log, discard) }
 
-// orDiscard and orDefault give the zero values of the exported Log and
-// HTTP fields their meaning: no logging, net/http's default client.
-func orDiscard(l *slog.Logger) *slog.Logger {
-	if l == nil {
-		return slog.New(slog.DiscardHandler)
-	}
-	return l
-}
-
-func orDefault(hc *http.Client) *http.Client {
-	if hc == nil {
-		return http.DefaultClient
-	}
-	return hc
-}
+// discard is what a nil Log means: no logging (a nil HTTP is net/http's
+// default client).
+var discard = slog.New(slog.DiscardHandler)
