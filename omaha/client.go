@@ -3,6 +3,7 @@ package omaha
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -10,8 +11,6 @@ import (
 	"io"
 	"net/http"
 	"strings"
-
-	"github.com/pxeops/pxeops/schema"
 )
 
 // Client asks an Omaha update service what a machine would be offered.
@@ -26,6 +25,7 @@ type Query struct {
 	Server    string // the update service's URL
 	Channel   string // stable, beta, alpha, ...
 	Arch      string // amd64 or arm64
+	Board     string // Flatcar's name for Arch: amd64-usr, arm64-usr
 	Version   string // the version the machine runs
 	MachineID string // stable per image, so the service can count us once
 }
@@ -114,7 +114,7 @@ func newUpdateRequest(q Query) *Request {
 		InstallSource: "scheduler", IsMachine: "1",
 		OS: RequestOS{Version: "Chateau", Platform: "CoreOS", SP: q.Version + "_" + cpu, Arch: arch},
 		Apps: []RequestApp{{
-			AppID: AppID, Version: q.Version, Track: q.Channel, Board: schema.Board(q.Arch),
+			AppID: AppID, Version: q.Version, Track: q.Channel, Board: q.Board,
 			BootID: "{" + rand.Text() + "}", MachineID: q.MachineID, OEM: "pxe",
 			MultiManifestOK: "true", DeltaOkay: "false",
 			UpdateCheck: &UpdateCheck{},
@@ -155,5 +155,5 @@ func (c *Client) do(req *http.Request) (*http.Response, error) {
 	if c.UserAgent != "" {
 		req.Header.Set("User-Agent", c.UserAgent)
 	}
-	return orDefault(c.HTTP).Do(req)
+	return cmp.Or(c.HTTP, http.DefaultClient).Do(req)
 }

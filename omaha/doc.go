@@ -1,12 +1,14 @@
-// Package omaha keeps network-booted Flatcar and CoreOS images current
-// through git, and answers the hosts that boot them.
+// Package omaha speaks the Omaha v3 update protocol that Flatcar and
+// CoreOS update_engine use, and answers the hosts that boot those images.
 //
-// The updater (Updater.Sync, run by "pxeops omaha sync" and inside serve)
-// asks an Omaha v3 update service what a machine of each tracked image
-// would be offered, mirrors a newer release's PXE kernel and initrd into
-// the content-addressed asset store only after their OpenPGP signatures
-// check out against pinned keys, edits images/<id>.yaml in place and
-// commits the change to a branch of its own for review. The Responder
-// answers update_engine at /v1/update/ with noupdate, keeps a census of
-// the versions hosts run, and in proxy mode forwards upstream.
+// It owns the wire types and their parsing (protocol.go), version
+// comparison (version.go), the Client that asks an update service what a
+// machine would be offered (client.go), and the Responder that answers
+// update_engine at /v1/update/ with noupdate, keeps a bounded census of
+// the versions hosts run (metrics.go), and in proxy mode forwards
+// upstream. It knows nothing of the model, git or the asset store: the
+// daemon hands the Responder its Policy as plain values.
+//
+// Mirroring releases and proposing them in git is package
+// omaha/updater's job.
 package omaha

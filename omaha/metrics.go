@@ -6,14 +6,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Metrics are the updater's and the responder's Prometheus series. A nil
-// *Metrics records nothing.
+// Metrics are the responder's Prometheus series (the updater has its
+// own). A nil *Metrics records nothing.
 type Metrics struct {
-	passes    *prometheus.CounterVec
-	available *prometheus.GaugeVec
-	hosts     *prometheus.GaugeVec
-	requests  *prometheus.CounterVec
-	upstream  *prometheus.CounterVec
+	hosts    *prometheus.GaugeVec
+	requests *prometheus.CounterVec
+	upstream *prometheus.CounterVec
 
 	mu         sync.Mutex
 	hostCounts map[[2]string]int
@@ -23,12 +21,6 @@ type Metrics struct {
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		hostCounts: map[[2]string]int{},
-		passes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "pxeops_omaha_image_checks_total", Help: "Updater checks per image, by resulting state.",
-		}, []string{"image", "state"}),
-		available: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "pxeops_omaha_image_update_pending", Help: "1 when the update service offers a newer version than the served tree pins.",
-		}, []string{"image"}),
 		hosts: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "pxeops_omaha_hosts", Help: "Hosts that reported to the responder, by version and channel.",
 		}, []string{"version", "channel"}),
@@ -39,20 +31,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "pxeops_omaha_upstream_total", Help: "Proxy-mode forwards to the upstream service, by outcome.",
 		}, []string{"outcome"}),
 	}
-	reg.MustRegister(m.passes, m.available, m.hosts, m.requests, m.upstream)
+	reg.MustRegister(m.hosts, m.requests, m.upstream)
 	return m
-}
-
-func (m *Metrics) observe(image string, st ImageStatus) {
-	if m == nil {
-		return
-	}
-	m.passes.WithLabelValues(image, st.State).Inc()
-	pending := 0.0
-	if st.Latest != "" && CompareVersions(st.Latest, st.Current) > 0 {
-		pending = 1
-	}
-	m.available.WithLabelValues(image).Set(pending)
 }
 
 // maxHostSeries bounds the census gauge's label pairs: versions and

@@ -11,8 +11,6 @@ import (
 	"strconv"
 	"sync"
 	"time"
-
-	"github.com/pxeops/pxeops/schema"
 )
 
 // Responder answers update_engine on PXE-booted hosts at /v1/update/.
@@ -51,24 +49,6 @@ type Policy struct {
 	// Pinned maps "<channel>/<arch>" to the version the tree serves for
 	// images the updater tracks.
 	Pinned map[string]string
-}
-
-// PolicyOf reads the responder's policy from a validated tree.
-func PolicyOf(t *schema.Tree) Policy {
-	o := t.Settings.Omaha
-	p := Policy{Proxy: o.Proxy, Passthrough: o.Passthrough, Server: o.Server, Pinned: map[string]string{}}
-	for _, id := range t.ImageIDs() {
-		img := t.Images[id]
-		if img.Update != "omaha" {
-			continue
-		}
-		p.Server = t.Settings.OmahaFor(img.OS).Server
-		key := img.Channel + "/" + img.Arch
-		if cur, ok := p.Pinned[key]; !ok || CompareVersions(img.Version, cur) > 0 {
-			p.Pinned[key] = img.Version
-		}
-	}
-	return p
 }
 
 // Host is one machine in the census.
@@ -207,7 +187,7 @@ func (rs *Responder) post(ctx context.Context, server string, body []byte) ([]by
 		return nil, nil, err
 	}
 	req.Header.Set("Content-Type", "text/xml; charset=utf-8")
-	resp, err := orDefault(rs.HTTP).Do(req)
+	resp, err := cmp.Or(rs.HTTP, http.DefaultClient).Do(req)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -320,4 +300,8 @@ func (rs *Responder) upstream(outcome string) {
 	}
 }
 
-func (rs *Responder) log() *slog.Logger { return orDiscard(rs.Log) }
+func (rs *Responder) log() *slog.Logger { return cmp.Or(rs.Log, discard) }
+
+// discard is what a nil Log means: no logging (a nil HTTP is net/http's
+// default client).
+var discard = slog.New(slog.DiscardHandler)

@@ -233,11 +233,11 @@ func (r *Reconciler) Apply(ctx context.Context, rev source.Revision) string {
 	case diags.Transient():
 		a.Result = ResultRetrying
 		a.Action = "the tree could not be read; retrying with backoff; " + kept
-		r.log.Warn("revision unreadable, will retry", "revision", rev.ID, "err", firstError(diags))
+		r.log.Warn("revision unreadable, will retry", "revision", rev.ID, "err", diags.FirstError())
 	default:
 		a.Result = ResultInvalid
 		a.Action = "needs a human: fix the errors (pxeops check lists them); " + kept
-		r.log.Error("revision rejected", "revision", rev.ID, "errors", a.Errors, "first", firstError(diags))
+		r.log.Error("revision rejected", "revision", rev.ID, "errors", a.Errors, "first", diags.FirstError())
 	}
 	r.mu.Lock()
 	r.status.LastAttempt = a
@@ -264,13 +264,4 @@ func (r *Reconciler) setNextRetry(t time.Time) {
 		c.NextRetry = &t
 		r.status.LastAttempt = &c
 	}
-}
-
-func firstError(ds schema.Diagnostics) string {
-	for _, d := range ds {
-		if d.Severity == schema.Error {
-			return d.String()
-		}
-	}
-	return ""
 }

@@ -83,6 +83,17 @@ func (ds Diagnostics) Errors() int {
 	return n
 }
 
+// FirstError is the first error in the diagnostics' order (Load sorts
+// them by position), as a log line or error gives it; "" when none.
+func (ds Diagnostics) FirstError() string {
+	for _, d := range ds {
+		if d.Severity == Error {
+			return d.String()
+		}
+	}
+	return ""
+}
+
 // Warnings counts the diagnostics that do not block serving.
 func (ds Diagnostics) Warnings() int { return len(ds) - ds.Errors() }
 

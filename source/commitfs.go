@@ -136,21 +136,3 @@ func (i fileInfo) Mode() fs.FileMode  { return i.mode }
 func (i fileInfo) ModTime() time.Time { return i.mod }
 func (i fileInfo) IsDir() bool        { return i.mode.IsDir() }
 func (i fileInfo) Sys() any           { return nil }
-
-// CommitFS is the tree of commit below subdir, read into memory the way
-// the git source reads it, for tools that load one commit (the updater).
-func CommitFS(commit *object.Commit, subdir string) (fs.FS, error) {
-	tree, err := commit.Tree()
-	if err == nil && subdir != "" {
-		tree, err = tree.Tree(subdir)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("commit %s: %w", commit.Hash, err)
-	}
-	ct := &commitTree{mu: &sync.Mutex{}, tree: tree, when: commit.Committer.When}
-	fsys, _, err := ct.snapshot(nil)
-	if err != nil {
-		return nil, fmt.Errorf("commit %s: %w", commit.Hash, err)
-	}
-	return fsys, nil
-}

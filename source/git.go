@@ -5,11 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"regexp"
-	"strings"
 	"sync"
 	"time"
 
@@ -50,11 +47,12 @@ var commitHash = regexp.MustCompile(`^[0-9a-f]{40}$`)
 type Git struct {
 	opts   GitOptions
 	log    *slog.Logger
-	dir    string
 	remote string // the URL the clone stores: Redact(opts.URL)
 	redact Redactor
-	mu     sync.Mutex // go-git's storage is not safe for concurrent use
-	repo   *git.Repository
+	// clone is the bare clone and its lock, shared with the updater when
+	// it proposes to the same remote (see Clone). Its repository is read
+	// only inside clone.Do.
+	clone *Clone
 
 	trigger chan struct{}
 	blobs   map[plumbing.Hash][]byte
@@ -80,15 +78,9 @@ func NewGit(opts GitOptions) (*Git, error) {
 	if opts.Poll <= 0 {
 		opts.Poll = 30 * time.Second
 	}
-	if opts.Path != "" {
-		clean := filepath.ToSlash(filepath.Clean(opts.Path))
-		if strings.HasPrefix(clean, "../") || clean == ".." || filepath.IsAbs(opts.Path) {
-			return nil, fmt.Errorf("--path %q: a directory inside the repository", opts.Path)
-		}
-		opts.Path = strings.Trim(clean, "/")
-		if opts.Path == "." {
-			opts.Path = ""
-		}
+	var err error
+	if opts.Path, err = CleanPath(opts.Path); err != nil {
+		return nil, err
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -100,8 +92,8 @@ func NewGit(opts GitOptions) (*Git, error) {
 	g := &Git{
 		opts:    opts,
 		log:     opts.Logger.With("source", remote),
-		dir:     filepath.Join(opts.StateDir, "repo.git"),
 		remote:  remote,
+		clone:   NewBare(CloneDir(opts.StateDir), opts.URL),
 		redact:  NewRedactor(opts.URL, opts.Auth),
 		trigger: make(chan struct{}, 1),
 	}
@@ -124,6 +116,10 @@ func (g *Git) setState(f func(*State)) {
 	defer g.smu.Unlock()
 	f(&g.state)
 }
+
+// Clone is the source's bare clone, for the updater to share when it
+// proposes to the same remote.
+func (g *Git) Clone() *Clone { return g.clone }
 
 // Trigger asks for a check of the remote now (the webhook). Triggers
 // that arrive while one is pending are folded into it.
@@ -177,7 +173,7 @@ func (g *Git) Run(ctx context.Context, emit func(Revision)) error {
 			last = rev.ID
 			emit(rev)
 		}
-		timer.Reset(jitter(g.opts.Poll))
+		timer.Reset(Jitter(g.opts.Poll))
 	}
 }
 
@@ -196,27 +192,21 @@ func (g *Git) drainTriggers(ctx context.Context, quiet time.Duration) {
 	}
 }
 
-func jitter(d time.Duration) time.Duration {
-	return d + time.Duration((rand.Float64()-0.5)*0.2*float64(d))
-}
-
 var errNoLocal = errors.New("no local revision")
 
 // local returns the last fetched revision from the state dir.
 func (g *Git) local() (Revision, error) {
-	if _, err := os.Stat(g.dir); errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(g.clone.dir); errors.Is(err, os.ErrNotExist) {
 		return Revision{}, errNoLocal
 	}
-	g.mu.Lock()
-	err := g.open()
 	var ref *plumbing.Reference
-	if err == nil {
-		ref, err = g.repo.Reference(headRef, true)
-		if err != nil {
-			err = errNoLocal
+	err := g.clone.Do(func(repo *git.Repository) error {
+		var err error
+		if ref, err = repo.Reference(headRef, true); err != nil {
+			return errNoLocal
 		}
-	}
-	g.mu.Unlock()
+		return nil
+	})
 	if err != nil {
 		return Revision{}, err
 	}
@@ -245,7 +235,7 @@ func (g *Git) checkRemote(ctx context.Context) (Revision, error) {
 	// A clone that fails to fetch or to read a commit it should have is
 	// not worth repairing: start over from the remote.
 	g.log.Warn("fetch into the local clone failed; cloning again", "err", g.redact.Error(err))
-	if err := g.reset(); err != nil {
+	if err := g.clone.reset(); err != nil {
 		return Revision{}, err
 	}
 	if _, err := g.resolveRemote(ctx); err != nil {
@@ -261,128 +251,85 @@ type remoteTarget struct {
 }
 
 func (g *Git) resolveRemote(ctx context.Context) (remoteTarget, error) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if err := g.open(); err != nil {
-		return remoteTarget{}, err
-	}
-	if commitHash.MatchString(g.opts.Ref) {
-		return remoteTarget{hash: plumbing.NewHash(g.opts.Ref)}, nil
-	}
-	remote, err := g.repo.Remote("origin")
-	if err != nil {
-		return remoteTarget{}, err
-	}
-	refs, err := remote.ListContext(ctx, &git.ListOptions{Auth: g.opts.Auth})
-	if err != nil {
-		return remoteTarget{}, fmt.Errorf("ls-remote %s: %w", g.remote, err)
-	}
-	for _, want := range []plumbing.ReferenceName{
-		plumbing.ReferenceName(g.opts.Ref),
-		plumbing.NewBranchReferenceName(g.opts.Ref),
-		plumbing.NewTagReferenceName(g.opts.Ref),
-	} {
-		for _, r := range refs {
-			if r.Name() == want && r.Type() == plumbing.HashReference {
-				return remoteTarget{name: want, hash: r.Hash()}, nil
+	var t remoteTarget
+	err := g.clone.Do(func(repo *git.Repository) error {
+		if commitHash.MatchString(g.opts.Ref) {
+			t = remoteTarget{hash: plumbing.NewHash(g.opts.Ref)}
+			return nil
+		}
+		remote, err := repo.Remote("origin")
+		if err != nil {
+			return err
+		}
+		refs, err := remote.ListContext(ctx, &git.ListOptions{Auth: g.opts.Auth})
+		if err != nil {
+			return fmt.Errorf("ls-remote %s: %w", g.remote, err)
+		}
+		for _, want := range []plumbing.ReferenceName{
+			plumbing.ReferenceName(g.opts.Ref),
+			plumbing.NewBranchReferenceName(g.opts.Ref),
+			plumbing.NewTagReferenceName(g.opts.Ref),
+		} {
+			for _, r := range refs {
+				if r.Name() == want && r.Type() == plumbing.HashReference {
+					t = remoteTarget{name: want, hash: r.Hash()}
+					return nil
+				}
 			}
 		}
-	}
-	return remoteTarget{}, fmt.Errorf("ref %q not found on %s (deleted branch or tag?)", g.opts.Ref, g.remote)
-}
-
-// open opens or creates the bare clone; g.mu held.
-func (g *Git) open() error {
-	if g.repo != nil {
-		return nil
-	}
-	repo, err := git.PlainOpen(g.dir)
-	if errors.Is(err, git.ErrRepositoryNotExists) {
-		if err := os.MkdirAll(g.opts.StateDir, 0o700); err != nil {
-			return fmt.Errorf("--state-dir: %w", err)
-		}
-		repo, err = git.PlainInit(g.dir, true)
-	}
-	if err != nil {
-		return fmt.Errorf("local clone %s: %w", g.dir, err)
-	}
-	// The clone follows --source even when it was made for another URL,
-	// and stores it without credentials: one an older pxeops stored with
-	// them is rewritten here.
-	cfg, err := repo.Config()
-	if err != nil {
-		return fmt.Errorf("local clone %s: %w", g.dir, err)
-	}
-	if rc := cfg.Remotes["origin"]; rc == nil || len(rc.URLs) != 1 || rc.URLs[0] != g.remote {
-		cfg.Remotes["origin"] = &config.RemoteConfig{Name: "origin", URLs: []string{g.remote}}
-		if err := repo.SetConfig(cfg); err != nil {
-			return fmt.Errorf("local clone %s: %w", g.dir, err)
-		}
-	}
-	g.repo = repo
-	return nil
-}
-
-// reset deletes the local clone.
-func (g *Git) reset() error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.repo = nil
-	return os.RemoveAll(g.dir)
+		return fmt.Errorf("ref %q not found on %s (deleted branch or tag?)", g.opts.Ref, g.remote)
+	})
+	return t, err
 }
 
 // ensure fetches the target unless the clone has it, records it as the
 // local head, and returns its revision.
 func (g *Git) ensure(ctx context.Context, t remoteTarget) (Revision, error) {
-	g.mu.Lock()
-	have := false
-	if _, err := g.repo.Object(plumbing.AnyObject, t.hash); err == nil {
-		have = true
-	}
-	if !have {
-		opts := &git.FetchOptions{Auth: g.opts.Auth, Force: true, Tags: git.NoTags}
-		if t.name != "" {
-			opts.Depth = 1
-			opts.RefSpecs = []config.RefSpec{config.RefSpec("+" + string(t.name) + ":refs/pxeops/fetched")}
-		} else {
-			// A fixed commit can only be fetched through the branches
-			// that contain it.
-			opts.RefSpecs = []config.RefSpec{"+refs/heads/*:refs/pxeops/branches/*"}
+	var commit *object.Commit
+	err := g.clone.Do(func(repo *git.Repository) error {
+		if _, err := repo.Object(plumbing.AnyObject, t.hash); err != nil {
+			opts := &git.FetchOptions{Auth: g.opts.Auth, Force: true, Tags: git.NoTags}
+			if t.name != "" {
+				opts.Depth = 1
+				opts.RefSpecs = []config.RefSpec{config.RefSpec("+" + string(t.name) + ":refs/pxeops/fetched")}
+			} else {
+				// A fixed commit can only be fetched through the branches
+				// that contain it.
+				opts.RefSpecs = []config.RefSpec{"+refs/heads/*:refs/pxeops/branches/*"}
+			}
+			err := repo.FetchContext(ctx, opts)
+			if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
+				return fmt.Errorf("fetch %s: %w", t.name, err)
+			}
 		}
-		err := g.repo.FetchContext(ctx, opts)
-		if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
-			g.mu.Unlock()
-			return Revision{}, fmt.Errorf("fetch %s: %w", t.name, err)
-		}
-	}
-	commit, err := g.commitOf(t.hash)
-	g.mu.Unlock()
+		var err error
+		commit, err = commitOf(repo, t.hash)
+		return err
+	})
 	if err != nil {
 		return Revision{}, err
 	}
 	if v := g.opts.Verify; v != nil {
-		g.mu.Lock()
-		err := v.verify(g.repo, t.hash, commit)
-		g.mu.Unlock()
+		err := g.clone.Do(func(repo *git.Repository) error { return v.verify(repo, t.hash, commit) })
 		if err != nil {
 			return Revision{}, &VerifyError{err}
 		}
 	}
-	g.mu.Lock()
-	err = g.repo.Storer.SetReference(plumbing.NewHashReference(headRef, t.hash))
-	g.mu.Unlock()
+	err = g.clone.Do(func(repo *git.Repository) error {
+		return repo.Storer.SetReference(plumbing.NewHashReference(headRef, t.hash))
+	})
 	if err != nil {
 		return Revision{}, err
 	}
 	return g.revision(t.hash)
 }
 
-// commitOf peels a tag to its commit; g.mu held.
-func (g *Git) commitOf(h plumbing.Hash) (*object.Commit, error) {
-	if tag, err := g.repo.TagObject(h); err == nil {
+// commitOf peels a tag to its commit; the clone's lock held.
+func commitOf(repo *git.Repository, h plumbing.Hash) (*object.Commit, error) {
+	if tag, err := repo.TagObject(h); err == nil {
 		return tag.Commit()
 	}
-	c, err := g.repo.CommitObject(h)
+	c, err := repo.CommitObject(h)
 	if err != nil {
 		return nil, fmt.Errorf("commit %s: %w", h, err)
 	}
@@ -391,23 +338,27 @@ func (g *Git) commitOf(h plumbing.Hash) (*object.Commit, error) {
 
 // revision reads the tree of the commit h points to, below Path.
 func (g *Git) revision(h plumbing.Hash) (Revision, error) {
-	g.mu.Lock()
-	commit, err := g.commitOf(h)
+	var commit *object.Commit
 	var tree *object.Tree
-	if err == nil {
-		tree, err = commit.Tree()
-	}
-	if err == nil && g.opts.Path != "" {
-		tree, err = tree.Tree(g.opts.Path)
-		if err != nil {
-			err = fmt.Errorf("--path %s not in commit %s: %w", g.opts.Path, commit.Hash, err)
+	err := g.clone.Do(func(repo *git.Repository) error {
+		var err error
+		if commit, err = commitOf(repo, h); err != nil {
+			return err
 		}
-	}
-	g.mu.Unlock()
+		if tree, err = commit.Tree(); err != nil {
+			return err
+		}
+		if g.opts.Path != "" {
+			if tree, err = tree.Tree(g.opts.Path); err != nil {
+				return fmt.Errorf("--path %s not in commit %s: %w", g.opts.Path, commit.Hash, err)
+			}
+		}
+		return nil
+	})
 	if err != nil {
 		return Revision{}, err
 	}
-	ct := &commitTree{mu: &g.mu, tree: tree, when: commit.Committer.When}
+	ct := &commitTree{mu: &g.clone.mu, tree: tree, when: commit.Committer.When}
 	fsys, blobs, err := ct.snapshot(g.blobs)
 	if err != nil {
 		return Revision{}, fmt.Errorf("commit %s: %w", commit.Hash, err)

@@ -1,6 +1,11 @@
 // Package source is where config trees come from. A source watches its
 // origin and hands each new state of the tree to a callback as a
 // Revision; it never writes to the origin.
+//
+// It is also pxeops' one git layer: the bare clone and the lock every
+// user of it holds (Clone, which the image updater shares with the git
+// source of the same remote), auth, URL redaction, commit trees read into
+// memory, path rules (CleanPath) and poll jitter.
 package source
 
 import (

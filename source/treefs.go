@@ -82,3 +82,29 @@ func (t *treeFS) add(rel string, info fs.FileInfo, f *memFile) {
 }
 
 var _ fs.ReadDirFS = (*treeFS)(nil)
+
+// WithFile is fsys with the file name holding data instead, to load the
+// tree an edit would make before committing it (the updater).
+func WithFile(fsys fs.FS, name string, data []byte) fs.FS {
+	return withFile{FS: fsys, name: name, f: &memFile{info: fileInfo{name: path.Base(name), size: int64(len(data)), mode: 0o444}, data: data}}
+}
+
+type withFile struct {
+	fs.FS
+	name string
+	f    *memFile
+}
+
+func (w withFile) Open(name string) (fs.File, error) {
+	if name != w.name {
+		return w.FS.Open(name)
+	}
+	return &openMemFile{memFile: w.f, Reader: bytes.NewReader(w.f.data)}, nil
+}
+
+// ReadDir passes through: without it fs.ReadDir falls back to opening
+// the directory, which the sources' trees do not support, and the edited
+// tree would load as an empty one.
+func (w withFile) ReadDir(name string) ([]fs.DirEntry, error) { return fs.ReadDir(w.FS, name) }
+
+var _ fs.ReadDirFS = withFile{}

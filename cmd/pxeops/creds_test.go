@@ -17,8 +17,8 @@ import (
 // Credentials given in the URL's userinfo (user:password, or a token as
 // the user) and in --token-file never show: not in a log line, /status,
 // /metrics, check's output or errors, nor in any file under the state
-// dir (the clones' remotes included, even one an older pxeops stored
-// with them), whether the remote answers, refuses the password or is
+// dir (the clone's remote included, even one an older pxeops stored
+// with them; serve's source and updater share that one clone), whether the remote answers, refuses the password or is
 // unreachable.
 func TestCredentialsNeverShow(t *testing.T) {
 	urlSecret, tokenSecret := "urlsecret"+randomHex(t), "tokensecret"+randomHex(t)
@@ -35,8 +35,8 @@ func TestCredentialsNeverShow(t *testing.T) {
 
 	seen := map[string]string{} // where → what a reader could see
 	state, assets := t.TempDir(), t.TempDir()
-	// An older pxeops stored the URL with its credentials in both clones.
-	for _, clone := range []string{"repo.git", "omaha.git"} {
+	// An older pxeops stored the URL with its credentials in the clone.
+	for _, clone := range []string{"repo.git"} {
 		dir := filepath.Join(state, clone)
 		remote.Git("init", "-q", "--bare", dir)
 		remote.Git("--git-dir", dir, "remote", "add", "origin", with(tokenURL, "old:"+urlSecret))
@@ -51,7 +51,10 @@ func TestCredentialsNeverShow(t *testing.T) {
 		return omahaOf(t, s).Images["flatcar-stable"].Pushed
 	})
 	s.collect(t, "serve (good remote)", seen)
-	for _, clone := range []string{"repo.git", "omaha.git"} {
+	if _, err := os.Stat(filepath.Join(state, "omaha.git")); err == nil {
+		t.Error("serve made a second clone of the remote (omaha.git)")
+	}
+	for _, clone := range []string{"repo.git"} {
 		cfg, err := os.ReadFile(filepath.Join(state, clone, "config"))
 		if err != nil || !strings.Contains(string(cfg), "url = "+tokenURL+"\n") {
 			t.Errorf("%s/config does not name the remote without credentials (%v):\n%s", clone, err, cfg)

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/mail"
 	"os"
-	"path/filepath"
 	"slices"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 
 	"github.com/pxeops/pxeops/internal/safefile"
 	"github.com/pxeops/pxeops/omaha"
+	"github.com/pxeops/pxeops/omaha/updater"
 	"github.com/pxeops/pxeops/source"
 )
 
@@ -37,7 +37,7 @@ func runOmaha(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	var g gitFlags
 	fset.StringVar(&g.ref, "ref", "main", "branch (or tag, or commit) the update is based on")
 	fset.StringVar(&g.path, "path", "", "subdirectory of the repository that holds the config tree")
-	fset.StringVar(&g.stateDir, "state-dir", defaultStateDir(), "where a git URL is cloned (omaha.git)")
+	fset.StringVar(&g.stateDir, "state-dir", defaultStateDir(), "where a git URL is cloned (repo.git, the one serve keeps)")
 	fset.StringVar(&g.sshKey, "ssh-key", "", "git over SSH: private key file (needs --known-hosts)")
 	fset.StringVar(&g.knownHosts, "known-hosts", "", "git over SSH: known_hosts file; host keys are always checked")
 	fset.StringVar(&g.tokenFile, "token-file", "", "git over HTTPS: file holding a token (or set "+tokenEnv+")")
@@ -61,16 +61,16 @@ func runOmaha(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return usage("--assets-dir is required: where verified images are kept and served from")
 	}
 	log := newLogger(stderr, "info", "text")
-	updater, err := u.updater(log, stderr)
+	upd, err := u.updater(log, stderr)
 	if err != nil {
 		return usage("%v", err)
 	}
-	repo, err := g.openUpdateRepo(ctx, *repoFlag)
+	repo, err := g.openUpdateRepo(ctx, *repoFlag, nil)
 	if err != nil {
 		fmt.Fprintf(stderr, "pxeops omaha sync: %v\n", err)
 		return exitInvalid
 	}
-	results, err := updater.Sync(ctx, repo)
+	results, err := upd.Sync(ctx, repo)
 	if err != nil {
 		fmt.Fprintf(stderr, "pxeops omaha sync: %v\n", err)
 		return exitInvalid
@@ -79,7 +79,7 @@ func runOmaha(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	for _, id := range slices.Sorted(maps.Keys(results)) {
 		st := results[id]
 		fmt.Fprintf(stdout, "%s: %s\n", id, describeUpdate(st))
-		if st.State == omaha.StateFailed {
+		if st.State == updater.StateFailed {
 			code = exitInvalid
 		}
 	}
@@ -89,21 +89,21 @@ func runOmaha(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	return code
 }
 
-func describeUpdate(st omaha.ImageStatus) string {
+func describeUpdate(st updater.ImageStatus) string {
 	switch st.State {
-	case omaha.StateUpToDate:
+	case updater.StateUpToDate:
 		return st.Current + " is current"
-	case omaha.StateProposed, omaha.StateUnchanged:
+	case updater.StateProposed, updater.StateUnchanged:
 		pushed := "not pushed (--push not given)"
 		if st.Pushed {
 			pushed = "pushed"
 		}
 		verb := "proposed"
-		if st.State == omaha.StateUnchanged {
+		if st.State == updater.StateUnchanged {
 			verb = "already proposed"
 		}
 		return fmt.Sprintf("%s → %s %s on branch %s (commit %.12s, %s)", st.Current, st.Latest, verb, st.Branch, st.Commit, pushed)
-	case omaha.StateNotPublished:
+	case updater.StateNotPublished:
 		return fmt.Sprintf("%s → %s announced but not on the mirror yet; the next pass retries: %s", st.Current, st.Latest, st.Error)
 	}
 	kind := "needs a person"
@@ -134,7 +134,7 @@ func (u *updaterFlags) register(fset *flag.FlagSet, prefix string, push bool) {
 
 // updater builds the updater from the flags, checked first; nil, and no
 // error, without an assets dir (serve then runs without one).
-func (u *updaterFlags) updater(log *slog.Logger, term io.Writer) (*omaha.Updater, error) {
+func (u *updaterFlags) updater(log *slog.Logger, term io.Writer) (*updater.Updater, error) {
 	author, err := mail.ParseAddress(u.author)
 	if err != nil {
 		return nil, fmt.Errorf("--%sauthor %q: want \"Name <email>\": %v", u.prefix, u.author, err)
@@ -161,13 +161,13 @@ func (u *updaterFlags) updater(log *slog.Logger, term io.Writer) (*omaha.Updater
 		return nil, nil
 	}
 	hc := &http.Client{Transport: &http.Transport{Proxy: http.ProxyFromEnvironment, ResponseHeaderTimeout: time.Minute}}
-	store := &omaha.Store{Dir: u.assetsDir, HTTP: hc, MaxSize: u.maxFileSize, Log: log}
+	store := &updater.Store{Dir: u.assetsDir, HTTP: hc, MaxSize: u.maxFileSize, Log: log}
 	if f, ok := term.(*os.File); ok {
 		if info, err := f.Stat(); err == nil && info.Mode()&os.ModeCharDevice != 0 {
 			store.Progress = f
 		}
 	}
-	return &omaha.Updater{
+	return &updater.Updater{
 		Client: &omaha.Client{HTTP: hc, UserAgent: userAgent(version)},
 		Store:  store, Log: log,
 		Author:  object.Signature{Name: author.Name, Email: author.Address},
@@ -176,9 +176,10 @@ func (u *updaterFlags) updater(log *slog.Logger, term io.Writer) (*omaha.Updater
 }
 
 // openUpdateRepo opens a local repository or clones a URL into the state
-// dir, for the updater.
-func (g *gitFlags) openUpdateRepo(ctx context.Context, location string) (*omaha.Repo, error) {
-	opts := omaha.RepoOptions{Location: location, Ref: g.ref, Path: g.path, CloneDir: filepath.Join(g.stateDir, "omaha.git")}
+// dir, for the updater; shared, when set, is the git source's clone of the
+// same remote, used instead of the state dir's.
+func (g *gitFlags) openUpdateRepo(ctx context.Context, location string, shared *source.Clone) (*updater.Repo, error) {
+	opts := updater.RepoOptions{Location: location, Ref: g.ref, Path: g.path, CloneDir: source.CloneDir(g.stateDir), Clone: shared}
 	if source.IsGitURL(location) {
 		auth, err := source.Auth(location, source.AuthOptions{SSHKey: g.sshKey, KnownHosts: g.knownHosts, TokenFile: g.tokenFile, TokenEnv: tokenEnv})
 		if err != nil {
@@ -186,5 +187,5 @@ func (g *gitFlags) openUpdateRepo(ctx context.Context, location string) (*omaha.
 		}
 		opts.Auth = auth
 	}
-	return omaha.OpenRepo(ctx, opts)
+	return updater.OpenRepo(ctx, opts)
 }

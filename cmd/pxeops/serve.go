@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/pxeops/pxeops/internal/daemon"
-	"github.com/pxeops/pxeops/omaha"
+	"github.com/pxeops/pxeops/omaha/updater"
 	"github.com/pxeops/pxeops/source"
 )
 
@@ -67,7 +67,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	log := newLogger(logOut, level.value, format.value)
 	// The updater's flags are checked whether or not the tree will turn
 	// it on: the tree is not loaded yet.
-	updater, err := u.updater(log, nil)
+	upd, err := u.updater(log, nil)
 	if err != nil {
 		return fail(exitUsage, err)
 	}
@@ -77,15 +77,16 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		TFTPAddr: *tftpAddr, IPXEDir: *ipxeDir,
 		ProxyDHCP: *proxyDHCP, Interface: *iface,
 		BIOSBinary: *biosFile, EFIBinary: *efiFile, ARM64Binary: *arm64File,
-		Updater: updater, UpdaterOff: "--assets-dir is required: where verified images are kept and served from",
+		Updater: upd, UpdaterOff: "--assets-dir is required: where verified images are kept and served from",
 		ShutdownTimeout: *shutdown, Version: version, Logger: log,
 	}
+	var shared *source.Clone // the git source's clone, which the updater shares
 	if source.IsGitURL(*src) {
 		repo, err := g.source(*src, *poll, log)
 		if err != nil {
 			return fail(exitUsage, err)
 		}
-		cfg.Tree = repo
+		cfg.Tree, shared = repo, repo.Clone()
 	} else {
 		dir, err := source.NewDir(*src, source.DirOptions{Poll: *poll, Watch: *watch, Logger: log})
 		if err != nil {
@@ -104,10 +105,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if !source.IsGitURL(*src) {
 		ref = "HEAD" // a directory source serves its work tree; updates start from its HEAD
 	}
-	cfg.OpenUpdateRepo = func(ctx context.Context) (*omaha.Repo, error) {
+	cfg.OpenUpdateRepo = func(ctx context.Context) (*updater.Repo, error) {
 		opts := g
 		opts.ref = ref
-		return opts.openUpdateRepo(ctx, *src)
+		return opts.openUpdateRepo(ctx, *src, shared)
 	}
 	if err := cfg.Validate(); err != nil {
 		return fail(exitUsage, err)

@@ -20,7 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pxeops/pxeops/internal/safefile"
-	"github.com/pxeops/pxeops/omaha"
+	"github.com/pxeops/pxeops/omaha/updater"
 	"github.com/pxeops/pxeops/serve/proxydhcp"
 	"github.com/pxeops/pxeops/serve/tftpserver"
 	"github.com/pxeops/pxeops/source"
@@ -72,9 +72,9 @@ type Config struct {
 
 	// Updater mirrors images when the tree asks for it; nil: off, for
 	// UpdaterOff's reason. OpenUpdateRepo gives it the repository.
-	Updater        *omaha.Updater
+	Updater        *updater.Updater
 	UpdaterOff     string
-	OpenUpdateRepo func(context.Context) (*omaha.Repo, error)
+	OpenUpdateRepo func(context.Context) (*updater.Repo, error)
 
 	// ShutdownTimeout bounds in-flight requests at the end; default 30 s.
 	ShutdownTimeout time.Duration

@@ -14,7 +14,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/pxeops/pxeops/omaha"
+	"github.com/pxeops/pxeops/omaha/updater"
 	"github.com/pxeops/pxeops/reconcile"
+	"github.com/pxeops/pxeops/schema"
 	"github.com/pxeops/pxeops/serve/httpserver"
 	"github.com/pxeops/pxeops/serve/proxydhcp"
 	"github.com/pxeops/pxeops/serve/tftpserver"
@@ -38,10 +40,10 @@ type Status struct {
 // OmahaStatus is the updater's and responder's part of /status.
 type OmahaStatus struct {
 	// Updater is "on", or "off: <why>".
-	Updater string                       `json:"updater"`
-	Error   string                       `json:"error,omitempty"`
-	Images  map[string]omaha.ImageStatus `json:"images"`
-	Census  omaha.Census                 `json:"census"`
+	Updater string                         `json:"updater"`
+	Error   string                         `json:"error,omitempty"`
+	Images  map[string]updater.ImageStatus `json:"images"`
+	Census  omaha.Census                   `json:"census"`
 }
 
 // Run serves until ctx ends (nil) or a component stops that cannot go on
@@ -70,7 +72,7 @@ func (c *Config) Run(ctx context.Context) (err error) {
 	defer stop()
 	sup.ctx = runCtx
 
-	updater, updaterState, responder := c.omaha(rec, log, reg)
+	upd, updaterState, responder := c.omaha(rec, log, reg)
 	var trigger func()
 	if len(c.WebhookSecret) > 0 {
 		trigger = c.Tree.Trigger
@@ -99,7 +101,7 @@ func (c *Config) Run(ctx context.Context) (err error) {
 		Ready:         sup.err,
 		Status: func() any {
 			st := Status{Version: c.Version, ServerURL: c.ServerURL, Status: rec.Status(), Source: c.Tree.State(),
-				Omaha: OmahaStatus{Updater: updaterState, Error: updater.LastError(), Images: updater.Status(), Census: responder.Census()}}
+				Omaha: OmahaStatus{Updater: updaterState, Error: upd.LastError(), Images: upd.Status(), Census: responder.Census()}}
 			if err := sup.err(); err != nil {
 				st.Down = err.Error()
 			}
@@ -226,32 +228,51 @@ func closeTFTP(l *tftpserver.Listener) {
 // omaha makes the Omaha responder and hooks the updater to it: it runs
 // when the served tree sets omaha.sync (every interval) or omaha.proxy
 // (when hosts report a newer version upstream).
-func (c *Config) omaha(rec *reconcile.Reconciler, log *slog.Logger, reg prometheus.Registerer) (*omaha.Updater, string, *omaha.Responder) {
-	metrics := omaha.NewMetrics(reg)
+func (c *Config) omaha(rec *reconcile.Reconciler, log *slog.Logger, reg prometheus.Registerer) (*updater.Updater, string, *omaha.Responder) {
+	metrics, updaterMetrics := omaha.NewMetrics(reg), updater.NewMetrics(reg)
 	policy := func() omaha.Policy {
 		if snap := rec.Snapshot(); snap != nil {
-			return omaha.PolicyOf(snap.Tree)
+			return policyOf(snap.Tree)
 		}
 		return omaha.Policy{}
 	}
 	responder := &omaha.Responder{Log: log, Metrics: metrics, Policy: policy}
 	if c.Updater == nil {
 		log.Info("image updater off", "reason", c.UpdaterOff)
-		return &omaha.Updater{}, "off: " + c.UpdaterOff, responder
+		return &updater.Updater{}, "off: " + c.UpdaterOff, responder
 	}
-	c.Updater.Metrics = metrics
+	c.Updater.Metrics = updaterMetrics
 	responder.Trigger = c.Updater.Trigger
 	return c.Updater, "on", responder
 }
 
-func (c *Config) schedule(rec *reconcile.Reconciler) func() omaha.Schedule {
-	return func() omaha.Schedule {
+// policyOf reads the responder's policy from a validated tree: the
+// responder knows the wire, not the model, so the daemon hands it values.
+func policyOf(t *schema.Tree) omaha.Policy {
+	o := t.Settings.Omaha
+	p := omaha.Policy{Proxy: o.Proxy, Passthrough: o.Passthrough, Server: o.Server, Pinned: map[string]string{}}
+	for _, id := range t.ImageIDs() {
+		img := t.Images[id]
+		if img.Update != "omaha" {
+			continue
+		}
+		p.Server = t.Settings.OmahaFor(img.OS).Server
+		key := img.Channel + "/" + img.Arch
+		if cur, ok := p.Pinned[key]; !ok || omaha.CompareVersions(img.Version, cur) > 0 {
+			p.Pinned[key] = img.Version
+		}
+	}
+	return p
+}
+
+func (c *Config) schedule(rec *reconcile.Reconciler) func() updater.Schedule {
+	return func() updater.Schedule {
 		snap := rec.Snapshot()
 		if snap == nil {
-			return omaha.Schedule{}
+			return updater.Schedule{}
 		}
 		o := snap.Tree.Settings.Omaha
-		return omaha.Schedule{Periodic: o.Sync, OnTrigger: o.Sync || o.Proxy, Interval: time.Duration(o.Interval), Retry: time.Minute}
+		return updater.Schedule{Periodic: o.Sync, OnTrigger: o.Sync || o.Proxy, Interval: time.Duration(o.Interval), Retry: time.Minute}
 	}
 }
 

@@ -1,4 +1,4 @@
-package omaha_test
+package updater_test
 
 import (
 	"context"
@@ -8,14 +8,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pxeops/pxeops/omaha"
+	"github.com/pxeops/pxeops/omaha/updater"
 )
 
 // However many triggers arrive during a pass, they fold into one more.
 func TestTriggersFoldIntoOnePass(t *testing.T) {
 	var opens atomic.Int32
 	release := make(chan struct{})
-	open := func(ctx context.Context) (*omaha.Repo, error) {
+	open := func(ctx context.Context) (*updater.Repo, error) {
 		if opens.Add(1) == 1 {
 			<-release
 		}
@@ -23,10 +23,10 @@ func TestTriggersFoldIntoOnePass(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	u := &omaha.Updater{}
+	u := &updater.Updater{}
 	done := make(chan struct{})
 	go func() {
-		u.Run(ctx, open, func() omaha.Schedule { return omaha.Schedule{OnTrigger: true, Interval: time.Hour} })
+		u.Run(ctx, open, func() updater.Schedule { return updater.Schedule{OnTrigger: true, Interval: time.Hour} })
 		close(done)
 	}()
 	u.Trigger()
@@ -49,15 +49,15 @@ func TestTriggersFoldIntoOnePass(t *testing.T) {
 // before the interval.
 func TestRetryableFailureBacksOff(t *testing.T) {
 	var opens atomic.Int32
-	open := func(ctx context.Context) (*omaha.Repo, error) {
+	open := func(ctx context.Context) (*updater.Repo, error) {
 		opens.Add(1)
 		return nil, errors.New("remote unreachable")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	u := &omaha.Updater{}
-	go u.Run(ctx, open, func() omaha.Schedule {
-		return omaha.Schedule{OnTrigger: true, Interval: time.Hour, Retry: 20 * time.Millisecond}
+	u := &updater.Updater{}
+	go u.Run(ctx, open, func() updater.Schedule {
+		return updater.Schedule{OnTrigger: true, Interval: time.Hour, Retry: 20 * time.Millisecond}
 	})
 	u.Trigger()
 	deadline := time.Now().Add(10 * time.Second)

@@ -1,12 +1,12 @@
-package omaha
+package updater
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -14,15 +14,16 @@ import (
 	pgp "github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/go-git/go-git/v5/plumbing/object"
 
-	"github.com/pxeops/pxeops/render"
+	"github.com/pxeops/pxeops/omaha"
 	"github.com/pxeops/pxeops/schema"
+	"github.com/pxeops/pxeops/source"
 )
 
 // Updater runs passes of the image updater: for each image with
 // update: omaha, ask the update service, mirror and verify a newer
 // release, edit the image file and propose it on a branch.
 type Updater struct {
-	Client  *Client
+	Client  *omaha.Client
 	Store   *Store
 	Log     *slog.Logger
 	Author  object.Signature // When is set per commit
@@ -116,14 +117,15 @@ func (u *Updater) Sync(ctx context.Context, repo *Repo) (map[string]ImageStatus,
 		u.setLastError(err)
 		return nil, err
 	}
-	snap, diags := render.Load(ctx, fsys, render.Options{Revision: repo.Base(), Secrets: schema.AnySecrets()})
-	if snap == nil {
-		err := fmt.Errorf("the tree at %.12s is invalid; fix it first (pxeops check): %s", repo.Base(), firstError(diags))
+	// Validity is schema's to say; secrets are the server's business, not
+	// the updater's, so any secret a config reads counts as present.
+	tree, diags := schema.LoadWith(ctx, fsys, nil, schema.AnySecrets())
+	if diags.Errors() > 0 {
+		err := fmt.Errorf("the tree at %.12s is invalid; fix it first (pxeops check): %s", repo.Base(), diags.FirstError())
 		u.setLastError(err)
 		return nil, err
 	}
 	u.setLastError(nil)
-	tree := snap.Tree
 	out := map[string]ImageStatus{}
 	for _, id := range tree.ImageIDs() {
 		img := tree.Images[id]
@@ -161,7 +163,7 @@ func (u *Updater) syncImage(ctx context.Context, repo *Repo, fsys fs.FS, tree *s
 		return fail("check", true, err)
 	}
 	st.Latest = latest
-	if latest == "" || CompareVersions(latest, img.Version) <= 0 {
+	if latest == "" || omaha.CompareVersions(latest, img.Version) <= 0 {
 		st.State = StateUpToDate
 		return st
 	}
@@ -197,8 +199,8 @@ func (u *Updater) syncImage(ctx context.Context, repo *Repo, fsys fs.FS, tree *s
 	if err != nil {
 		return fail("edit", false, fmt.Errorf("%s:%w", img.File(), err))
 	}
-	if snap, diags := render.Load(ctx, overlay{fsys, img.File(), edited}, render.Options{Secrets: schema.AnySecrets()}); snap == nil {
-		return fail("edit", false, fmt.Errorf("the edited tree does not pass pxeops check: %s", firstError(diags)))
+	if _, diags := schema.LoadWith(ctx, source.WithFile(fsys, img.File(), edited), nil, schema.AnySecrets()); diags.Errors() > 0 {
+		return fail("edit", false, fmt.Errorf("the edited tree does not pass pxeops check: %s", diags.FirstError()))
 	}
 	if st.Branch, err = data.Expand("omaha.branch", o.Branch); err != nil {
 		return fail("commit", false, err)
@@ -228,7 +230,7 @@ func (u *Updater) syncImage(ctx context.Context, repo *Repo, fsys fs.FS, tree *s
 // latest asks the update service which version a machine running img
 // would move to ("" for none), falling back to version.txt when enabled.
 func (u *Updater) latest(ctx context.Context, o schema.OmahaSettings, img *schema.Image) (string, error) {
-	offer, err := u.Client.Check(ctx, Query{Server: o.Server, Channel: img.Channel, Arch: img.Arch, Version: img.Version, MachineID: "pxeops-" + img.ID()})
+	offer, err := u.Client.Check(ctx, omaha.Query{Server: o.Server, Channel: img.Channel, Arch: img.Arch, Board: schema.Board(img.Arch), Version: img.Version, MachineID: "pxeops-" + img.ID()})
 	if err == nil || !o.Fallback {
 		return offer.Version, err
 	}
@@ -242,16 +244,6 @@ func (u *Updater) latest(ctx context.Context, o schema.OmahaSettings, img *schem
 	}
 	u.log().Warn("omaha server failed; using version.txt", "image", img.ID(), "err", err, "version", v)
 	return v, nil
-}
-
-func firstError(diags schema.Diagnostics) schema.Diagnostic {
-	diags.Sort()
-	for _, d := range diags {
-		if d.Severity == schema.Error {
-			return d
-		}
-	}
-	return schema.Diagnostic{}
 }
 
 func keyringFor(fsys fs.FS, o schema.OmahaSettings, osName string) (*Keyring, error) {
@@ -295,20 +287,8 @@ func releaseLink(osName, version, dir string) string {
 	return dir
 }
 
-func (u *Updater) log() *slog.Logger { return orDiscard(u.Log) }
+func (u *Updater) log() *slog.Logger { return cmp.Or(u.Log, discard) }
 
-// orDiscard and orDefault give the zero values of the exported Log and
-// HTTP fields their meaning: no logging, net/http's default client.
-func orDiscard(l *slog.Logger) *slog.Logger {
-	if l == nil {
-		return slog.New(slog.DiscardHandler)
-	}
-	return l
-}
-
-func orDefault(hc *http.Client) *http.Client {
-	if hc == nil {
-		return http.DefaultClient
-	}
-	return hc
-}
+// discard is what a nil Log means: no logging (a nil HTTP is net/http's
+// default client).
+var discard = slog.New(slog.DiscardHandler)

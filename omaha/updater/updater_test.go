@@ -1,4 +1,4 @@
-package omaha_test
+package updater_test
 
 import (
 	"context"
@@ -21,6 +21,7 @@ import (
 	"github.com/pxeops/pxeops/internal/gittest"
 	"github.com/pxeops/pxeops/internal/omahatest"
 	"github.com/pxeops/pxeops/omaha"
+	"github.com/pxeops/pxeops/omaha/updater"
 	"github.com/pxeops/pxeops/render"
 )
 
@@ -36,18 +37,18 @@ var kernel, initrd = []byte("kernel 2.0.0 " + strings.Repeat("k", 4096)), []byte
 
 func publish(rel *omahatest.Release, version string, k, i []byte) { rel.PublishImage(version, k, i) }
 
-func newUpdater(t *testing.T) *omaha.Updater {
-	return &omaha.Updater{
+func newUpdater(t *testing.T) *updater.Updater {
+	return &updater.Updater{
 		Client: &omaha.Client{},
-		Store:  &omaha.Store{Dir: t.TempDir(), Backoff: time.Millisecond, Attempts: 2, Stall: 200 * time.Millisecond},
+		Store:  &updater.Store{Dir: t.TempDir(), Backoff: time.Millisecond, Attempts: 2, Stall: 200 * time.Millisecond},
 		Author: object.Signature{Name: "pxeops", Email: "pxeops@example.test"},
 		Push:   true,
 	}
 }
 
-func sync(t *testing.T, u *omaha.Updater, remote *gittest.Remote, cloneDir string) omaha.ImageStatus {
+func sync(t *testing.T, u *updater.Updater, remote *gittest.Remote, cloneDir string) updater.ImageStatus {
 	t.Helper()
-	repo, err := omaha.OpenRepo(context.Background(), omaha.RepoOptions{Location: remote.FileURL(), Ref: "main", CloneDir: cloneDir})
+	repo, err := updater.OpenRepo(context.Background(), updater.RepoOptions{Location: remote.FileURL(), Ref: "main", CloneDir: cloneDir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +72,7 @@ func TestSyncProposesVerifiedUpdate(t *testing.T) {
 	clone := filepath.Join(t.TempDir(), "clone.git")
 
 	st := sync(t, u, remote, clone)
-	if st.State != omaha.StateProposed || !st.Pushed || st.Latest != "2.0.0" || st.Signer != rel.Fingerprint() {
+	if st.State != updater.StateProposed || !st.Pushed || st.Latest != "2.0.0" || st.Signer != rel.Fingerprint() {
 		t.Fatalf("status %+v", st)
 	}
 	for _, f := range []struct {
@@ -122,7 +123,7 @@ func TestSyncProposesVerifiedUpdate(t *testing.T) {
 		}
 	}
 	// pxeops check accepts the proposed tree.
-	proposed, err := omaha.OpenRepo(context.Background(), omaha.RepoOptions{Location: remote.FileURL(), Ref: branch, CloneDir: t.TempDir()})
+	proposed, err := updater.OpenRepo(context.Background(), updater.RepoOptions{Location: remote.FileURL(), Ref: branch, CloneDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +140,7 @@ func TestSyncProposesVerifiedUpdate(t *testing.T) {
 
 	// Second pass: nothing new.
 	first := remote.Git("--git-dir", remote.Bare, "rev-parse", branch)
-	if st := sync(t, u, remote, clone); st.State != omaha.StateUnchanged || st.Commit != first {
+	if st := sync(t, u, remote, clone); st.State != updater.StateUnchanged || st.Commit != first {
 		t.Fatalf("second pass: %+v", st)
 	}
 	if again := remote.Git("--git-dir", remote.Bare, "rev-parse", branch); again != first {
@@ -154,7 +155,7 @@ func TestSyncProposesVerifiedUpdate(t *testing.T) {
 	k3, i3 := []byte("kernel 3.0.0"), []byte("initrd 3.0.0")
 	publish(rel, "3.0.0", k3, i3)
 	rel.SetLatest("3.0.0")
-	if st := sync(t, u, remote, clone); st.State != omaha.StateProposed || st.Latest != "3.0.0" {
+	if st := sync(t, u, remote, clone); st.State != updater.StateProposed || st.Latest != "3.0.0" {
 		t.Fatalf("third pass: %+v", st)
 	}
 	if n := remote.Git("--git-dir", remote.Bare, "rev-list", "--count", "main.."+branch); n != "1" {
@@ -198,21 +199,21 @@ func TestSyncKeepsNothingFromBadReleases(t *testing.T) {
 	}{
 		{"tampered", func(rel *omahatest.Release) {
 			rel.Put(kpath, []byte("kernel 2.0.0 with a backdoor"), rel.SignNow(kernel))
-		}, omaha.StateFailed, "verify", "bad signature", false},
-		{"missing signature", func(rel *omahatest.Release) { rel.Put(kpath, kernel, nil) }, omaha.StateNotPublished, "download", "not published yet", true},
+		}, updater.StateFailed, "verify", "bad signature", false},
+		{"missing signature", func(rel *omahatest.Release) { rel.Put(kpath, kernel, nil) }, updater.StateNotPublished, "download", "not published yet", true},
 		{"unknown key", func(rel *omahatest.Release) {
 			rel.Put(kpath, kernel, rel.Sign(kernel, rel.Stranger.PrivateKey, time.Now()))
-		}, omaha.StateFailed, "verify", "not pinned", false},
+		}, updater.StateFailed, "verify", "not pinned", false},
 		{"subkey expired before signing", func(rel *omahatest.Release) {
 			rel.Put(kpath, kernel, rel.Sign(kernel, rel.Expired, time.Now()))
-		}, omaha.StateFailed, "verify", "expired", false},
-		{"truncated", func(rel *omahatest.Release) { rel.Truncate[kpath] = true }, omaha.StateFailed, "download", "", true},
-		{"stalled", func(rel *omahatest.Release) { t.Cleanup(rel.HoldAt(kpath)) }, omaha.StateFailed, "download", "stalled: no data for 200ms", true},
-		{"404", func(rel *omahatest.Release) { rel.Status[kpath] = 404 }, omaha.StateNotPublished, "download", "not published yet", true},
-		{"server error", func(rel *omahatest.Release) { rel.Status[kpath] = 503 }, omaha.StateFailed, "download", "503", true},
-		{"omaha down", func(rel *omahatest.Release) { rel.Status["/v1/update/"] = 500 }, omaha.StateFailed, "check", "500", true},
-		{"noupdate", func(rel *omahatest.Release) { rel.SetLatest("") }, omaha.StateUpToDate, "", "", false},
-		{"older", func(rel *omahatest.Release) { rel.SetLatest("0.9.0") }, omaha.StateUpToDate, "", "", false},
+		}, updater.StateFailed, "verify", "expired", false},
+		{"truncated", func(rel *omahatest.Release) { rel.Truncate[kpath] = true }, updater.StateFailed, "download", "", true},
+		{"stalled", func(rel *omahatest.Release) { t.Cleanup(rel.HoldAt(kpath)) }, updater.StateFailed, "download", "stalled: no data for 200ms", true},
+		{"404", func(rel *omahatest.Release) { rel.Status[kpath] = 404 }, updater.StateNotPublished, "download", "not published yet", true},
+		{"server error", func(rel *omahatest.Release) { rel.Status[kpath] = 503 }, updater.StateFailed, "download", "503", true},
+		{"omaha down", func(rel *omahatest.Release) { rel.Status["/v1/update/"] = 500 }, updater.StateFailed, "check", "500", true},
+		{"noupdate", func(rel *omahatest.Release) { rel.SetLatest("") }, updater.StateUpToDate, "", "", false},
+		{"older", func(rel *omahatest.Release) { rel.SetLatest("0.9.0") }, updater.StateUpToDate, "", "", false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			rel := omahatest.New(t)
@@ -237,7 +238,7 @@ func TestSyncKeepsNothingFromBadReleases(t *testing.T) {
 
 func TestOldReleaseSignedByRotatedSubkeyVerifies(t *testing.T) {
 	rel := omahatest.New(t)
-	keys, err := omaha.NewKeyring([]byte(rel.PublicKey()), []string{rel.Fingerprint()})
+	keys, err := updater.NewKeyring([]byte(rel.PublicKey()), []string{rel.Fingerprint()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,7 +252,7 @@ func TestOldReleaseSignedByRotatedSubkeyVerifies(t *testing.T) {
 	if _, err := keys.Verify(strings.NewReader("other data"), sig); err == nil || !strings.Contains(err.Error(), "bad signature") {
 		t.Fatalf("tampered: %v", err)
 	}
-	if _, err := omaha.NewKeyring([]byte(rel.StrangerKey()), []string{rel.Fingerprint()}); err == nil {
+	if _, err := updater.NewKeyring([]byte(rel.StrangerKey()), []string{rel.Fingerprint()}); err == nil {
 		t.Fatal("a keyring without the pinned key was accepted")
 	}
 }
@@ -261,7 +262,7 @@ func TestOldReleaseSignedByRotatedSubkeyVerifies(t *testing.T) {
 // built): until omaha/keys/flatcar.asc is added, the error says what to do.
 func TestBuiltinKeys(t *testing.T) {
 	for _, osName := range []string{"coreos", "flatcar"} {
-		data, err := omaha.BuiltinKeyring(osName)
+		data, err := updater.BuiltinKeyring(osName)
 		if osName == "flatcar" && err != nil {
 			if !strings.Contains(err.Error(), "omaha.keyring") {
 				t.Errorf("flatcar: %v", err)
@@ -271,7 +272,7 @@ func TestBuiltinKeys(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := omaha.NewKeyring(data, omaha.DefaultFingerprints(osName)); err != nil {
+		if _, err := updater.NewKeyring(data, updater.DefaultFingerprints(osName)); err != nil {
 			t.Errorf("the shipped %s key does not have the pinned fingerprint: %v", osName, err)
 		}
 	}
@@ -288,7 +289,7 @@ func TestSyncSignedCommitUpstreamURLsAndVersionTxtFallback(t *testing.T) {
 	}
 	u.SignKey = signer
 	st := sync(t, u, remote, filepath.Join(t.TempDir(), "clone.git"))
-	if st.State != omaha.StateProposed || st.Latest != "2.0.0" {
+	if st.State != updater.StateProposed || st.Latest != "2.0.0" {
 		t.Fatalf("status %+v", st)
 	}
 	body := remote.Git("--git-dir", remote.Bare, "show", branch+":images/flatcar-stable.yaml")
@@ -323,7 +324,7 @@ func TestSyncNeverCommitsToTheServedBranch(t *testing.T) {
 	rel.SetLatest("2.0.0")
 	head := remote.Git("rev-parse", "HEAD")
 	st := sync(t, newUpdater(t), remote, filepath.Join(t.TempDir(), "clone.git"))
-	if st.State != omaha.StateFailed || st.Stage != "commit" || !strings.Contains(st.Error, "served ref") {
+	if st.State != updater.StateFailed || st.Stage != "commit" || !strings.Contains(st.Error, "served ref") {
 		t.Fatalf("status %+v", st)
 	}
 	if now := remote.Git("--git-dir", remote.Bare, "rev-parse", "main"); now != head {
@@ -335,7 +336,7 @@ func TestSyncRefusesAnInvalidTree(t *testing.T) {
 	rel := omahatest.New(t)
 	remote := fleet(t, rel)
 	remote.Commit("break", map[string]string{"groups/broken.yaml": "profile: nope\nselector: {mac: 52:54:00:00:00:01}\n"})
-	repo, err := omaha.OpenRepo(context.Background(), omaha.RepoOptions{Location: remote.Work, Ref: "main"})
+	repo, err := updater.OpenRepo(context.Background(), updater.RepoOptions{Location: remote.Work, Ref: "main"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -363,7 +364,7 @@ func TestSyncFollowsRedirectsAndReadsArmoredSignatures(t *testing.T) {
 	rel.Put(dir+"flatcar_production_pxe_image.cpio.gz", initrd, []byte(armored.String()))
 	rel.SetLatest("2.0.0")
 	st := sync(t, newUpdater(t), remote, filepath.Join(t.TempDir(), "clone.git"))
-	if st.State != omaha.StateProposed {
+	if st.State != updater.StateProposed {
 		t.Fatalf("status %+v", st)
 	}
 	if n := rel.Hits(dir + "flatcar_production_image.vmlinuz"); n != 1 {

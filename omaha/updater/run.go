@@ -1,10 +1,11 @@
-package omaha
+package updater
 
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"time"
+
+	"github.com/pxeops/pxeops/source"
 )
 
 // Schedule is what the served tree says about running passes.
@@ -57,7 +58,7 @@ func (u *Updater) Run(ctx context.Context, open func(context.Context) (*Repo, er
 			default:
 			}
 		}
-		timer.Reset(every + time.Duration((rand.Float64()-0.5)*0.2*float64(every)))
+		timer.Reset(source.Jitter(every))
 	}
 }
 

@@ -1,4 +1,4 @@
-package omaha
+package updater
 
 import (
 	"bytes"

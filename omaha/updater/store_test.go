@@ -1,4 +1,4 @@
-package omaha_test
+package updater_test
 
 import (
 	"context"
@@ -10,16 +10,16 @@ import (
 
 	"github.com/pxeops/pxeops/internal/omahatest"
 	"github.com/pxeops/pxeops/internal/safefile/fifotest"
-	"github.com/pxeops/pxeops/omaha"
+	"github.com/pxeops/pxeops/omaha/updater"
 )
 
 // A file mirrored before is reused after its signature checks out again;
 // one that was altered on disk is downloaded anew.
 func TestStoreReusesOnlyWhatStillVerifies(t *testing.T) {
 	rel, keys := publishedRelease(t)
-	store := &omaha.Store{Dir: t.TempDir(), Backoff: time.Millisecond}
+	store := &updater.Store{Dir: t.TempDir(), Backoff: time.Millisecond}
 	path := omahatest.Dir("stable", "2.0.0") + "flatcar_production_pxe.vmlinuz"
-	mirror := func() omaha.Asset {
+	mirror := func() updater.Asset {
 		t.Helper()
 		a, err := store.Mirror(context.Background(), rel.URL+path, "vmlinuz", keys)
 		if err != nil {
@@ -48,7 +48,7 @@ func TestStoreReusesOnlyWhatStillVerifies(t *testing.T) {
 func TestStoreRefusesOversizedFilesAndSignatures(t *testing.T) {
 	rel, keys := publishedRelease(t)
 	dir := omahatest.Dir("stable", "2.0.0")
-	store := &omaha.Store{Dir: t.TempDir(), Backoff: time.Millisecond, MaxSize: int64(len(kernel) - 1)}
+	store := &updater.Store{Dir: t.TempDir(), Backoff: time.Millisecond, MaxSize: int64(len(kernel) - 1)}
 	_, err := store.Mirror(context.Background(), rel.URL+dir+"flatcar_production_pxe.vmlinuz", "vmlinuz", keys)
 	if err == nil || !strings.Contains(err.Error(), "cap") || rel.Hits(dir+"flatcar_production_pxe.vmlinuz") != 1 {
 		t.Errorf("over the cap: %v (%d fetches)", err, rel.Hits(dir+"flatcar_production_pxe.vmlinuz"))
@@ -67,7 +67,7 @@ func TestStoreRefusesOversizedFilesAndSignatures(t *testing.T) {
 // file is downloaded again, as for a kept file that no longer verifies.
 func TestStoreNeverWaitsOnKeptFIFOs(t *testing.T) {
 	rel, keys := publishedRelease(t)
-	store := &omaha.Store{Dir: t.TempDir(), Backoff: time.Millisecond}
+	store := &updater.Store{Dir: t.TempDir(), Backoff: time.Millisecond}
 	path := omahatest.Dir("stable", "2.0.0") + "flatcar_production_pxe.vmlinuz"
 	first, err := store.Mirror(context.Background(), rel.URL+path, "vmlinuz", keys)
 	if err != nil {
@@ -93,11 +93,11 @@ func TestStoreNeverWaitsOnKeptFIFOs(t *testing.T) {
 
 // publishedRelease is a release server offering 2.0.0, and a keyring
 // trusting its signing key.
-func publishedRelease(t *testing.T) (*omahatest.Release, *omaha.Keyring) {
+func publishedRelease(t *testing.T) (*omahatest.Release, *updater.Keyring) {
 	t.Helper()
 	rel := omahatest.New(t)
 	publish(rel, "2.0.0", kernel, initrd)
-	keys, err := omaha.NewKeyring([]byte(rel.PublicKey()), []string{rel.Fingerprint()})
+	keys, err := updater.NewKeyring([]byte(rel.PublicKey()), []string{rel.Fingerprint()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package omaha
+package updater
 
 import (
 	"bytes"
@@ -9,7 +9,6 @@ import (
 	"path"
 	"slices"
 	"strings"
-	"sync"
 
 	pgp "github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/go-git/go-git/v5"
@@ -24,10 +23,11 @@ import (
 
 // Repo is the config repository updates are proposed to: a local clone
 // the operator owns (branches are made in it, pushed to origin), or a
-// remote URL cloned into a directory of pxeops' own.
+// remote URL in a bare clone of pxeops' own, the git source's when serve
+// serves the same remote. Git itself (clones, the lock, reading trees,
+// path rules, redaction) is source's; Repo adds the commit and the push.
 type Repo struct {
-	mu     sync.Mutex // go-git's storage is not safe for concurrent use
-	git    *git.Repository
+	clone  *source.Clone // every use of its repository holds its lock
 	ref    string
 	base   *object.Commit
 	subdir string
@@ -41,10 +41,16 @@ type RepoOptions struct {
 	Location string
 	// Ref is the served branch (or tag, or commit) updates are based on.
 	Ref string
-	// Path is the config tree's directory inside the repository.
+	// Path is the config tree's directory inside the repository
+	// (source.CleanPath: one that leaves the repository is refused).
 	Path string
-	// CloneDir is where a URL is cloned; it must not hold another clone.
+	// CloneDir is where a URL is cloned when Clone is nil: a bare clone
+	// of pxeops' own (source.CloneDir of the state dir).
 	CloneDir string
+	// Clone, when set, is the git source's clone of Location
+	// (source.Git.Clone): the updater fetches, commits and pushes in it,
+	// under its lock, instead of keeping a second clone of the remote.
+	Clone *source.Clone
 	// Auth authenticates to a URL (see source.Auth); nil: the
 	// credentials in the URL, if any.
 	Auth transport.AuthMethod
@@ -66,62 +72,59 @@ func OpenRepo(ctx context.Context, o RepoOptions) (*Repo, error) {
 }
 
 func openRepo(ctx context.Context, o RepoOptions) (*Repo, error) {
-	r := &Repo{ref: o.Ref, subdir: strings.Trim(path.Clean("/"+o.Path), "/"), auth: o.Auth}
-	var err error
+	subdir, err := source.CleanPath(o.Path)
+	if err != nil {
+		return nil, err
+	}
+	r := &Repo{ref: o.Ref, subdir: subdir, auth: o.Auth}
 	if source.IsGitURL(o.Location) {
-		r.git, err = cloneBare(ctx, o)
-	} else if r.git, err = git.PlainOpenWithOptions(o.Location, &git.PlainOpenOptions{DetectDotGit: true}); err != nil {
+		r.clone = o.Clone
+		if r.clone == nil {
+			r.clone = source.NewBare(o.CloneDir, o.Location)
+		} else if remote := source.Redact(o.Location); r.clone.Remote() != remote {
+			return nil, fmt.Errorf("the shared clone follows %s, not %s", r.clone.Remote(), remote)
+		}
+		err = r.clone.Do(func(repo *git.Repository) error { return fetchBranches(ctx, repo, o) })
+	} else if r.clone, err = source.OpenLocal(o.Location); err != nil {
 		err = fmt.Errorf("%s: %w (the updater commits its changes, so it needs a git repository)", o.Location, err)
 	}
 	if err != nil {
 		return nil, err
 	}
-	h, err := r.git.ResolveRevision(plumbing.Revision(o.Ref))
+	err = r.clone.Do(func(repo *git.Repository) error {
+		h, err := repo.ResolveRevision(plumbing.Revision(o.Ref))
+		if err == nil {
+			r.base, err = repo.CommitObject(*h)
+		}
+		return err
+	})
 	if err != nil {
-		return nil, fmt.Errorf("--ref %s: %w", o.Ref, err)
-	}
-	if r.base, err = r.git.CommitObject(*h); err != nil {
 		return nil, fmt.Errorf("--ref %s: %w", o.Ref, err)
 	}
 	return r, nil
 }
 
-// cloneBare mirrors the remote's branches into a bare repository at
-// CloneDir (made or brought up to date), its remote "origin" pointing at
-// the URL, so existing update branches are seen and pushes go there. The
-// URL is stored without credentials (they travel as o.Auth); a clone an
-// older pxeops made with them gets its remote rewritten.
-func cloneBare(ctx context.Context, o RepoOptions) (*git.Repository, error) {
-	repo, err := git.PlainOpen(o.CloneDir)
-	if errors.Is(err, git.ErrRepositoryNotExists) {
-		repo, err = git.PlainInit(o.CloneDir, true)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("clone in %s: %w", o.CloneDir, err)
-	}
-	_ = repo.DeleteRemote("origin") // the URL may have changed
-	if _, err := repo.CreateRemote(&config.RemoteConfig{Name: "origin", URLs: []string{source.Redact(o.Location)}}); err != nil {
-		return nil, err
-	}
-	err = repo.FetchContext(ctx, &git.FetchOptions{
+// fetchBranches mirrors the remote's branches into the bare clone (whose
+// origin source points at the URL, stored without credentials: they
+// travel as o.Auth), so existing update branches are seen and pushes go
+// there. The git source's own refs live under refs/pxeops/ and are left
+// alone.
+func fetchBranches(ctx context.Context, repo *git.Repository, o RepoOptions) error {
+	err := repo.FetchContext(ctx, &git.FetchOptions{
 		RemoteName: "origin", Auth: o.Auth, Force: true, Tags: git.NoTags,
 		RefSpecs: []config.RefSpec{"+refs/heads/*:refs/heads/*"},
 	})
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
-		return nil, fmt.Errorf("fetch %s: %w", source.Redact(o.Location), err)
+		return fmt.Errorf("fetch %s: %w", source.Redact(o.Location), err)
 	}
-	return repo, nil
+	return nil
 }
 
 // Base is the commit updates are based on.
 func (r *Repo) Base() string { return r.base.Hash.String() }
 
 // Tree is the config tree at the base commit.
-func (r *Repo) Tree() (fs.FS, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return source.CommitFS(r.base, r.subdir)
-}
+func (r *Repo) Tree() (fs.FS, error) { return r.clone.CommitFS(r.base, r.subdir) }
 
 // Proposal is one change to one file of the config tree, on its own
 // branch.
@@ -157,9 +160,12 @@ func (r *Repo) Propose(ctx context.Context, p Proposal) (Outcome, error) {
 	if err := branch.Validate(); err != nil {
 		return Outcome{}, fmt.Errorf("branch %q: %w", p.Branch, err)
 	}
-	r.mu.Lock()
-	out, err := r.commit(branch, p)
-	r.mu.Unlock()
+	var out Outcome
+	err := r.clone.Do(func(repo *git.Repository) error {
+		var err error
+		out, err = r.commit(repo, branch, p)
+		return err
+	})
 	if err != nil || !p.Push {
 		return out, err
 	}
@@ -167,9 +173,7 @@ func (r *Repo) Propose(ctx context.Context, p Proposal) (Outcome, error) {
 		RemoteName: "origin", Auth: r.auth,
 		RefSpecs: []config.RefSpec{config.RefSpec("+" + branch + ":" + branch)},
 	}
-	r.mu.Lock()
-	err = r.git.PushContext(ctx, push)
-	r.mu.Unlock()
+	err = r.clone.Do(func(repo *git.Repository) error { return repo.PushContext(ctx, push) })
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
 		return out, r.redact.Error(fmt.Errorf("push %s: %w", p.Branch, err))
 	}
@@ -177,25 +181,26 @@ func (r *Repo) Propose(ctx context.Context, p Proposal) (Outcome, error) {
 	return out, nil
 }
 
-func (r *Repo) commit(branch plumbing.ReferenceName, p Proposal) (Outcome, error) {
+// commit writes p's commit; the clone's lock held.
+func (r *Repo) commit(repo *git.Repository, branch plumbing.ReferenceName, p Proposal) (Outcome, error) {
 	baseTree, err := r.base.Tree()
 	if err != nil {
 		return Outcome{}, err
 	}
-	blob, err := r.store(plumbing.BlobObject, p.Content)
+	blob, err := store(repo, plumbing.BlobObject, p.Content)
 	if err != nil {
 		return Outcome{}, err
 	}
 	file := path.Join(r.subdir, p.File)
-	treeHash, err := r.replace(baseTree, strings.Split(file, "/"), blob)
+	treeHash, err := replace(repo, baseTree, strings.Split(file, "/"), blob)
 	if err != nil {
 		return Outcome{}, fmt.Errorf("%s: %w", file, err)
 	}
 	if treeHash == baseTree.Hash {
 		return Outcome{Commit: r.base.Hash.String()}, nil
 	}
-	if ref, err := r.git.Reference(branch, true); err == nil {
-		if c, err := r.git.CommitObject(ref.Hash()); err == nil && c.TreeHash == treeHash && slices.Equal(c.ParentHashes, []plumbing.Hash{r.base.Hash}) {
+	if ref, err := repo.Reference(branch, true); err == nil {
+		if c, err := repo.CommitObject(ref.Hash()); err == nil && c.TreeHash == treeHash && slices.Equal(c.ParentHashes, []plumbing.Hash{r.base.Hash}) {
 			return Outcome{Commit: c.Hash.String()}, nil
 		}
 	}
@@ -208,15 +213,15 @@ func (r *Repo) commit(branch plumbing.ReferenceName, p Proposal) (Outcome, error
 			return Outcome{}, fmt.Errorf("sign commit: %w", err)
 		}
 	}
-	obj := r.git.Storer.NewEncodedObject()
+	obj := repo.Storer.NewEncodedObject()
 	if err := c.Encode(obj); err != nil {
 		return Outcome{}, err
 	}
-	h, err := r.git.Storer.SetEncodedObject(obj)
+	h, err := repo.Storer.SetEncodedObject(obj)
 	if err != nil {
 		return Outcome{}, err
 	}
-	if err := r.git.Storer.SetReference(plumbing.NewHashReference(branch, h)); err != nil {
+	if err := repo.Storer.SetReference(plumbing.NewHashReference(branch, h)); err != nil {
 		return Outcome{}, err
 	}
 	return Outcome{Commit: h.String(), Changed: true}, nil
@@ -224,7 +229,7 @@ func (r *Repo) commit(branch plumbing.ReferenceName, p Proposal) (Outcome, error
 
 // replace writes the trees from tree down to parts with the file's blob
 // swapped for blob, and returns the new top tree's hash.
-func (r *Repo) replace(tree *object.Tree, parts []string, blob plumbing.Hash) (plumbing.Hash, error) {
+func replace(repo *git.Repository, tree *object.Tree, parts []string, blob plumbing.Hash) (plumbing.Hash, error) {
 	entries := slices.Clone(tree.Entries)
 	i := slices.IndexFunc(entries, func(e object.TreeEntry) bool { return e.Name == parts[0] })
 	if i < 0 {
@@ -240,19 +245,19 @@ func (r *Repo) replace(tree *object.Tree, parts []string, blob plumbing.Hash) (p
 		if err != nil {
 			return plumbing.ZeroHash, err
 		}
-		if entries[i].Hash, err = r.replace(sub, parts[1:], blob); err != nil {
+		if entries[i].Hash, err = replace(repo, sub, parts[1:], blob); err != nil {
 			return plumbing.ZeroHash, err
 		}
 	}
-	obj := r.git.Storer.NewEncodedObject()
+	obj := repo.Storer.NewEncodedObject()
 	if err := (&object.Tree{Entries: entries}).Encode(obj); err != nil {
 		return plumbing.ZeroHash, err
 	}
-	return r.git.Storer.SetEncodedObject(obj)
+	return repo.Storer.SetEncodedObject(obj)
 }
 
-func (r *Repo) store(t plumbing.ObjectType, data []byte) (plumbing.Hash, error) {
-	obj := r.git.Storer.NewEncodedObject()
+func store(repo *git.Repository, t plumbing.ObjectType, data []byte) (plumbing.Hash, error) {
+	obj := repo.Storer.NewEncodedObject()
 	obj.SetType(t)
 	w, err := obj.Writer()
 	if err != nil {
@@ -264,7 +269,7 @@ func (r *Repo) store(t plumbing.ObjectType, data []byte) (plumbing.Hash, error) 
 	if err := w.Close(); err != nil {
 		return plumbing.ZeroHash, err
 	}
-	return r.git.Storer.SetEncodedObject(obj)
+	return repo.Storer.SetEncodedObject(obj)
 }
 
 // sign adds an armored OpenPGP signature over the commit's encoding.

@@ -1,6 +1,7 @@
-package omaha
+package updater
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -205,7 +206,7 @@ func (s *Store) get(ctx context.Context, url string) (*http.Response, error) {
 	if err != nil {
 		return nil, permanent{err}
 	}
-	resp, err := orDefault(s.HTTP).Do(req)
+	resp, err := cmp.Or(s.HTTP, http.DefaultClient).Do(req)
 	if err != nil {
 		return nil, err
 	}
@@ -333,7 +334,7 @@ func (s *Store) removeStale() {
 	}
 }
 
-func (s *Store) logger() *slog.Logger { return orDiscard(s.Log) }
+func (s *Store) logger() *slog.Logger { return cmp.Or(s.Log, discard) }
 
 func writeSynced(name string, data []byte) error {
 	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)

@@ -1,4 +1,4 @@
-package omaha
+package source
 
 import (
 	"context"
@@ -6,7 +6,7 @@ import (
 	"testing"
 	"testing/fstest"
 
-	"github.com/pxeops/pxeops/render"
+	"github.com/pxeops/pxeops/schema"
 )
 
 // dirlessFS lists directories only through ReadDir, as the sources' trees
@@ -23,18 +23,18 @@ func (d dirlessFS) Open(name string) (fs.File, error) {
 func (d dirlessFS) ReadDir(name string) ([]fs.DirEntry, error) { return d.MapFS.ReadDir(name) }
 
 // The tree an edit would make is loaded whole, not as an empty tree.
-func TestOverlayLoadsTheWholeTree(t *testing.T) {
+func TestWithFileLoadsTheWholeTree(t *testing.T) {
 	base := dirlessFS{fstest.MapFS{
 		"images/i.yaml":   {Data: []byte("os: linux\nversion: '1'\nkernel: {url: /assets/k}\ninitrd: [{url: /assets/i}]\n")},
 		"profiles/p.yaml": {Data: []byte("image: i\n")},
 		"groups/g.yaml":   {Data: []byte("profile: p\n")},
 	}}
 	edited := []byte("os: linux\nversion: '2'\nkernel: {url: /assets/k2}\ninitrd: [{url: /assets/i}]\n")
-	snap, diags := render.Load(context.Background(), overlay{base, "images/i.yaml", edited}, render.Options{})
-	if snap == nil {
+	tree, diags := schema.Load(context.Background(), WithFile(base, "images/i.yaml", edited), nil)
+	if diags.Errors() > 0 {
 		t.Fatal(diags)
 	}
-	if img := snap.Tree.Images["i"]; img == nil || img.Version != "2" || len(snap.Tree.Groups) != 1 {
-		t.Fatalf("edited tree: images %v, groups %v", snap.Tree.Images, snap.Tree.Groups)
+	if img := tree.Images["i"]; img == nil || img.Version != "2" || len(tree.Groups) != 1 {
+		t.Fatalf("edited tree: images %v, groups %v", tree.Images, tree.Groups)
 	}
 }

@@ -1,0 +1,14 @@
+// Package updater keeps network-booted Flatcar and CoreOS images current
+// through git.
+//
+// An Updater pass (Updater.Sync, run by "pxeops omaha sync" and inside
+// serve by Updater.Run) asks an Omaha update service (through
+// omaha.Client) what a machine of each tracked image would be offered,
+// mirrors a newer release's PXE kernel and initrd into the
+// content-addressed asset Store only after their OpenPGP signatures check
+// out against the pinned Keyring (keys/ holds the built-in keys), edits
+// images/<id>.yaml in place (EditImage), checks that the edited tree
+// still loads (schema), and commits the change to a branch of its own for
+// review (Repo). Git itself is source's layer; this package adds the
+// commit on top.
+package updater
