@@ -21,6 +21,7 @@ import (
 
 	"github.com/pxeops/pxeops/internal/safefile"
 	"github.com/pxeops/pxeops/omaha"
+	"github.com/pxeops/pxeops/serve/access"
 	"github.com/pxeops/pxeops/serve/proxydhcp"
 	"github.com/pxeops/pxeops/serve/tftpserver"
 	"github.com/pxeops/pxeops/source"
@@ -72,6 +73,12 @@ type Config struct {
 	Updater        *omaha.Updater
 	UpdaterOff     string
 	OpenUpdateRepo func(context.Context) (*omaha.Repo, error)
+
+	// Access says who gets a machine's script and config (package
+	// access); the zero value is access.Auto. AccessTokenTTL is how long
+	// a routed machine's token lasts; 0: access.DefaultTokenTTL.
+	Access         access.Mode
+	AccessTokenTTL time.Duration
 
 	// ShutdownTimeout bounds in-flight requests at the end; default 30 s.
 	ShutdownTimeout time.Duration
@@ -175,6 +182,9 @@ func (c *Config) Validate() error {
 		if err := checkStateDir(c.StateDir); err != nil {
 			return &FieldError{Field: "StateDir", Value: c.StateDir, Err: err}
 		}
+	}
+	if c.AccessTokenTTL < 0 {
+		return fieldErr("AccessTokenTTL", c.AccessTokenTTL.String(), "must be positive")
 	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = 30 * time.Second
