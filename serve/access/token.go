@@ -6,7 +6,9 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
+	"hash"
 	"net/netip"
+	"sync"
 	"time"
 )
 
@@ -39,8 +41,8 @@ const DefaultTokenTTL = 10 * time.Minute
 // process's own (random at start, never stored), so a restart voids the
 // tokens in flight: a machine whose config fetch fails then boots again.
 type Tokens struct {
-	key []byte
-	ttl time.Duration
+	ttl  time.Duration
+	macs sync.Pool // of hash.Hash: HMAC-SHA256 with the key, reused (hmac.New costs allocations per request)
 }
 
 // NewTokens makes a token issuer; key must be at least 32 bytes (from
@@ -52,7 +54,10 @@ func NewTokens(key []byte, ttl time.Duration) (*Tokens, error) {
 	if ttl <= 0 {
 		return nil, errors.New("token lifetime must be positive")
 	}
-	return &Tokens{key: append([]byte(nil), key...), ttl: ttl}, nil
+	key = append([]byte(nil), key...)
+	t := &Tokens{ttl: ttl}
+	t.macs.New = func() any { return hmac.New(sha256.New, key) }
+	return t, nil
 }
 
 // TTL is how long an issued token lasts.
@@ -91,13 +96,30 @@ func (t *Tokens) Verify(tok, mac string, ip netip.Addr, revision string, now tim
 // sum is the token's MAC over its head and the request facts, each
 // length-prefixed so no two sets of facts hash alike.
 func (t *Tokens) sum(head []byte, mac string, ip netip.Addr, revision string) []byte {
-	h := hmac.New(sha256.New, t.key)
-	h.Write(head)
-	for _, f := range [][]byte{[]byte(mac), ip.Unmap().AsSlice(), []byte(revision)} {
-		var n [4]byte
-		binary.BigEndian.PutUint32(n[:], uint32(len(f)))
-		h.Write(n[:])
-		h.Write(f)
+	h := t.macs.Get().(hash.Hash)
+	defer t.macs.Put(h)
+	h.Reset()
+	var addr []byte
+	if ip = ip.Unmap(); ip.Is4() {
+		a := ip.As4()
+		addr = a[:]
+	} else if ip.IsValid() {
+		a := ip.As16()
+		addr = a[:]
 	}
-	return h.Sum(nil)[:macLen]
+	// One Write of the whole message: each is a call through an
+	// interface, whose argument escapes.
+	b := make([]byte, 0, len(head)+12+len(mac)+len(addr)+len(revision))
+	b = append(b, head...)
+	b = appendField(b, mac)
+	b = appendField(b, string(addr))
+	b = appendField(b, revision)
+	h.Write(b)
+	var sum [sha256.Size]byte
+	return h.Sum(sum[:0])[:macLen]
+}
+
+func appendField(b []byte, f string) []byte {
+	b = binary.BigEndian.AppendUint32(b, uint32(len(f)))
+	return append(b, f...)
 }

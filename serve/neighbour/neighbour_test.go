@@ -188,3 +188,27 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkKernelTable is a lookup in the kernel's table of this host:
+// a hit within the cache's second, and a miss, which reads the table
+// over netlink each time (coalesced only under concurrency).
+func BenchmarkKernelTable(b *testing.B) {
+	tab := New(time.Hour)
+	b.Run("miss", func(b *testing.B) {
+		ip := netip.MustParseAddr("198.51.100.77") // TEST-NET-2: nobody's neighbour
+		for b.Loop() {
+			if _, ok := tab.MAC(ip); ok {
+				b.Fatal("found")
+			}
+		}
+	})
+	b.Run("hit", func(b *testing.B) {
+		tab := newTable(func() ([]byte, error) { return dumpOf(msg(0x02, ip5, macA)), nil }, time.Hour)
+		ip := netip.MustParseAddr("10.0.0.5")
+		for b.Loop() {
+			if _, ok := tab.MAC(ip); !ok {
+				b.Fatal("not found")
+			}
+		}
+	})
+}
