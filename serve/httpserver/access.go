@@ -77,7 +77,7 @@ func newAccessHook(o AccessOptions, log *slog.Logger, reg prometheus.Registerer)
 	a := &accessHook{mode: o.Mode, neigh: o.Neighbours, bindings: o.Bindings, secret: o.Secret,
 		refused: ratelog.New(log, accessWarnEvery)}
 	if a.neigh == nil {
-		a.neigh = neighbour.New(0)
+		a.neigh = neighbour.New()
 	}
 	if a.secret == nil {
 		a.secret = UsesSecret

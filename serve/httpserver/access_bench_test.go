@@ -1,18 +1,15 @@
 package httpserver
 
 import (
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"regexp"
 	"strings"
 	"testing"
-	"testing/fstest"
 	"time"
 
 	"github.com/pxeops/pxeops/internal/gentree"
-	"github.com/pxeops/pxeops/render"
 	"github.com/pxeops/pxeops/serve/access"
 )
 
@@ -23,14 +20,7 @@ import (
 // give the kernel read), a routed script (binding, token issued and
 // added to the config URL), a routed config (token verified).
 func BenchmarkAccess(b *testing.B) {
-	fsys := fstest.MapFS{}
-	for name, data := range gentree.Files(10000, 100) {
-		fsys[name] = &fstest.MapFile{Data: data}
-	}
-	snap, diags := render.Load(context.Background(), fsys, render.Options{ServerURL: "http://pxe.test", Revision: "0123456789abcdef0123456789abcdef01234567"})
-	if snap == nil {
-		b.Fatal(diags)
-	}
+	snap := generatedSnapshot(b, "0123456789abcdef0123456789abcdef01234567")
 	mac := gentree.MAC(4242)
 	const onLink, routed = "192.0.2.1", "10.9.0.5"
 	bindings := access.NewBindings(time.Hour, 0)

@@ -85,7 +85,7 @@ func TestKernelTable(t *testing.T) {
 	}
 	defer ln.Close()
 	var before bool
-	tab := New(0)
+	tab := New()
 	inNetns(t, srv, func() { _, before = tab.MAC(netip.MustParseAddr("10.78.0.2")) })
 	if before {
 		t.Fatal("the client is in the table before it sent anything")

@@ -14,20 +14,20 @@ import (
 	"time"
 )
 
-// DefaultMaxAge is how long a read of the table answers for addresses
-// it holds. An address it does not hold is always read again (once per
-// burst), so a machine that just connected is found.
-const DefaultMaxAge = time.Second
-
 // maxEntries bounds one read; the kernel keeps far fewer by default
 // (net.ipv4.neigh.default.gc_thresh3 is 1024).
 const maxEntries = 1 << 16
 
-// Table answers access.Neighbours from the kernel's table.
+// Table answers access.Neighbours from the kernel's table. Every
+// lookup is answered from a read that started after it was asked, never
+// from an older one: a cached entry would answer for an address whose
+// owner changed since (a host that takes over a machine's address right
+// after the machine's request, which the e2e lab does, got the machine's
+// config from a one-second cache). Lookups that come together share one
+// read, so a flood costs one read at a time.
 type Table struct {
-	maxAge time.Duration
-	read   func() ([]byte, error)
-	now    func() time.Time
+	read func() ([]byte, error)
+	now  func() time.Time
 
 	mu         sync.Mutex
 	cur        *reading
@@ -40,16 +40,11 @@ type reading struct {
 	err   error
 }
 
-// New returns the kernel's table, each read good for maxAge (0: DefaultMaxAge).
-func New(maxAge time.Duration) *Table {
-	return newTable(dump, maxAge)
-}
+// New returns the kernel's table.
+func New() *Table { return newTable(dump) }
 
-func newTable(read func() ([]byte, error), maxAge time.Duration) *Table {
-	if maxAge <= 0 {
-		maxAge = DefaultMaxAge
-	}
-	return &Table{maxAge: maxAge, read: read, now: time.Now}
+func newTable(read func() ([]byte, error)) *Table {
+	return &Table{read: read, now: time.Now}
 }
 
 // MAC returns the MAC of the neighbour at ip. An address that two
@@ -58,16 +53,7 @@ func newTable(read func() ([]byte, error), maxAge time.Duration) *Table {
 // When the table cannot be read, nothing is found.
 func (t *Table) MAC(ip netip.Addr) (string, bool) {
 	ip = ip.Unmap().WithZone("")
-	asked := t.now()
-	t.mu.Lock()
-	r := t.cur
-	t.mu.Unlock()
-	if r != nil && asked.Sub(r.start) < t.maxAge {
-		if mac, ok := r.byIP[ip]; ok {
-			return mac, true
-		}
-	}
-	r = t.fresh(asked)
+	r := t.fresh(t.now())
 	mac, ok := r.byIP[ip]
 	return mac, ok
 }
