@@ -35,6 +35,7 @@ type Reconciler struct {
 	opts    render.Options
 	log     *slog.Logger
 	metrics *Metrics
+	check   func(*render.Snapshot) schema.Diagnostics
 
 	served  atomic.Pointer[render.Snapshot]
 	pending chan source.Revision // latest-wins mailbox of size one
@@ -104,6 +105,12 @@ func New(opts render.Options, log *slog.Logger, metrics *Metrics) *Reconciler {
 	}
 	return &Reconciler{opts: opts, log: log, metrics: metrics, pending: make(chan source.Revision, 1)}
 }
+
+// SetCheck adds a rule every tree must pass besides its own validity
+// (the access rule: no secret served to someone else); its errors make
+// the tree invalid like any other, so the last good one keeps serving.
+// Call it before Run.
+func (r *Reconciler) SetCheck(check func(*render.Snapshot) schema.Diagnostics) { r.check = check }
 
 // Snapshot returns the snapshot being served, nil before the first one.
 // Requests call it once and use that snapshot throughout, so each sees
@@ -202,6 +209,14 @@ func (r *Reconciler) Apply(ctx context.Context, rev source.Revision) string {
 	opts.Revision = rev.ID
 	opts.Secrets = rev.Secrets
 	snap, diags := render.Load(ctx, rev.FS, opts)
+	if snap != nil && r.check != nil {
+		if extra := r.check(snap); len(extra) > 0 {
+			diags = append(diags, extra...)
+			if extra.Errors() > 0 {
+				snap = nil
+			}
+		}
+	}
 	took := time.Since(start)
 	a := &Attempt{
 		Revision:   rev.ID,

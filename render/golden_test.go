@@ -132,7 +132,7 @@ func goldenOutput(t *testing.T, file string, a *txtar.Archive) string {
 			b.WriteString("[pixiecore]\n")
 		}
 		out.Reset()
-		if err := snap.WritePixiecore(&out, pg, &pm); err != nil {
+		if err := snap.WritePixiecore(&out, pg, &pm, nil); err != nil {
 			fmt.Fprintf(&b, "pixiecore error: %v\n", err)
 		}
 		b.Write(out.Bytes())

@@ -14,11 +14,15 @@ type pixiecoreBoot struct {
 
 // WritePixiecore writes the Pixiecore API's answer (JSON, one line) that
 // boots machine m as group g. The API asks by MAC alone, so m should hold
-// only the MAC.
-func (s *Snapshot) WritePixiecore(w io.Writer, g *Group, m *Machine) error {
+// only the MAC. edit, when set, rewrites the command line first (the
+// access rule adds its token to the config URLs).
+func (s *Snapshot) WritePixiecore(w io.Writer, g *Group, m *Machine, edit func(cmdline string) string) error {
 	cmdline, err := s.Cmdline(g, m)
 	if err != nil {
 		return err
+	}
+	if edit != nil {
+		cmdline = edit(cmdline)
 	}
 	b := pixiecoreBoot{Kernel: g.Profile.Kernel, Cmdline: cmdline}
 	for _, i := range g.Profile.Initrds {

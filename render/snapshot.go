@@ -57,7 +57,10 @@ type Snapshot struct {
 	Revision  string
 	Digest    string // sha256 over the tree's meaning, not its formatting
 	ServerURL string
-	Tree      *schema.Tree // the validated tree; read-only, like the rest
+	// ConfigServerURL is where the booted OS fetches its config
+	// ({{ .ConfigServerURL }}): the HTTPS URL, or ServerURL.
+	ConfigServerURL string
+	Tree            *schema.Tree // the validated tree; read-only, like the rest
 
 	groups   []*Group // by precedence: most selector keys first, then id
 	profiles map[string]*Profile
@@ -116,15 +119,16 @@ type Initrd struct {
 // New renders a tree that schema.Load accepted.
 func New(t *schema.Tree, opts Options) *Snapshot {
 	s := &Snapshot{
-		Revision:   opts.Revision,
-		Digest:     t.Digest(),
-		ServerURL:  strings.TrimSuffix(opts.ServerURL, "/"),
-		Tree:       t,
-		profiles:   map[string]*Profile{},
-		byMAC:      map[string][]*Group{},
-		byUUID:     map[string][]*Group{},
-		bySerial:   map[string][]*Group{},
-		byHostname: map[string][]*Group{},
+		Revision:        opts.Revision,
+		Digest:          t.Digest(),
+		ServerURL:       strings.TrimSuffix(opts.ServerURL, "/"),
+		ConfigServerURL: strings.TrimSuffix(cmp.Or(opts.ConfigServerURL, opts.ServerURL), "/"),
+		Tree:            t,
+		profiles:        map[string]*Profile{},
+		byMAC:           map[string][]*Group{},
+		byUUID:          map[string][]*Group{},
+		bySerial:        map[string][]*Group{},
+		byHostname:      map[string][]*Group{},
 	}
 	for id, p := range t.Profiles {
 		s.profiles[id] = s.profile(p)

@@ -144,7 +144,7 @@ func explainPixiecore(w io.Writer, snap *render.Snapshot, g *render.Group, m *re
 	case pg != g:
 		fmt.Fprintf(w, "(by MAC alone: %s, profile %s)\n", pg.ID, pg.Profile.ID)
 	}
-	if err := snap.WritePixiecore(w, pg, &pm); err != nil {
+	if err := snap.WritePixiecore(w, pg, &pm, nil); err != nil {
 		fmt.Fprintf(w, "error: %v\n", err)
 		return exitInvalid
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/pxeops/pxeops/internal/daemon"
 	"github.com/pxeops/pxeops/omaha/updater"
+	"github.com/pxeops/pxeops/serve/access"
 	"github.com/pxeops/pxeops/source"
 )
 
@@ -35,6 +36,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	efiFile := fset.String("efi-binary", "snponly.efi", "with --proxy-dhcp: iPXE for x86-64 UEFI clients, in --ipxe-dir (ipxe.efi works too if it is a file there)")
 	arm64File := fset.String("arm64-binary", "", "with --proxy-dhcp: iPXE for arm64 UEFI clients, in --ipxe-dir; empty: arm64 clients are not answered")
 	ipxeDir := fset.String("ipxe-dir", "/usr/lib/ipxe", "directory of iPXE binaries served over TFTP (Debian package ipxe)")
+	accessMode := &choice{value: "auto", allowed: access.Modes}
+	fset.Var(accessMode, "access", "who gets a machine's script and config: auto (the machine itself for groups whose profile uses a secret, anyone for the rest), machine (the machine itself, always) or open (anyone; a tree with a secret is refused)")
+	tokenTTL := fset.Duration("access-token-ttl", access.DefaultTokenTTL, "how long the token in a routed machine's script lets it fetch its config")
 	shutdown := fset.Duration("shutdown-timeout", 30*time.Second, "on SIGTERM or SIGINT, how long in-flight requests (downloads) may finish")
 	level := &choice{value: "info", allowed: []string{"debug", "info", "warn", "error"}}
 	fset.Var(level, "log-level", "debug, info, warn or error")
@@ -79,6 +83,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		BIOSBinary: *biosFile, EFIBinary: *efiFile, ARM64Binary: *arm64File,
 		Updater: upd, UpdaterOff: "--assets-dir is required: where verified images are kept and served from",
 		ShutdownTimeout: *shutdown, Version: version, Logger: log,
+		AccessTokenTTL: *tokenTTL,
+	}
+	if cfg.Access, err = access.ParseMode(accessMode.value); err != nil {
+		return fail(exitUsage, fmt.Errorf("--access: %w", err)) // choice took it: cannot happen
 	}
 	var shared *source.Clone // the git source's clone, which the updater shares
 	if source.IsGitURL(*src) {
@@ -123,7 +131,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 // serveFlags names, for each daemon.Config field, the flag it comes from.
 var serveFlags = map[string]string{
 	"Source": "--source", "StateDir": "--state-dir", "HTTPAddr": "--http-addr", "ServerURL": "--server-url",
-	"AssetsDir": "--assets-dir", "TFTPAddr": "--tftp-addr", "IPXEDir": "--ipxe-dir", "Interface": "--interface",
+	"AssetsDir": "--assets-dir", "AccessTokenTTL": "--access-token-ttl", "TFTPAddr": "--tftp-addr", "IPXEDir": "--ipxe-dir", "Interface": "--interface",
 	"TLSCert": "--tls-cert", "TLSKey": "--tls-key", "HTTPSAddr": "--https-addr", "HTTPSURL": "--https-url", "AdminAddr": "--admin-addr",
 }
 

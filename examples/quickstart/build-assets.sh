@@ -3,7 +3,9 @@
 # OS image can be downloaded on these machines:
 #   assets/quickstart/vmlinuz          Debian's kernel (linux-image-*-amd64)
 #   assets/quickstart/initrd.cpio.gz   busybox-static with an /init that prints
-#                                      a marker and powers off
+#                                      a marker, fetches and prints the config
+#                                      when the command line has
+#                                      pxeops.config=URL, and powers off
 # Usage: build-assets.sh [OUT-DIR]   (default: assets/ beside this script)
 # Needs apt-get (run `apt-get update` once), dpkg-deb, cpio and gzip.
 set -euo pipefail
@@ -24,8 +26,11 @@ apt-get download -q -o APT::Sandbox::User=root "$kernel_pkg" busybox-static >/de
 dpkg-deb -x linux-image-*.deb kernel
 dpkg-deb -x busybox-static_*.deb busybox
 
-mkdir -p root/bin root/proc root/sys root/dev
+mkdir -p root/bin root/proc root/sys root/dev root/lib/modules
 cp busybox/bin/busybox root/bin/busybox
+# The e1000 driver (QEMU's default NIC), so the initramfs can fetch its
+# config when the kernel command line names one (pxeops.config=URL).
+cp kernel/lib/modules/*/kernel/drivers/net/ethernet/intel/e1000/e1000.ko root/lib/modules/
 cat > root/init <<'INIT'
 #!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -33,9 +38,24 @@ mount -t proc proc /proc
 mount -t sysfs sys /sys
 echo
 echo "PXEOPS-QUICKSTART-BOOTED $(tr ' ' '\n' < /proc/cmdline | grep '^pxeops\.' | tr '\n' ' ')"
+config=$(tr ' ' '\n' < /proc/cmdline | sed -n 's/^pxeops\.config=//p')
+if [ -n "$config" ]; then
+  insmod /lib/modules/e1000.ko
+  ip link set eth0 up
+  udhcpc -i eth0 -n -q -t 10 -T 2 -s /bin/udhcpc.script
+  if wget -q -O /config "$config"; then
+    sed 's/^/PXEOPS-CONFIG: /' /config
+  else
+    echo "PXEOPS-CONFIG-FAILED $config"
+  fi
+fi
 poweroff -f
 INIT
-chmod +x root/init
+cat > root/bin/udhcpc.script <<'SCRIPT'
+#!/bin/sh
+case "$1" in bound|renew) ip addr add "$ip/${mask:-24}" dev "$interface" && echo "PXEOPS-ADDRESS $ip" ;; esac
+SCRIPT
+chmod +x root/init root/bin/udhcpc.script
 (cd root && find . | cpio -o -H newc --quiet | gzip -9) > initrd.cpio.gz
 
 mkdir -p "$out/quickstart"

@@ -21,6 +21,7 @@ import (
 
 	"github.com/pxeops/pxeops/internal/safefile"
 	"github.com/pxeops/pxeops/omaha/updater"
+	"github.com/pxeops/pxeops/serve/access"
 	"github.com/pxeops/pxeops/serve/proxydhcp"
 	"github.com/pxeops/pxeops/serve/tftpserver"
 	"github.com/pxeops/pxeops/source"
@@ -75,6 +76,12 @@ type Config struct {
 	Updater        *updater.Updater
 	UpdaterOff     string
 	OpenUpdateRepo func(context.Context) (*updater.Repo, error)
+
+	// Access says who gets a machine's script and config (package
+	// access); the zero value is access.Auto. AccessTokenTTL is how long
+	// a routed machine's token lasts; 0: access.DefaultTokenTTL.
+	Access         access.Mode
+	AccessTokenTTL time.Duration
 
 	// ShutdownTimeout bounds in-flight requests at the end; default 30 s.
 	ShutdownTimeout time.Duration
@@ -181,6 +188,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.validateTLSAdmin(); err != nil {
 		return err
+	}
+	if c.AccessTokenTTL < 0 {
+		return fieldErr("AccessTokenTTL", c.AccessTokenTTL.String(), "must be positive")
 	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = 30 * time.Second

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -16,7 +17,9 @@ import (
 	"github.com/pxeops/pxeops/omaha"
 	"github.com/pxeops/pxeops/omaha/updater"
 	"github.com/pxeops/pxeops/reconcile"
+	"github.com/pxeops/pxeops/render"
 	"github.com/pxeops/pxeops/schema"
+	"github.com/pxeops/pxeops/serve/access"
 	"github.com/pxeops/pxeops/serve/httpserver"
 	"github.com/pxeops/pxeops/serve/proxydhcp"
 	"github.com/pxeops/pxeops/serve/tftpserver"
@@ -29,6 +32,8 @@ type Status struct {
 	ServerURL string `json:"server_url"`
 	reconcile.Status
 	Source source.State `json:"source"`
+	// Access is the access mode (--access).
+	Access string `json:"access"`
 	// Down is the component that stopped, and why; the daemon is
 	// shutting down.
 	Down  string      `json:"down,omitempty"`
@@ -67,6 +72,14 @@ func (c *Config) Run(ctx context.Context) (err error) {
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
 	rec := reconcile.New(c.renderOptions(), log, reconcile.NewMetrics(reg))
+	// A tree whose secret the access mode would give away is not served.
+	rec.SetCheck(func(snap *render.Snapshot) schema.Diagnostics { return accessDiagnostics(c.Access, snap) })
+	acc := httpserver.AccessOptions{Mode: c.Access, TokenTTL: c.AccessTokenTTL}
+	var bindings *access.BindingStore
+	if c.ProxyDHCP { // routed machines' scripts go to the address of their port-4011 exchange
+		bindings = access.NewBindings(0, 0)
+		acc.Bindings = bindings
+	}
 	sup := &supervisor{log: log, failed: make(chan struct{})}
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -99,8 +112,9 @@ func (c *Config) Run(ctx context.Context) (err error) {
 		Omaha:         responder,
 		OmahaMaxBody:  omaha.MaxBody,
 		Ready:         sup.err,
+		Access:        acc,
 		Status: func() any {
-			st := Status{Version: c.Version, ServerURL: c.ServerURL, Status: rec.Status(), Source: c.Tree.State(),
+			st := Status{Version: c.Version, ServerURL: c.ServerURL, Access: c.Access.String(), Status: rec.Status(), Source: c.Tree.State(),
 				Omaha: OmahaStatus{Updater: updaterState, Error: upd.LastError(), Images: upd.Status(), Census: responder.Census()}}
 			if err := sup.err(); err != nil {
 				st.Down = err.Error()
@@ -155,7 +169,8 @@ func (c *Config) Run(ctx context.Context) (err error) {
 	var dhcp *proxydhcp.Server
 	var dhcpConns []dhcpConn
 	if c.ProxyDHCP {
-		dhcp = proxydhcp.New(proxydhcp.Config{ServerIP: c.serverIP, ServerURL: c.ServerURL, BIOSFile: c.BIOSBinary, EFIFile: c.EFIBinary, ARM64File: c.ARM64Binary}, rec, log, reg)
+		dhcp = proxydhcp.New(proxydhcp.Config{ServerIP: c.serverIP, ServerURL: c.ServerURL, BIOSFile: c.BIOSBinary, EFIFile: c.EFIBinary, ARM64File: c.ARM64Binary,
+			Learn: func(mac string, ip netip.Addr) { bindings.Learn(mac, ip, time.Now()) }}, rec, log, reg)
 		for _, l := range []dhcpConn{{c.DHCPConn, ":67", proxydhcp.ProxyPort}, {c.BootServerConn, ":4011", proxydhcp.BootServerPort}} {
 			if l.conn == nil {
 				if l.conn, err = proxydhcp.Listen(c.Interface, l.addr); err != nil {
@@ -167,7 +182,7 @@ func (c *Config) Run(ctx context.Context) (err error) {
 			log.Info("listening", "component", l.name(), "interface", c.Interface, "addr", l.conn.LocalAddr().String())
 		}
 	}
-	log.Info("pxeops serving", "version", c.Version, "http", ln.Addr().String(), "server_url", c.ServerURL, "source", source.Redact(c.Source), "assets", c.AssetsDir)
+	log.Info("pxeops serving", "version", c.Version, "http", ln.Addr().String(), "server_url", c.ServerURL, "access", c.Access.String(), "source", source.Redact(c.Source), "assets", c.AssetsDir)
 
 	srv := httpserver.Server(c.HTTPAddr, handler)
 	sup.Go("reconcile", func() error { rec.Run(runCtx); return nil })
@@ -320,4 +335,14 @@ func (s *supervisor) err() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.failure
+}
+
+// accessDiagnostics reports, at each group's file, a secret the access
+// mode would give away, so the reconciler refuses the tree as invalid.
+func accessDiagnostics(mode access.Mode, snap *render.Snapshot) schema.Diagnostics {
+	var ds schema.Diagnostics
+	for _, p := range httpserver.CheckAccess(mode, snap, nil) {
+		ds = append(ds, schema.Diagnostic{Pos: schema.Pos{File: "groups/" + p.Group + ".yaml"}, Severity: schema.Error, Message: p.Message})
+	}
+	return ds
 }

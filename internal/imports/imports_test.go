@@ -41,7 +41,7 @@ var rules = []rule{
 		why: "source knows where trees come from, nothing of rendering or serving"},
 	{pkg: "reconcile", allow: append([]string{"source", "render", "schema"}, helpers...),
 		why: "reconcile turns source revisions into render snapshots"},
-	{pkg: "serve/...", allow: append([]string{"render", "serve/tftpserver/pintftp/..."}, helpers...), banned: heavy,
+	{pkg: "serve/...", allow: append([]string{"render", "serve/access", "serve/neighbour", "serve/tftpserver/pintftp/..."}, helpers...), banned: heavy,
 		why: "the servers see the model only through render"},
 	{pkg: "omaha", allow: helpers, banned: heavy,
 		why: "the wire protocol, client and responder: no git, no store"},
@@ -49,7 +49,8 @@ var rules = []rule{
 		why: "the store and the updater: git through source's layer, validity through schema"},
 	{pkg: "internal/daemon", allow: []string{"source", "reconcile", "render", "schema", "serve/...", "omaha/...", "internal/safefile", "internal/ratelog"},
 		why: "the one place that wires everything"},
-	{pkg: "cmd/pxeops", allow: append([]string{"internal/daemon", "source", "render", "schema", "omaha/..."}, helpers...),
+	// serve/access only for its mode names: the --access flag's values.
+	{pkg: "cmd/pxeops", allow: append([]string{"internal/daemon", "source", "render", "schema", "omaha/...", "serve/access"}, helpers...),
 		why: "the command is flags and wiring through the daemon: servers and the reconciler are the daemon's"},
 
 	// Tools for tests and benchmarks.

@@ -11,18 +11,24 @@ import (
 	"github.com/pxeops/pxeops/render"
 )
 
-// BenchmarkIPXEHandler is one /ipxe request through the whole handler
-// (routing, metrics, query parsing, lookup, script, logging discarded) in
-// a 10,000-group snapshot, without the network.
-func BenchmarkIPXEHandler(b *testing.B) {
+// generatedSnapshot is gentree's fleet of 10,000 groups over 100 profiles.
+func generatedSnapshot(b *testing.B, revision string) *render.Snapshot {
 	fsys := fstest.MapFS{}
 	for name, data := range gentree.Files(10000, 100) {
 		fsys[name] = &fstest.MapFile{Data: data}
 	}
-	snap, diags := render.Load(context.Background(), fsys, render.Options{ServerURL: "http://pxe.test"})
+	snap, diags := render.Load(context.Background(), fsys, render.Options{ServerURL: "http://pxe.test", Revision: revision})
 	if snap == nil {
 		b.Fatal(diags)
 	}
+	return snap
+}
+
+// BenchmarkIPXEHandler is one /ipxe request through the whole handler
+// (routing, metrics, query parsing, lookup, script, logging discarded) in
+// a 10,000-group snapshot, without the network.
+func BenchmarkIPXEHandler(b *testing.B) {
+	snap := generatedSnapshot(b, "")
 	h, err := New(fixedSnapshots{snap}, Options{ServerURL: "http://pxe.test"})
 	if err != nil {
 		b.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pxeops/pxeops/render"
+	"github.com/pxeops/pxeops/serve/access"
 )
 
 // Snapshots gives the snapshot to serve; nil until the first one.
@@ -56,6 +57,8 @@ type Options struct {
 	// read at once from one address and in all; past them a request is
 	// refused at once (429, 503). 0: 16 and 256.
 	MaxBodiesPerClient, MaxBodies int
+	// Access says who gets a machine's script and config (access.go).
+	Access AccessOptions
 }
 
 // IPXEBinPath is where the iPXE binaries are served, for UEFI HTTP boot.
@@ -70,6 +73,7 @@ type server struct {
 	log      *slog.Logger
 	metrics  *httpMetrics
 	bodies   *bodyGate
+	access   *accessHook
 	bootIPXE []byte
 }
 
@@ -98,6 +102,9 @@ func build(snaps Snapshots, opts Options, split bool) (boot, admin http.Handler,
 		clients:   map[string]int{},
 	}
 	s.bootIPXE = bootScript(strings.TrimSuffix(opts.ServerURL, "/"))
+	if s.access, err = newAccessHook(opts.Access, opts.Logger, opts.Registry); err != nil {
+		return nil, nil, err
+	}
 
 	mux := http.NewServeMux()
 	handle := s.register(mux)
@@ -200,7 +207,11 @@ func match(snap *render.Snapshot, m *render.Machine) (*render.Group, error) {
 // does not parse whole is refused: the part that did parse could match
 // the default group, whose profile may install over a disk.
 func machineFromQuery(r *http.Request) (render.Machine, error) {
-	m, err := render.ParseMachineQuery(r.URL.RawQuery)
+	_, raw, err := access.SplitToken(r.URL.RawQuery) // the token is the access rule's, not a label
+	var m render.Machine
+	if err == nil {
+		m, err = render.ParseMachineQuery(raw)
+	}
 	if err != nil {
 		return m, &httpError{http.StatusBadRequest, "bad query: " + err.Error()}
 	}
@@ -209,18 +220,22 @@ func machineFromQuery(r *http.Request) (render.Machine, error) {
 
 // boot serves a boot answer: it resolves the machine, writes the body with
 // render, and logs the request once.
-func (s *server) boot(w http.ResponseWriter, r *http.Request, endpoint string, m render.Machine, mErr error, write func(snap *render.Snapshot, g *render.Group) error) {
+func (s *server) boot(w http.ResponseWriter, r *http.Request, endpoint string, m render.Machine, mErr error, write func(snap *render.Snapshot, g *render.Group, token string) error) {
 	snap := s.snaps.Snapshot() // one load: the whole answer comes from this revision
 	if snap != nil {
 		w.Header().Set(RevisionHeader, snap.Revision)
 	}
 	var g *render.Group
+	var token string
 	err := mErr
 	if err == nil {
 		g, err = match(snap, &m)
 	}
 	if err == nil {
-		err = write(snap, g)
+		token, err = s.access.check(r, endpoint, &m, snap, g)
+	}
+	if err == nil {
+		err = write(snap, g, token)
 	}
 	var he *httpError
 	switch {
@@ -229,8 +244,11 @@ func (s *server) boot(w http.ResponseWriter, r *http.Request, endpoint string, m
 	case errors.As(err, &he):
 		http.Error(w, he.msg, he.code)
 		level := slog.LevelInfo
-		if he.code == http.StatusNotFound {
+		switch he.code {
+		case http.StatusNotFound:
 			level = slog.LevelDebug // an unmatched machine may be another server's
+		case http.StatusForbidden:
+			level = slog.LevelDebug // the access rule logs refusals, rate-limited
 		}
 		s.logBoot(r, level, "boot: not served", endpoint, &m, snap, g, slog.Int("status", he.code), slog.String("reason", he.msg))
 	default:
@@ -260,9 +278,9 @@ func (s *server) logBoot(r *http.Request, level slog.Level, msg, endpoint string
 
 func (s *server) handleIPXE(w http.ResponseWriter, r *http.Request) {
 	m, err := machineFromQuery(r)
-	s.boot(w, r, "ipxe", m, err, func(snap *render.Snapshot, g *render.Group) error {
+	s.boot(w, r, "ipxe", m, err, func(snap *render.Snapshot, g *render.Group, token string) error {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		return snap.WriteScript(w, g, &m)
+		return writeScript(w, snap, g, &m, token)
 	})
 }
 
@@ -275,7 +293,7 @@ func (s *server) configHandler(typ string) http.HandlerFunc {
 	}
 	return func(w http.ResponseWriter, r *http.Request) {
 		m, err := machineFromQuery(r)
-		s.boot(w, r, endpoint, m, err, func(snap *render.Snapshot, g *render.Group) error {
+		s.boot(w, r, endpoint, m, err, func(snap *render.Snapshot, g *render.Group, _ string) error {
 			have := g.Profile.Source.ConfigType()
 			switch {
 			case have == "":
@@ -295,7 +313,7 @@ func (s *server) configHandler(typ string) http.HandlerFunc {
 
 func (s *server) handleMetadata(w http.ResponseWriter, r *http.Request) {
 	m, err := machineFromQuery(r)
-	s.boot(w, r, "metadata", m, err, func(snap *render.Snapshot, g *render.Group) error {
+	s.boot(w, r, "metadata", m, err, func(snap *render.Snapshot, g *render.Group, _ string) error {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		return snap.WriteMetadata(w, g, &m)
 	})
@@ -308,9 +326,13 @@ func (s *server) handlePixiecore(w http.ResponseWriter, r *http.Request) {
 		err = &httpError{http.StatusBadRequest, "bad MAC in path: " + err.Error()}
 	}
 	m.MAC = mac
-	s.boot(w, r, "pixiecore", m, err, func(snap *render.Snapshot, g *render.Group) error {
+	s.boot(w, r, "pixiecore", m, err, func(snap *render.Snapshot, g *render.Group, token string) error {
+		var edit func(string) string
+		if token != "" {
+			edit = func(c string) string { return string(addToken([]byte(c), token, snap)) }
+		}
 		w.Header().Set("Content-Type", "application/json")
-		return snap.WritePixiecore(w, g, &m)
+		return snap.WritePixiecore(w, g, &m, edit)
 	})
 }
 

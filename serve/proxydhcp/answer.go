@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
@@ -29,6 +30,11 @@ type Config struct {
 	BIOSFile  string // undionly.kpxe
 	EFIFile   string // ipxe.efi or snponly.efi (x86-64 UEFI)
 	ARM64File string // arm64 UEFI; empty: arm64 machines are not served
+	// Learn, when set, is told of each port-4011 request answered whose
+	// sender is the address it claims (ciaddr): the MAC booting from
+	// that address, which the HTTP server's access rule trusts for the
+	// script a routed machine asks for next.
+	Learn func(mac string, ip netip.Addr)
 }
 
 // Port says where a request arrived.

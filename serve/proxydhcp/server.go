@@ -160,6 +160,13 @@ func (s *Server) serve(conn *net.UDPConn, port Port) error {
 			}
 			continue
 		}
+		// Learned before the reply goes out: the machine's next request
+		// (its script, over HTTP) must find it.
+		if port == BootServerPort && s.cfg.Learn != nil {
+			if ci, ok := netip.AddrFromSlice(req.ClientIPAddr.To4()); ok && ci == peer.Addr().Unmap() && !ci.IsUnspecified() {
+				s.cfg.Learn(req.ClientHWAddr.String(), ci)
+			}
+		}
 		dst := s.destination(req, peer, port)
 		if _, err := conn.WriteToUDPAddrPort(reply.ToBytes(), dst); err != nil {
 			s.log.Warn("dhcp: reply not sent", "to", dst.String(), "err", err)

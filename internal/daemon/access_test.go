@@ -1,0 +1,123 @@
+package daemon
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+
+	"github.com/pxeops/pxeops/serve/access"
+	"github.com/pxeops/pxeops/serve/tftpserver"
+	"github.com/pxeops/pxeops/source"
+)
+
+// from is an HTTP client whose connections come from ip.
+func from(ip string) *http.Client {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 5 * time.Second}
+	return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: d.DialContext, DisableKeepAlives: true}}
+}
+
+func fetch(t *testing.T, c *http.Client, url string) (int, string) {
+	t.Helper()
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// bootServerRequest sends what UEFI firmware or iPXE sends to port 4011
+// after the ProxyDHCP offer, from sender, claiming ciaddr, and reports
+// whether it was answered.
+func bootServerRequest(t *testing.T, to net.Addr, sender, ciaddr, mac string) bool {
+	t.Helper()
+	c, err := net.ListenPacket("udp4", sender+":0")
+	must(t, err)
+	defer c.Close()
+	hw, _ := net.ParseMAC(mac)
+	req, err := dhcpv4.New(dhcpv4.WithHwAddr(hw), dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest),
+		dhcpv4.WithClientIP(net.ParseIP(ciaddr)),
+		dhcpv4.WithOption(dhcpv4.OptClassIdentifier("PXEClient:Arch:00007:UNDI:003000")),
+		dhcpv4.WithOption(dhcpv4.OptGeneric(dhcpv4.OptionClientSystemArchitectureType, []byte{0, 7})))
+	must(t, err)
+	c.WriteTo(req.ToBytes(), to)
+	c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	_, _, err = c.ReadFrom(make([]byte, 1500))
+	return err == nil
+}
+
+// A relayed network on loopback: the machine at 127.0.0.2 and an
+// attacker at 127.0.0.3 both reach pxeops through no shared link (the
+// kernel has no neighbour entry for either), so the machine is known by
+// its port-4011 exchange and the token in its script. The attacker gets
+// neither the script nor, replaying the machine's config URL, the config.
+func TestRoutedMachineGetsOnlyItsOwnConfig(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "profiles/p.yaml"), "kernel: /assets/k\nargs: [\"pxeops.config={{ .ServerURL }}/config?mac={{ .MAC }}\"]\nconfig: {template: c.sh}\n")
+	writeFile(t, filepath.Join(dir, "templates/c.sh"), "echo the config of {{ .MAC }}\n")
+	writeFile(t, filepath.Join(dir, "groups/g.yaml"), "profile: p\nselector: {mac: \"52:54:00:00:00:01\"}\n")
+	tree, err := source.NewDir(dir, source.DirOptions{Poll: time.Hour})
+	must(t, err)
+	t.Cleanup(func() { tree.Close() })
+	tl, err := tftpserver.Listen("127.0.0.1:0")
+	must(t, err)
+	boot := udpConn(t)
+	cfg := Config{Source: "fleet", Tree: tree, ProxyDHCP: true, Interface: "lo", Access: access.Machine,
+		DHCPConn: udpConn(t), BootServerConn: boot, TFTPListener: tl,
+		IPXEDir: ipxeDir(t), BIOSBinary: "undionly.kpxe", EFIBinary: "snponly.efi"}
+	r := start(t, cfg)
+	machine, attacker := from("127.0.0.2"), from("127.0.0.3")
+	const mac = "52:54:00:00:00:01"
+	script := r.url + "/ipxe?mac=" + mac
+
+	if code, body := fetch(t, machine, script); code != 403 || !strings.Contains(body, "not_bound") {
+		t.Errorf("script before any boot-server exchange: %d %q", code, body)
+	}
+	// The attacker claims the MAC at the machine's address: not learned,
+	// since it does not send from there.
+	if !bootServerRequest(t, boot.LocalAddr(), "127.0.0.3", "127.0.0.2", mac) {
+		t.Fatal("the boot server did not answer")
+	}
+	if code, _ := fetch(t, machine, script); code != 403 {
+		t.Errorf("a 4011 request from elsewhere vouched for the machine's address: %d", code)
+	}
+	if !bootServerRequest(t, boot.LocalAddr(), "127.0.0.2", "127.0.0.2", mac) {
+		t.Fatal("the boot server did not answer the machine")
+	}
+	code, body := fetch(t, machine, script)
+	m := regexp.MustCompile(`pxeops\.config=(\S+)`).FindStringSubmatch(body)
+	if code != 200 || m == nil || !strings.Contains(m[1], "&pxeops.token=") {
+		t.Fatalf("the machine's script: %d %q", code, body)
+	}
+	configURL := m[1]
+	if code, body := fetch(t, attacker, script); code != 403 || !strings.Contains(body, "not_bound") {
+		t.Errorf("the attacker's script: %d %q", code, body)
+	}
+	if code, body := fetch(t, machine, configURL); code != 200 || body != "echo the config of "+mac+"\n" {
+		t.Errorf("the machine's config: %d %q", code, body)
+	}
+	if code, body := fetch(t, attacker, configURL); code != 403 || !strings.Contains(body, "bad_token") {
+		t.Errorf("the machine's config URL replayed by the attacker: %d %q", code, body)
+	}
+	if code, body := fetch(t, machine, r.url+"/config?mac="+mac); code != 403 || !strings.Contains(body, "no_token") {
+		t.Errorf("the config without the token: %d %q", code, body)
+	}
+	_, metrics := r.get("/metrics")
+	for _, series := range []string{`pxeops_access_decisions_total{reason="bad_token",result="refused"} 1`, `pxeops_access_decisions_total{reason="token",result="served"} 1`,
+		`pxeops_access_decisions_total{reason="binding",result="served"} 1`} {
+		if !strings.Contains(metrics, series) {
+			t.Errorf("/metrics lacks %s", series)
+		}
+	}
+	if _, status := r.get("/status"); !strings.Contains(status, `"access": "machine"`) {
+		t.Errorf("/status does not show the mode")
+	}
+}
