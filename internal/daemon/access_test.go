@@ -1,7 +1,9 @@
 package daemon
 
 import (
+	"context"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 
+	"github.com/pxeops/pxeops/internal/logtest"
 	"github.com/pxeops/pxeops/serve/access"
 	"github.com/pxeops/pxeops/serve/tftpserver"
 	"github.com/pxeops/pxeops/source"
@@ -119,5 +122,89 @@ func TestRoutedMachineGetsOnlyItsOwnConfig(t *testing.T) {
 	}
 	if _, status := r.get("/status"); !strings.Contains(status, `"access": "machine"`) {
 		t.Errorf("/status does not show the mode")
+	}
+}
+
+// secretFleet serves profile p, whose config reads the secret "token",
+// to the group files given, with the secret's value in a directory.
+func secretFleet(t *testing.T, groups map[string]string) source.Source {
+	t.Helper()
+	files := map[string]string{
+		"profiles/p.yaml":   "kernel: /assets/k\nconfig: {template: c.sh}\n",
+		"templates/c.sh":    "echo join {{ secret \"token\" }}\n",
+		"profiles/q.yaml":   "kernel: /assets/k\n",
+		"groups/plain.yaml": "profile: q\nselector: {mac: \"52:54:00:00:00:09\"}\n",
+	}
+	for name, body := range groups {
+		files[name] = body
+	}
+	tree := fleetOf(t, files)
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "token"), "s3cr3t-join-value")
+	secrets, err := source.NewSecretsDir(dir, source.DirOptions{Poll: time.Hour})
+	must(t, err)
+	t.Cleanup(func() { secrets.Close() })
+	return source.WithSecrets(tree, secrets)
+}
+
+// The access rule and the secrets meet: under the default (auto) a
+// config that reads a secret goes only to its machine, which loopback
+// (no neighbour entry, no boot-server exchange) is not, while a plain
+// profile is served as before; and a tree whose secret the mode would
+// give away is refused like an invalid one, at its group file.
+func TestSecretsOnlyToTheirMachine(t *testing.T) {
+	mac := "52:54:00:00:00:01"
+	r := start(t, Config{Source: "fleet", Tree: secretFleet(t, map[string]string{
+		"groups/g.yaml": "profile: p\nselector: {mac: \"" + mac + "\"}\n",
+	})})
+	if code, body := r.get("/config?mac=" + mac); code != http.StatusForbidden || strings.Contains(body, "s3cr3t") {
+		t.Errorf("a secret config to someone else: %d %q", code, body)
+	}
+	if code, body := r.get("/ipxe?mac=52:54:00:00:00:09"); code != http.StatusOK {
+		t.Errorf("a plain profile under auto: %d %q", code, body)
+	}
+
+	for _, c := range []struct {
+		name   string
+		mode   access.Mode
+		groups map[string]string
+		file   string
+	}{
+		{"open gives every secret away", access.Open, map[string]string{"groups/g.yaml": "profile: p\nselector: {mac: \"" + mac + "\"}\n"}, "groups/g.yaml"},
+		{"a uuid is a claim", access.Auto, map[string]string{"groups/u.yaml": "profile: p\nselector: {uuid: \"8f4c0a2e-6a53-4b1e-9b7a-0d1c2e3f4a5b\"}\n"}, "groups/u.yaml"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			must(t, err)
+			cfg := Config{Source: "fleet", Tree: secretFleet(t, c.groups), Access: c.mode, HTTPListener: ln}
+			logs := &logtest.Buffer{}
+			cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- cfg.Run(ctx) }()
+			defer func() { cancel(); <-done }()
+			url := "http://" + ln.Addr().String()
+			deadline := time.Now().Add(10 * time.Second)
+			var status string
+			for time.Now().Before(deadline) {
+				if code, body := fetch(t, from("127.0.0.1"), url+"/status"); code == 200 && strings.Contains(body, c.file) {
+					status = body
+					break
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			if status == "" {
+				t.Fatalf("/status never named %s; log:\n%s", c.file, logs)
+			}
+			if strings.Contains(status, "s3cr3t") || strings.Contains(logs.String(), "s3cr3t") {
+				t.Errorf("/status or the log shows the secret:\n%s\n%s", status, logs)
+			}
+			if code, body := fetch(t, from("127.0.0.1"), url+"/config?mac="+mac); code == 200 || strings.Contains(body, "s3cr3t") {
+				t.Errorf("the refused tree served a config: %d %q", code, body)
+			}
+			if code, _ := fetch(t, from("127.0.0.1"), url+"/readyz"); code == 200 {
+				t.Errorf("ready with no valid tree")
+			}
+		})
 	}
 }
