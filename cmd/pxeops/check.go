@@ -8,14 +8,18 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/pxeops/pxeops/internal/daemon"
 	"github.com/pxeops/pxeops/render"
 	"github.com/pxeops/pxeops/schema"
+	"github.com/pxeops/pxeops/serve/access"
 )
 
 func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fset := newFlags("check", "check [--format text|json|github] [DIR]\n\nValidates a config repository exactly as the server loads it. Exit 0 valid, 1 invalid, 2 usage.", stderr)
+	fset := newFlags("check", "check [--format text|json|github] [--access MODE] [DIR]\n\nValidates a config repository exactly as the server loads it. Exit 0 valid, 1 invalid, 2 usage.", stderr)
 	format := &choice{value: "text", allowed: []string{"text", "json", "github"}}
 	fset.Var(format, "format", "output: text, json or github (Actions annotations)")
+	accessMode := &choice{value: "auto", allowed: access.Modes}
+	fset.Var(accessMode, "access", "the server's --access mode the tree must be safe under: a secret it would give away is an error ("+strings.Join(access.Modes, ", ")+")")
 	var g gitFlags
 	g.register(fset)
 	var sf secretsFlags
@@ -37,6 +41,11 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if err := context.Cause(ctx); err != nil {
 		fmt.Fprintf(stderr, "pxeops check: interrupted: %v\n", err)
 		return exitInvalid
+	}
+	if mode, _ := access.ParseMode(accessMode.value); snap != nil {
+		if leaks := daemon.AccessDiagnostics(mode, snap); len(leaks) > 0 {
+			diags, snap = append(diags, leaks...), nil // refused by a server in that mode, so invalid
+		}
 	}
 	r := checkReport{Dir: dir, Valid: snap != nil, Errors: diags.Errors(), Warnings: diags.Warnings(), Diagnostics: diags}
 	if snap != nil {

@@ -179,3 +179,34 @@ func TestSecretsNeverLeak(t *testing.T) {
 		t.Errorf("/status does not report the secrets directory:\n%s", status)
 	}
 }
+
+// check fails on a tree the server would refuse for its access mode: a
+// secret in a group a request can claim (uuid), or any secret under
+// --access open; a secret in a MAC group passes under the default.
+func TestCheckAppliesTheAccessRule(t *testing.T) {
+	names := filepath.Join(t.TempDir(), "names")
+	if err := os.WriteFile(names, []byte("token\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{
+		"profiles/p.yaml": "kernel: /assets/k\nconfig: {template: c.sh}\n",
+		"templates/c.sh":  "echo join {{ secret \"token\" }}\n",
+		"groups/m.yaml":   "profile: p\nselector: {mac: \"52:54:00:00:00:01\"}\n",
+	}
+	dir := writeTree(t, files)
+	if code, out, errOut := runCLI(t, "check", "--secrets-names", names, dir); code != exitOK {
+		t.Errorf("a secret in a MAC group, default mode: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, _ := runCLI(t, "check", "--secrets-names", names, "--access", "open", dir)
+	if code != exitInvalid || !strings.Contains(out, filepath.Join(dir, "groups/m.yaml")+": error: ") || !strings.Contains(out, "access mode open") {
+		t.Errorf("--access open: exit %d\n%s", code, out)
+	}
+	files["groups/u.yaml"] = "profile: p\nselector: {uuid: \"8f4c0a2e-6a53-4b1e-9b7a-0d1c2e3f4a5b\"}\n"
+	dir = writeTree(t, files)
+	if code, out, _ := runCLI(t, "check", "--secrets-names", names, dir); code != exitInvalid || !strings.Contains(out, filepath.Join(dir, "groups/u.yaml")) || strings.Contains(out, "groups/m.yaml: error") {
+		t.Errorf("a secret in a uuid group: exit %d\n%s", code, out)
+	}
+	if code, _, errOut := runCLI(t, "check", "--access", "everyone", dir); code != exitUsage || !strings.Contains(errOut, "--access") {
+		t.Errorf("a bad mode: exit %d %s", code, errOut)
+	}
+}

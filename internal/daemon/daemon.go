@@ -73,7 +73,7 @@ func (c *Config) Run(ctx context.Context) (err error) {
 	}
 	rec := reconcile.New(c.renderOptions(), log, reconcile.NewMetrics(reg))
 	// A tree whose secret the access mode would give away is not served.
-	rec.SetCheck(func(snap *render.Snapshot) schema.Diagnostics { return accessDiagnostics(c.Access, snap) })
+	rec.SetCheck(func(snap *render.Snapshot) schema.Diagnostics { return AccessDiagnostics(c.Access, snap) })
 	acc := httpserver.AccessOptions{Mode: c.Access, TokenTTL: c.AccessTokenTTL}
 	var bindings *access.BindingStore
 	if c.ProxyDHCP { // routed machines' scripts go to the address of their port-4011 exchange
@@ -337,9 +337,10 @@ func (s *supervisor) err() error {
 	return s.failure
 }
 
-// accessDiagnostics reports, at each group's file, a secret the access
-// mode would give away, so the reconciler refuses the tree as invalid.
-func accessDiagnostics(mode access.Mode, snap *render.Snapshot) schema.Diagnostics {
+// AccessDiagnostics reports, at each group's file, a secret the access
+// mode would give away: the reconciler refuses such a tree as invalid,
+// and `pxeops check` fails on it.
+func AccessDiagnostics(mode access.Mode, snap *render.Snapshot) schema.Diagnostics {
 	var ds schema.Diagnostics
 	for _, p := range httpserver.CheckAccess(mode, snap, nil) {
 		ds = append(ds, schema.Diagnostic{Pos: schema.Pos{File: "groups/" + p.Group + ".yaml"}, Severity: schema.Error, Message: p.Message})
