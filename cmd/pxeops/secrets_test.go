@@ -107,20 +107,37 @@ func TestSecretsNeverLeak(t *testing.T) {
 	hook := filepath.Join(t.TempDir(), "hook")
 	must(t, os.WriteFile(hook, []byte(hookSecret), 0o600))
 	s := startServe(t, url, "--state-dir", stateDir, "--poll", "1h", "--webhook-secret-file", hook, "--secrets-dir", secrets)
-	config := func(want string) (revision string) {
+	// Under the default access mode a config that reads a secret goes
+	// only to its machine, which this test on loopback is not (that the
+	// machine gets it is internal/daemon's TestSecretsOnlyToTheirMachine):
+	// here each revision is followed in /status, and /config must refuse.
+	config := func(prev string) (revision string) {
 		t.Helper()
-		s.eventually(t, "/config serves "+want[:8], func() bool {
-			code, body, h := s.get("/config?mac=" + mac1)
-			revision = h.Get("X-Pxeops-Revision")
-			return code == http.StatusOK && body == "#cloud-config\n# the join token\ntoken: "+want+"\nhost: "+mac1+"\n"
+		s.eventually(t, "a revision after "+prev, func() bool {
+			st := s.status(t)
+			if st.Served != nil {
+				revision = st.Served.Revision
+			}
+			return revision != "" && revision != prev
 		})
+		code, body, _ := s.get("/config?mac=" + mac1)
+		if code != http.StatusForbidden {
+			t.Errorf("/config to loopback: %d %q, want 403", code, body)
+		}
+		outputs = append(outputs, body)
 		return revision
 	}
-	rev1 := config(v1)
+	stillServes := func(want string) {
+		t.Helper()
+		if st := s.status(t); st.Served == nil || st.Served.Revision != want {
+			t.Errorf("served %+v, want %s still", st.Served, want)
+		}
+	}
+	rev1 := config("")
 	digest1 := s.status(t).Served.Digest
 
 	kubeSecret(t, secrets, 2, map[string]string{"etcd-token": v2, "other": "x"})
-	rev2 := config(v2)
+	rev2 := config(rev1)
 	if rev2 == rev1 || !strings.Contains(rev2, "+secrets:") {
 		t.Errorf("a changed secret served as revision %q, after %q: want a new one", rev2, rev1)
 	}
@@ -136,7 +153,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 	if a := s.status(t).LastAttempt; len(a.Diagnostics) == 0 || !strings.Contains(a.Diagnostics[0].Message, "only with the secrets' values") {
 		t.Errorf("diagnostics of the breaking value: %+v", a.Diagnostics)
 	}
-	config(v2) // the last good one still serves
+	stillServes(rev2) // the last good one
 
 	kubeSecret(t, secrets, 4, map[string]string{"etcd-token": v2, "other": "x"})
 	r.Commit("broken", map[string]string{"templates/join.yaml": secretTemplate + "{{ secret \"etcd-token\" | nope }}\n"})
@@ -145,7 +162,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 		a := s.status(t).LastAttempt
 		return a != nil && a.Result == "invalid" && strings.HasPrefix(a.Revision, r.Git("rev-parse", "HEAD"))
 	})
-	config(v2)
+	stillServes(rev2)
 
 	_, script, _ := s.get("/ipxe?mac=" + mac1)
 	_, status, _ := s.get("/status")

@@ -61,19 +61,27 @@ func bootServerRequest(t *testing.T, to net.Addr, sender, ciaddr, mac string) bo
 // attacker at 127.0.0.3 both reach pxeops through no shared link (the
 // kernel has no neighbour entry for either), so the machine is known by
 // its port-4011 exchange and the token in its script. The attacker gets
-// neither the script nor, replaying the machine's config URL, the config.
+// neither the script nor, replaying the machine's config URL, the config,
+// whose secret only the machine gets.
 func TestRoutedMachineGetsOnlyItsOwnConfig(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "profiles/p.yaml"), "kernel: /assets/k\nargs: [\"pxeops.config={{ .ServerURL }}/config?mac={{ .MAC }}\"]\nconfig: {template: c.sh}\n")
-	writeFile(t, filepath.Join(dir, "templates/c.sh"), "echo the config of {{ .MAC }}\n")
+	writeFile(t, filepath.Join(dir, "templates/c.sh"), "echo the config of {{ .MAC }}: {{ secret \"token\" }}\n")
 	writeFile(t, filepath.Join(dir, "groups/g.yaml"), "profile: p\nselector: {mac: \"52:54:00:00:00:01\"}\n")
 	tree, err := source.NewDir(dir, source.DirOptions{Poll: time.Hour})
 	must(t, err)
 	t.Cleanup(func() { tree.Close() })
+	secretsDir := t.TempDir()
+	writeFile(t, filepath.Join(secretsDir, "token"), "s3cr3t-join-value")
+	secrets, err := source.NewSecretsDir(secretsDir, source.DirOptions{Poll: time.Hour})
+	must(t, err)
+	t.Cleanup(func() { secrets.Close() })
 	tl, err := tftpserver.Listen("127.0.0.1:0")
 	must(t, err)
 	boot := udpConn(t)
-	cfg := Config{Source: "fleet", Tree: tree, ProxyDHCP: true, Interface: "lo", Access: access.Machine,
+	// The default mode (auto) checks this group because its config reads
+	// a secret.
+	cfg := Config{Source: "fleet", Tree: source.WithSecrets(tree, secrets), ProxyDHCP: true, Interface: "lo",
 		DHCPConn: udpConn(t), BootServerConn: boot, TFTPListener: tl,
 		IPXEDir: ipxeDir(t), BIOSBinary: "undionly.kpxe", EFIBinary: "snponly.efi"}
 	r := start(t, cfg)
@@ -104,7 +112,7 @@ func TestRoutedMachineGetsOnlyItsOwnConfig(t *testing.T) {
 	if code, body := fetch(t, attacker, script); code != 403 || !strings.Contains(body, "not_bound") {
 		t.Errorf("the attacker's script: %d %q", code, body)
 	}
-	if code, body := fetch(t, machine, configURL); code != 200 || body != "echo the config of "+mac+"\n" {
+	if code, body := fetch(t, machine, configURL); code != 200 || body != "echo the config of "+mac+": s3cr3t-join-value\n" {
 		t.Errorf("the machine's config: %d %q", code, body)
 	}
 	if code, body := fetch(t, attacker, configURL); code != 403 || !strings.Contains(body, "bad_token") {
@@ -120,7 +128,7 @@ func TestRoutedMachineGetsOnlyItsOwnConfig(t *testing.T) {
 			t.Errorf("/metrics lacks %s", series)
 		}
 	}
-	if _, status := r.get("/status"); !strings.Contains(status, `"access": "machine"`) {
+	if _, status := r.get("/status"); !strings.Contains(status, `"access": "auto"`) {
 		t.Errorf("/status does not show the mode")
 	}
 }
