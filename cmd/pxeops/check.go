@@ -18,8 +18,8 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fset := newFlags("check", "check [--format text|json|github] [--access MODE] [DIR]\n\nValidates a config repository exactly as the server loads it. Exit 0 valid, 1 invalid, 2 usage.", stderr)
 	format := &choice{value: "text", allowed: []string{"text", "json", "github"}}
 	fset.Var(format, "format", "output: text, json or github (Actions annotations)")
-	accessMode := &choice{value: "auto", allowed: access.Modes}
-	fset.Var(accessMode, "access", "the server's --access mode the tree must be safe under: a secret it would give away is an error ("+strings.Join(access.Modes, ", ")+")")
+	accessMode := &choice{value: "auto", allowed: access.Modes()}
+	fset.Var(accessMode, "access", "the server's --access mode the tree must be safe under: a secret it would give away is an error ("+strings.Join(access.Modes(), ", ")+")")
 	var g gitFlags
 	g.register(fset)
 	var sf secretsFlags

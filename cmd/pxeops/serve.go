@@ -36,7 +36,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	efiFile := fset.String("efi-binary", "snponly.efi", "with --proxy-dhcp: iPXE for x86-64 UEFI clients, in --ipxe-dir (ipxe.efi works too if it is a file there)")
 	arm64File := fset.String("arm64-binary", "", "with --proxy-dhcp: iPXE for arm64 UEFI clients, in --ipxe-dir; empty: arm64 clients are not answered")
 	ipxeDir := fset.String("ipxe-dir", "/usr/lib/ipxe", "directory of iPXE binaries served over TFTP (Debian package ipxe)")
-	accessMode := &choice{value: "auto", allowed: access.Modes}
+	accessMode := &choice{value: "auto", allowed: access.Modes()}
 	fset.Var(accessMode, "access", "who gets a machine's script and config: auto (the machine itself for groups whose profile uses a secret, anyone for the rest), machine (the machine itself, always) or open (anyone; a tree with a secret is refused)")
 	tokenTTL := fset.Duration("access-token-ttl", access.DefaultTokenTTL, "how long the token in a routed machine's script lets it fetch its config")
 	shutdown := fset.Duration("shutdown-timeout", 30*time.Second, "on SIGTERM or SIGINT, how long in-flight requests (downloads) may finish")

@@ -21,6 +21,7 @@ package access
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 )
 
@@ -37,19 +38,23 @@ const (
 	Open
 )
 
-// Modes are the names ParseMode takes, in the order a flag lists them.
-var Modes = []string{"auto", "machine", "open"}
+// modeNames are the names ParseMode takes, in Mode order.
+var modeNames = [...]string{"auto", "machine", "open"}
+
+// Modes lists the names ParseMode takes, in the order a flag lists them;
+// a new slice each call, so no caller can change them.
+func Modes() []string { return slices.Clone(modeNames[:]) }
 
 func (m Mode) String() string {
-	if m >= 0 && int(m) < len(Modes) {
-		return Modes[m]
+	if m >= 0 && int(m) < len(modeNames) {
+		return modeNames[m]
 	}
 	return fmt.Sprintf("Mode(%d)", int(m))
 }
 
 // ParseMode reads a mode by name.
 func ParseMode(s string) (Mode, error) {
-	for i, name := range Modes {
+	for i, name := range modeNames {
 		if s == name {
 			return Mode(i), nil
 		}

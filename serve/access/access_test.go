@@ -101,7 +101,7 @@ func TestReasonsHaveNamesAndSentences(t *testing.T) {
 }
 
 func TestParseMode(t *testing.T) {
-	for i, name := range Modes {
+	for i, name := range Modes() {
 		m, err := ParseMode(name)
 		if err != nil || m != Mode(i) || m.String() != name {
 			t.Errorf("ParseMode(%q) = %v, %v", name, m, err)
