@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -19,6 +20,21 @@ import (
 // CloneDir is where a git remote is cloned under a state dir: one bare
 // clone per state dir, shared by the git source and the updater.
 func CloneDir(stateDir string) string { return filepath.Join(stateDir, "repo.git") }
+
+// removeLegacyClone deletes the updater's own clone an earlier version
+// kept beside repo.git: nothing reads it any more, and one made before
+// credentials were kept out of clones may still hold them in its config.
+func removeLegacyClone(stateDir string, log *slog.Logger) {
+	dir := filepath.Join(stateDir, "omaha.git")
+	if _, err := os.Lstat(dir); err != nil {
+		return
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		log.Warn("could not remove the earlier version's clone; delete it by hand", "dir", dir, "err", err)
+		return
+	}
+	log.Info("removed the earlier version's clone, no longer used", "dir", dir)
+}
 
 // Clone is one git repository on disk and the lock every user of it
 // holds: go-git's storage is not safe for concurrent use, so the git

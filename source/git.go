@@ -97,6 +97,9 @@ func NewGit(opts GitOptions) (*Git, error) {
 		redact:  NewRedactor(opts.URL, opts.Auth),
 		trigger: make(chan struct{}, 1),
 	}
+	if opts.StateDir != "" {
+		removeLegacyClone(opts.StateDir, g.log)
+	}
 	g.state = State{Kind: "git", Location: remote + "@" + opts.Ref}
 	if opts.Path != "" {
 		g.state.Location += ":" + opts.Path

@@ -36,7 +36,7 @@ func TestCredentialsNeverShow(t *testing.T) {
 	seen := map[string]string{} // where → what a reader could see
 	state, assets := t.TempDir(), t.TempDir()
 	// An older pxeops stored the URL with its credentials in the clone.
-	for _, clone := range []string{"repo.git"} {
+	for _, clone := range []string{"repo.git", "omaha.git"} {
 		dir := filepath.Join(state, clone)
 		remote.Git("init", "-q", "--bare", dir)
 		remote.Git("--git-dir", dir, "remote", "add", "origin", with(tokenURL, "old:"+urlSecret))
@@ -52,7 +52,7 @@ func TestCredentialsNeverShow(t *testing.T) {
 	})
 	s.collect(t, "serve (good remote)", seen)
 	if _, err := os.Stat(filepath.Join(state, "omaha.git")); err == nil {
-		t.Error("serve made a second clone of the remote (omaha.git)")
+		t.Error("serve kept (or made) a second clone of the remote, omaha.git, where an earlier version left credentials")
 	}
 	for _, clone := range []string{"repo.git"} {
 		cfg, err := os.ReadFile(filepath.Join(state, clone, "config"))
