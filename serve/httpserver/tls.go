@@ -140,10 +140,13 @@ func (r *CertReloader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, e
 }
 
 // racy reports whether the files were last read so soon after they were
-// written that a later write could leave st unchanged.
+// written that a later write could leave st unchanged. An mtime further
+// in the future than that (clock skew, touch -d) is not: a later write
+// changes it, and treating it as racy would re-read both files in every
+// handshake, one handshake at a time.
 func (r *CertReloader) racy(st [2]fileStamp) bool {
 	for _, s := range st {
-		if r.checked.Sub(s.mtime) < racyWindow {
+		if d := r.checked.Sub(s.mtime); d < racyWindow && d > -racyWindow {
 			return true
 		}
 	}

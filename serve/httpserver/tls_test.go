@@ -219,3 +219,26 @@ func TestCertRotationWithinOneClockTick(t *testing.T) {
 		t.Errorf("served %q after a rewrite within one tick, want b", got.Subject.CommonName)
 	}
 }
+
+// A pair whose mtime is far in the future (clock skew, touch -d) is not
+// "racy" forever: handshakes after the first do not read it again.
+func TestCertWithFutureMtimeNotReadEachHandshake(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	tlstest.New(t, "a").Write(t, certFile, keyFile)
+	future := time.Now().Add(time.Hour)
+	for _, f := range []string{certFile, keyFile} {
+		must(t, os.Chtimes(f, future, future))
+	}
+	r, err := NewCertReloader(certFile, keyFile, nil)
+	must(t, err)
+	_, err = r.GetCertificate(nil)
+	must(t, err)
+	checked := r.checked
+	time.Sleep(5 * time.Millisecond)
+	_, err = r.GetCertificate(nil)
+	must(t, err)
+	if !r.checked.Equal(checked) {
+		t.Errorf("the pair was read again by a handshake although nothing changed (checked %v, then %v)", checked, r.checked)
+	}
+}
