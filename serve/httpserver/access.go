@@ -96,7 +96,7 @@ func newAccessHook(o AccessOptions, log *slog.Logger, reg prometheus.Registerer)
 
 // check decides whether the answer of group g to machine m goes to r's
 // sender. It returns the token a checked script carries, or a 403.
-func (a *accessHook) check(r *http.Request, endpoint string, m *render.Machine, snap *render.Snapshot, g *render.Group) (string, error) {
+func (a *accessHook) check(w http.ResponseWriter, r *http.Request, endpoint string, m *render.Machine, snap *render.Snapshot, g *render.Group) (string, error) {
 	req := access.Request{Kind: access.Config, MAC: m.MAC, Revision: snap.Revision}
 	if endpoint == "ipxe" || endpoint == "pixiecore" {
 		req.Kind = access.Script
@@ -120,6 +120,10 @@ func (a *accessHook) check(r *http.Request, endpoint string, m *render.Machine, 
 			"reason", d.Reason.String(), "revision", snap.Revision)
 		return "", &httpError{http.StatusForbidden, "refused (" + d.Reason.String() + "): " + d.Reason.Explain()}
 	}
+	if d.Reason != access.AllowOpen && d.Reason != access.AllowNoSecret {
+		// An answer only this machine may have: no cache keeps it for another.
+		w.Header().Set("Cache-Control", "no-store")
+	}
 	if !d.IssueToken {
 		return "", nil
 	}
@@ -127,7 +131,7 @@ func (a *accessHook) check(r *http.Request, endpoint string, m *render.Machine, 
 }
 
 // writeScript writes m's script, with token (when there is one) added to
-// its config URLs; such a script is the sender's own, never cached.
+// its config URLs (check marked such an answer no-store).
 func writeScript(w http.ResponseWriter, snap *render.Snapshot, g *render.Group, m *render.Machine, token string) error {
 	if token == "" {
 		return snap.WriteScript(w, g, m)
@@ -136,7 +140,6 @@ func writeScript(w http.ResponseWriter, snap *render.Snapshot, g *render.Group, 
 	if err := snap.WriteScript(&buf, g, m); err != nil {
 		return err
 	}
-	w.Header().Set("Cache-Control", "no-store")
 	_, err := w.Write(addToken(buf.Bytes(), token, snap))
 	return err
 }

@@ -100,7 +100,9 @@ func TestAccessMachineOnOneSegment(t *testing.T) {
 	if w.Header().Get("Cache-Control") != "no-store" {
 		t.Errorf("a tokened script may be cached: %q", w.Header().Get("Cache-Control"))
 	}
-	c.expect("192.0.2.1", "/config?mac="+mac1, 200, `"ignition"`)
+	if w := c.expect("192.0.2.1", "/config?mac="+mac1, 200, `"ignition"`); w.Header().Get("Cache-Control") != "no-store" {
+		t.Errorf("a checked config may be cached: %q", w.Header().Get("Cache-Control"))
+	}
 	c.expect("192.0.2.1", "/ignition?mac="+mac1, 200, `"ignition"`)
 	c.expect("192.0.2.1", "/metadata?mac="+mac1, 200, "ROLE=etcd")
 	for _, target := range []string{"/ipxe?mac=" + mac1, "/config?mac=" + mac1, "/ignition?mac=" + mac1, "/metadata?mac=" + mac1, "/pixiecore/v1/boot/" + mac1} {

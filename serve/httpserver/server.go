@@ -232,7 +232,7 @@ func (s *server) boot(w http.ResponseWriter, r *http.Request, endpoint string, m
 		g, err = match(snap, &m)
 	}
 	if err == nil {
-		token, err = s.access.check(r, endpoint, &m, snap, g)
+		token, err = s.access.check(w, r, endpoint, &m, snap, g)
 	}
 	if err == nil {
 		err = write(snap, g, token)
