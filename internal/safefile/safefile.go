@@ -219,9 +219,36 @@ func (r rootFS) ReadDir(name string) ([]fs.DirEntry, error) {
 		return nil, err
 	}
 	defer f.Close()
-	es, err := f.ReadDir(-1)
+	es, err := readDir(f, MaxDirEntries)
 	slices.SortFunc(es, func(a, b fs.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
 	return es, err
+}
+
+// MaxDirEntries bounds one directory listing: past it ReadDir stops
+// reading and fails, rather than holding a directory of millions of
+// entries in memory before any caller could count them.
+const MaxDirEntries = 500_000
+
+// readDir reads f's entries in batches, failing once there are more
+// than max.
+func readDir(f interface {
+	ReadDir(int) ([]fs.DirEntry, error)
+	Name() string
+}, max int) ([]fs.DirEntry, error) {
+	var es []fs.DirEntry
+	for {
+		batch, err := f.ReadDir(1024)
+		es = append(es, batch...)
+		if len(es) > max {
+			return nil, fmt.Errorf("%s: more than %d entries", f.Name(), max)
+		}
+		if errors.Is(err, io.EOF) || (err == nil && len(batch) == 0) {
+			return es, nil
+		}
+		if err != nil {
+			return es, err
+		}
+	}
 }
 
 func (r rootFS) Stat(name string) (fs.FileInfo, error) {

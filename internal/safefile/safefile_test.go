@@ -2,6 +2,7 @@ package safefile
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"net"
@@ -174,5 +175,33 @@ func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A listing is read in batches and stops past its bound, instead of
+// holding the whole directory before anyone counts it.
+func TestReadDirBounded(t *testing.T) {
+	dir := t.TempDir()
+	for i := range 2500 { // more than one batch
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%04d", i)), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f, err := os.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := readDir(f, 2000); err == nil || !strings.Contains(err.Error(), "more than 2000 entries") {
+		t.Errorf("over the bound: %v", err)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	es, err := fs.ReadDir(FS(root), ".")
+	if err != nil || len(es) != 2500 || es[0].Name() != "f0000" || es[2499].Name() != "f2499" {
+		t.Errorf("under the bound: %d entries, %v", len(es), err)
 	}
 }
