@@ -47,11 +47,14 @@ var rules = []rule{
 		why: "the wire protocol, client and responder: no git, no store"},
 	{pkg: "omaha/updater", allow: append([]string{"omaha", "source", "schema"}, helpers...),
 		why: "the store and the updater: git through source's layer, validity through schema"},
-	{pkg: "internal/daemon", allow: []string{"source", "reconcile", "render", "schema", "serve/...", "omaha/...", "internal/safefile", "internal/ratelog"},
+	{pkg: "internal/daemon", allow: []string{"source", "reconcile", "render", "schema", "serve/...", "omaha/...", "internal/secureboot", "internal/safefile", "internal/ratelog"},
 		why: "the one place that wires everything"},
 	// serve/access only for its mode names: the --access flag's values.
 	{pkg: "cmd/pxeops", allow: append([]string{"internal/daemon", "source", "render", "schema", "omaha/...", "serve/access"}, helpers...),
 		why: "the command is flags and wiring through the daemon: servers and the reconciler are the daemon's"},
+
+	{pkg: "internal/secureboot", allow: helpers, banned: heavy,
+		why: "Authenticode checks of files against certificates: no model, no servers"},
 
 	// Tools for tests and benchmarks.
 	{pkg: "internal/omahatest", allow: []string{"omaha/...", "internal/gittest"}},
