@@ -36,6 +36,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	efiFile := fset.String("efi-binary", "snponly.efi", "with --proxy-dhcp: iPXE for x86-64 UEFI clients, in --ipxe-dir (ipxe.efi works too if it is a file there)")
 	arm64File := fset.String("arm64-binary", "", "with --proxy-dhcp: iPXE for arm64 UEFI clients, in --ipxe-dir; empty: arm64 clients are not answered")
 	ipxeDir := fset.String("ipxe-dir", "/usr/lib/ipxe", "directory of iPXE binaries served over TFTP (Debian package ipxe)")
+	sbCert := fset.String("secure-boot-cert", "", "PEM certificates of the machines' Secure Boot db: --efi-binary and --arm64-binary must be signed for it to start, and every kernel under /assets/ for a tree to be served")
 	accessMode := &choice{value: "auto", allowed: access.Modes()}
 	fset.Var(accessMode, "access", "who gets a machine's script and config: auto (the machine itself for groups whose profile uses a secret, anyone for the rest), machine (the machine itself, always) or open (anyone; a tree with a secret is refused)")
 	tokenTTL := fset.Duration("access-token-ttl", access.DefaultTokenTTL, "how long the token in a routed machine's script lets it fetch its config")
@@ -80,7 +81,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		HTTPAddr: *httpAddr, ServerURL: *serverURL, AssetsDir: *assetsDir, TLSAdmin: ta,
 		TFTPAddr: *tftpAddr, IPXEDir: *ipxeDir,
 		ProxyDHCP: *proxyDHCP, Interface: *iface,
-		BIOSBinary: *biosFile, EFIBinary: *efiFile, ARM64Binary: *arm64File,
+		BIOSBinary: *biosFile, EFIBinary: *efiFile, ARM64Binary: *arm64File, SecureBootCert: *sbCert,
 		Updater: upd, UpdaterOff: "--assets-dir is required: where verified images are kept and served from",
 		ShutdownTimeout: *shutdown, Version: version, Logger: log,
 		AccessTokenTTL: *tokenTTL,
@@ -133,6 +134,7 @@ var serveFlags = map[string]string{
 	"Source": "--source", "StateDir": "--state-dir", "HTTPAddr": "--http-addr", "ServerURL": "--server-url",
 	"AssetsDir": "--assets-dir", "AccessTokenTTL": "--access-token-ttl", "TFTPAddr": "--tftp-addr", "IPXEDir": "--ipxe-dir", "Interface": "--interface",
 	"TLSCert": "--tls-cert", "TLSKey": "--tls-key", "HTTPSAddr": "--https-addr", "HTTPSURL": "--https-url", "AdminAddr": "--admin-addr",
+	"SecureBootCert": "--secure-boot-cert",
 }
 
 // serveFlagError says err in the flags' terms: a daemon.FieldError names

@@ -77,6 +77,12 @@ type Config struct {
 	UpdaterOff     string
 	OpenUpdateRepo func(context.Context) (*updater.Repo, error)
 
+	// SecureBootCert is a PEM file of the operator's Secure Boot db:
+	// with it the EFI loaders served (EFIBinary, ARM64Binary) must verify
+	// at start and every kernel under /assets/ at every load (see
+	// SecureBoot).
+	SecureBootCert string
+
 	// Access says who gets a machine's script and config (package
 	// access); the zero value is access.Auto. AccessTokenTTL is how long
 	// a routed machine's token lasts; 0: access.DefaultTokenTTL.
@@ -94,8 +100,9 @@ type Config struct {
 	Logger   *slog.Logger
 	Registry *prometheus.Registry // nil: a new one with Go and process metrics
 
-	serverIP  net.IP // Interface's address
-	validated bool
+	serverIP   net.IP // Interface's address
+	secureBoot *SecureBoot
+	validated  bool
 }
 
 // FieldError is a Config field whose value cannot be used; cmd/pxeops
@@ -170,6 +177,20 @@ func (c *Config) Validate() error {
 		if err := tftpserver.CheckDir(c.IPXEDir, binaries...); err != nil {
 			return err
 		}
+	}
+	if c.SecureBootCert != "" {
+		sb, err := LoadSecureBoot(c.SecureBootCert)
+		if err != nil {
+			return err
+		}
+		// What TFTP and /ipxe-bin/ hand UEFI firmware: refused before
+		// anything runs, as no machine with Secure Boot on could use it.
+		if c.TFTPAddr != "" || c.TFTPListener != nil {
+			if err := sb.CheckLoaders(c.IPXEDir, Loader{"--efi-binary", c.EFIBinary}, Loader{"--arm64-binary", c.ARM64Binary}); err != nil {
+				return err
+			}
+		}
+		c.secureBoot = sb
 	}
 	if c.ServerURL == "" {
 		c.ServerURL = defaultServerURL(c.httpHost(), c.httpPort())

@@ -72,8 +72,18 @@ func (c *Config) Run(ctx context.Context) (err error) {
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
 	rec := reconcile.New(c.renderOptions(), log, reconcile.NewMetrics(reg))
-	// A tree whose secret the access mode would give away is not served.
-	rec.SetCheck(func(snap *render.Snapshot) schema.Diagnostics { return AccessDiagnostics(c.Access, snap) })
+	// A tree whose secret the access mode would give away is not served,
+	// nor, with --secure-boot-cert, one whose kernel does not verify.
+	rec.SetCheck(func(snap *render.Snapshot) schema.Diagnostics {
+		ds := AccessDiagnostics(c.Access, snap)
+		if c.secureBoot != nil {
+			ds = append(ds, c.secureBoot.Diagnostics(c.AssetsDir, snap)...)
+		}
+		return ds
+	})
+	if c.secureBoot != nil {
+		log.Info("secure boot check on: loaders and kernels must be signed for the db", "cert", c.SecureBootCert, "db", c.secureBoot.Subjects())
+	}
 	acc := httpserver.AccessOptions{Mode: c.Access, TokenTTL: c.AccessTokenTTL}
 	var bindings *access.BindingStore
 	if c.ProxyDHCP { // routed machines' scripts go to the address of their port-4011 exchange

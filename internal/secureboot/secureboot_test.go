@@ -41,9 +41,9 @@ func needTools(t *testing.T, tools ...string) {
 // keyPair is a certificate and its RSA key, written as PEM files for
 // sbsign.
 type keyPair struct {
-	cert          *x509.Certificate
-	key           *rsa.PrivateKey
-	certPEM       []byte
+	cert           *x509.Certificate
+	key            *rsa.PrivateKey
+	certPEM        []byte
 	certFile, key_ string
 }
 
