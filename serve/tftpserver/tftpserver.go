@@ -58,8 +58,10 @@ type Server struct {
 
 // Files serves names beyond the directory. Open returns an error
 // matching fs.ErrNotExist for a name it does not serve, and the directory
-// is tried; any other error is what the client is told. remote is the
-// requester, whom a machine's own config is for.
+// is tried; any other error is what the client is told. An error with a
+// method Absent() bool that says true is a name firmware asks for in case
+// it exists: counted as "absent" and logged at debug level only. remote
+// is the requester, whom a machine's own config is for.
 type Files interface {
 	Open(name string, remote netip.Addr) (r io.ReadCloser, size int64, err error)
 }
@@ -458,6 +460,12 @@ func (s *Server) OnSuccess(st tftp.TransferStats) {
 // logged as a failure. Failures are logged at most once per
 // Limits.LogEvery and kind (see internal/ratelog).
 func (s *Server) OnFailure(st tftp.TransferStats, err error) {
+	var a interface{ Absent() bool }
+	if errors.As(err, &a) && a.Absent() {
+		s.metrics.transfers.WithLabelValues("absent").Inc()
+		s.log.Debug("tftp: absent, as expected", "file", st.Filename, "remote", st.RemoteAddr.String())
+		return
+	}
 	if strings.Contains(err.Error(), "code=8") {
 		s.metrics.transfers.WithLabelValues("size_probe").Inc()
 		s.log.Debug("tftp size probe", "file", st.Filename, "remote", st.RemoteAddr.String())

@@ -320,16 +320,23 @@ func (f *fakeFiles) Open(name string, remote netip.Addr) (io.ReadCloser, int64, 
 		return io.NopCloser(strings.NewReader("configfile x\n")), 13, nil
 	case "broken":
 		return nil, 0, errors.New("no such machine")
+	case "revocations_sku.efi":
+		return nil, 0, absent{}
 	}
 	return nil, 0, fs.ErrNotExist
 }
+
+type absent struct{}
+
+func (absent) Error() string { return "file not found" }
+func (absent) Absent() bool  { return true }
 
 // Files is asked first, with the requester's address; a name it does not
 // serve falls to the directory; its other errors reach the client.
 // GRUB's leading slash is dropped before either sees the name.
 func TestFilesComeFirst(t *testing.T) {
 	files := &fakeFiles{}
-	addr, dir, _ := serveWith(t, nil, func(s *Server) { s.Files = files })
+	addr, dir, s := serveWith(t, nil, func(s *Server) { s.Files = files })
 	got, size, err := fetch(t, addr, "/grub/grub.cfg", 0)
 	if err != nil || string(got) != "configfile x\n" || size != 13 {
 		t.Errorf("/grub/grub.cfg: %q (tsize %d), %v", got, size, err)
@@ -341,9 +348,17 @@ func TestFilesComeFirst(t *testing.T) {
 	if _, _, err := fetch(t, addr, "broken", 0); err == nil || !strings.Contains(err.Error(), "no such machine") {
 		t.Errorf("broken: %v, want Files' error", err)
 	}
+	// A name asked for in case it exists is no failure.
+	if _, _, err := fetch(t, addr, "revocations_sku.efi", 0); err == nil {
+		t.Error("revocations_sku.efi served")
+	}
+	absents := func() float64 { return testutil.ToFloat64(s.metrics.transfers.WithLabelValues("absent")) }
+	if a, f := waitFor(absents, 1), testutil.ToFloat64(s.metrics.transfers.WithLabelValues("failure")); a != 1 || f != 1 {
+		t.Errorf("absent %v, failures %v; want 1 and 1 (broken)", a, f)
+	}
 	files.mu.Lock()
 	defer files.mu.Unlock()
-	if len(files.remote) != 3 || files.remote[0] != netip.MustParseAddr("127.0.0.1") {
-		t.Errorf("Files saw requesters %v, want 127.0.0.1 three times", files.remote)
+	if len(files.remote) != 4 || files.remote[0] != netip.MustParseAddr("127.0.0.1") {
+		t.Errorf("Files saw requesters %v, want 127.0.0.1 four times", files.remote)
 	}
 }
