@@ -127,7 +127,11 @@ func (s *Snapshot) grubConfig(g *Group, m *Machine) ([]byte, error) {
 		}
 		return r
 	}, s.Revision)
-	fmt.Fprintf(&b, "# pxeops: group %s, profile %s, revision %s\n", g.ID, p.ID, rev)
+	fmt.Fprintf(&b, "# pxeops: group %s, profile %s", g.ID, p.ID)
+	if rev != "" {
+		b.WriteString(", revision " + rev)
+	}
+	b.WriteByte('\n')
 	b.WriteString("echo " + GRUBQuote("pxeops: booting "+g.ID+" ("+p.ID+")") + "\n")
 	b.WriteString(p.grubLinux)
 	for _, f := range bytes.FieldsFunc(args.Bytes(), isBlank) {
