@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -101,7 +102,9 @@ func explain(w io.Writer, snap *render.Snapshot, m *render.Machine) int {
 	fmt.Fprintln(w)
 	// A GRUB machine never runs the iPXE script: it gets the GRUB config.
 	if g.Loader() == render.LoaderGRUB {
-		fmt.Fprintf(w, "first:    shim → GRUB (TFTP)\n\n--- GRUB config (TFTP) ---\n")
+		// The name GRUB asks pxeops' TFTP for (serve/bootfiles).
+		name := "grub/" + m.MAC + "-" + cmp.Or(m.Arch, "<cpu>") + ".cfg"
+		fmt.Fprintf(w, "first:    shim → GRUB (UEFI; a BIOS machine gets iPXE)\n\n--- GRUB config (TFTP %s, /grub) ---\n", name)
 		if err := snap.WriteGRUB(w, g, m, nil); err != nil {
 			fmt.Fprintf(w, "error: %v\n", err)
 			return exitInvalid

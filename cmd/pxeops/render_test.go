@@ -13,8 +13,8 @@ func TestRenderShowsTheLoader(t *testing.T) {
 		"groups/secure.yaml": "profile: p\nloader: grub\nselector: {mac: \"52:54:00:00:00:01\"}\n",
 		"groups/other.yaml":  "profile: p\nselector: {mac: \"52:54:00:00:00:02\"}\n",
 	})
-	code, out, errOut := runCLI(t, "render", "--mac", "52:54:00:00:00:01", "--hostname", "n1", "--server-url", "http://pxe.test", dir)
-	want := "first:    shim → GRUB (TFTP)\n\n--- GRUB config (TFTP) ---\n" +
+	code, out, errOut := runCLI(t, "render", "--mac", "52:54:00:00:00:01", "--hostname", "n1", "--arch", "x86_64", "--server-url", "http://pxe.test", dir)
+	want := "first:    shim → GRUB (UEFI; a BIOS machine gets iPXE)\n\n--- GRUB config (TFTP grub/52:54:00:00:00:01-x86_64.cfg, /grub) ---\n" +
 		"# pxeops: group secure, profile p\n" +
 		"echo 'pxeops: booting secure (p)'\n" +
 		"linux '/assets/k' 'console=ttyS0' 'host=n1'\n" +
