@@ -129,10 +129,17 @@ func buildPxeops(t *testing.T, dir string) string {
 	return bin
 }
 
-func buildAssets(t *testing.T, dir string) string {
+func buildAssets(t *testing.T, dir string) string { return buildAssetsFor(t, dir, "amd64") }
+
+// buildAssetsFor builds the quickstart's payload for arch (ARCH of
+// build-assets.sh) into dir/assets and returns that directory.
+func buildAssetsFor(t *testing.T, dir, arch string) string {
+	t.Helper()
 	assets := filepath.Join(dir, "assets")
-	if out, err := exec.Command("bash", "../../examples/quickstart/build-assets.sh", assets).CombinedOutput(); err != nil {
-		t.Fatalf("build-assets.sh: %v\n%s", err, out)
+	cmd := exec.Command("bash", "../../examples/quickstart/build-assets.sh", assets)
+	cmd.Env = append(os.Environ(), "ARCH="+arch)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("ARCH=%s build-assets.sh: %v\n%s", arch, err, out)
 	}
 	return assets
 }
