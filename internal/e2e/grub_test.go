@@ -65,6 +65,11 @@ func edit(t *testing.T, name string, change func(string) string) {
 // (names as GRUB asks them may keep their leading slash).
 func served(t *testing.T, log string, files ...string) {
 	t.Helper()
+	var sent []string
+	for _, m := range regexp.MustCompile(`msg="tftp transfer" file=("[^"]*"|\S+)`).FindAllStringSubmatch(log, -1) {
+		sent = append(sent, m[1])
+	}
+	t.Logf("sent over TFTP, in order: %s", strings.Join(sent, " "))
 	for _, f := range files {
 		if !regexp.MustCompile(`msg="tftp transfer" file="?/?` + regexp.QuoteMeta(f) + `"? `).MatchString(log) {
 			t.Errorf("pxeops did not send %s over TFTP:\n%s", f, tail(log, 4000))
