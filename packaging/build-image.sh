@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the pxeops OCI image FROM scratch with podman, offline: the
-# static binary, Debian's iPXE binaries (package ipxe), CA certificates
-# (package ca-certificates) and a non-root user, 65532 "pxeops". Nothing
+# static binary, Debian's iPXE binaries (package ipxe), shim and GRUB
+# when the host has them, CA certificates (package ca-certificates) and a
+# non-root user, 65532 "pxeops". Nothing
 # is pulled: no base image.
 #
 #   packaging/build-image.sh [IMAGE]     default localhost/pxeops:latest
@@ -22,6 +23,14 @@ for f in undionly.kpxe snponly.efi ipxe.efi ipxe.pxe; do
   [ -e "/usr/lib/ipxe/$f" ] && cp -L "/usr/lib/ipxe/$f" "$root/usr/lib/ipxe/$f"
 done
 [ -e "$root/usr/lib/ipxe/undionly.kpxe" ] || { echo "build-image.sh: /usr/lib/ipxe/undionly.kpxe missing: apt-get install ipxe" >&2; exit 1; }
+# The GRUB route's defaults (--shim-binary, --grub-binary: packages
+# shim-signed, grub-efi-amd64-signed), where the build host has both.
+shim=/usr/lib/shim/shimx64.efi.signed grub=/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed
+if [ -e "$shim" ] && [ -e "$grub" ]; then
+  for f in "$shim" "$grub"; do mkdir -p "$root$(dirname "$f")" && cp -L "$f" "$root$f"; done
+else
+  echo "build-image.sh: no $shim and $grub (apt-get install shim-signed grub-efi-amd64-signed): the image has no GRUB route" >&2
+fi
 cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/"
 echo 'pxeops:x:65532:65532:pxeops:/var/lib/pxeops:/usr/bin/pxeops' > "$root/etc/passwd"
 echo 'pxeops:x:65532:' > "$root/etc/group"

@@ -21,7 +21,8 @@ var update = flag.Bool("update", false, "rewrite the want sections of testdata g
 // Golden cases: each testdata/{check,render}/*.txtar holds a tree and,
 // side by side, what loading it must give. check cases want the exact
 // diagnostics; render cases also list machines (one query string a line)
-// and want what each is served. testdata/examples/<name>.txtar holds the
+// and want what each is served (the GRUB config, not the iPXE script,
+// for a group with loader grub). testdata/examples/<name>.txtar holds the
 // machines and wants for the tree in examples/<name>.
 func TestGolden(t *testing.T) {
 	files, _ := filepath.Glob("../testdata/*/*.txtar")
@@ -99,7 +100,14 @@ func goldenOutput(t *testing.T, file string, a *txtar.Archive) string {
 		}
 		fmt.Fprintf(&b, "group %s, profile %s\n", g.ID, g.Profile.ID)
 		var out bytes.Buffer
-		if err := snap.WriteScript(&out, g, &m); err != nil {
+		// A GRUB machine never runs the iPXE script: it gets the GRUB
+		// config instead.
+		if g.Loader() == LoaderGRUB {
+			b.WriteString("[grub]\n")
+			if err := snap.WriteGRUB(&out, g, &m, nil); err != nil {
+				fmt.Fprintf(&b, "grub error: %v\n", err)
+			}
+		} else if err := snap.WriteScript(&out, g, &m); err != nil {
 			fmt.Fprintf(&b, "script error: %v\n", err)
 		}
 		b.Write(out.Bytes())

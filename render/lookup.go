@@ -98,7 +98,7 @@ func (s *Snapshot) WriteScript(w io.Writer, g *Group, m *schema.Machine) error {
 	defer bufPool.Put(buf)
 	buf.Reset()
 	buf.WriteString(g.Profile.head)
-	if err := writeArgs(buf, g, m, true); err != nil {
+	if err := writeArgs(buf, g, m, true, nil); err != nil {
 		return err
 	}
 	buf.WriteString(g.Profile.tail)
@@ -114,7 +114,7 @@ func (s *Snapshot) WriteScript(w io.Writer, g *Group, m *schema.Machine) error {
 // the initrd= names the iPXE script adds: what the Pixiecore API serves.
 func (s *Snapshot) Cmdline(g *Group, m *schema.Machine) (string, error) {
 	var b bytes.Buffer
-	if err := writeArgs(&b, g, m, false); err != nil {
+	if err := writeArgs(&b, g, m, false, nil); err != nil {
 		return "", err
 	}
 	return b.String(), nil
@@ -122,11 +122,12 @@ func (s *Snapshot) Cmdline(g *Group, m *schema.Machine) (string, error) {
 
 // writeArgs renders the profile's kernel arguments, separated by spaces
 // (with a leading one when lead is set), refusing any that rendered a
-// line break or NUL.
+// line break or NUL, or that check, when set, refuses (what the loader
+// cannot pass on unchanged).
 //
 // Templates run within the budgets check ran them with; boot requests
 // do not cancel them (a run is bounded in time anyway).
-func writeArgs(buf *bytes.Buffer, g *Group, m *schema.Machine, lead bool) error {
+func writeArgs(buf *bytes.Buffer, g *Group, m *schema.Machine, lead bool, check func(arg []byte) error) error {
 	p := g.Profile
 	begin := buf.Len()
 	if lead {
@@ -146,6 +147,11 @@ func writeArgs(buf *bytes.Buffer, g *Group, m *schema.Machine, lead bool) error 
 		}
 		if bytes.ContainsAny(buf.Bytes()[start:], "\n\r\x00") {
 			return fmt.Errorf("profile %s: args[%d]: %w", p.ID, i, ErrUnsafeArg)
+		}
+		if check != nil {
+			if err := check(buf.Bytes()[start:]); err != nil {
+				return fmt.Errorf("profile %s: args[%d]: %w", p.ID, i, err)
+			}
 		}
 		if n := buf.Len() - begin; n > schema.MaxCmdlineSize {
 			return fmt.Errorf("profile %s: the kernel command line renders to more than %d bytes", p.ID, schema.MaxCmdlineSize)

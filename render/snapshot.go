@@ -89,7 +89,8 @@ type Group struct {
 	// get the same script: the first request renders it, the rest reuse it.
 	// The same holds for the config, judged by its template alone.
 	sameScript, sameConfig bool
-	script, config         atomic.Pointer[[]byte]
+	script, config, grub   atomic.Pointer[[]byte]
+	loader                 string // LoaderIPXE or LoaderGRUB
 }
 
 type kv struct{ key, value string }
@@ -103,6 +104,11 @@ type Profile struct {
 	Initrds []Initrd // absolute URLs with the names the kernel finds them by
 	head    string   // "#!ipxe\nkernel <url> initrd=<name>..."
 	tail    string   // "\ninitrd --name ...\nboot\n"
+	// The GRUB config's "linux <path>" and "initrd <path>..." lines
+	// (GRUB fetches root-relative paths from its TFTP root), or why there
+	// are none: a file not under the server's /assets/.
+	grubLinux, grubInitrd string
+	grubErr               error
 
 	// Secrets names the secrets the profile's config reads, sorted; nil
 	// when it reads none. A config that reads one must only go to the
@@ -144,6 +150,7 @@ func New(t *schema.Tree, opts Options) *Snapshot {
 		if opts.ConfigServerURL != "" {
 			rg.data.ConfigServerURL = strings.TrimSuffix(opts.ConfigServerURL, "/")
 		}
+		rg.loader = schema.EffectiveLoader(g, p.Source)
 		rg.sameScript = argsFixedBySelector(p.Source, g.Selector)
 		refs, ok := p.Source.ConfigRefs()
 		rg.sameConfig = ok && fixedBySelector(refs, g.Selector)
@@ -210,6 +217,7 @@ func (s *Snapshot) profile(p *schema.Profile) *Profile {
 	}
 	tail.WriteString("\nboot\n")
 	rp.head, rp.tail = head.String(), tail.String()
+	s.grubFiles(rp)
 	return rp
 }
 

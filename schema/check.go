@@ -146,6 +146,7 @@ func (p *Profile) check(v checker) {
 	case !m.bad["image"] && !m.bad["kernel"]:
 		v.errorf(m, "", "a profile needs image (an images/ id) or kernel (a URL)")
 	}
+	v.checkLoader(m, p.Loader)
 	p.args = make([]*runner, len(p.Args))
 	for i, a := range p.Args {
 		path := fmt.Sprintf("args[%d]", i)
@@ -209,6 +210,7 @@ func (g *Group) check(v checker) {
 	if g.Selector != nil {
 		g.Selector = norm
 	}
+	v.checkLoader(m, g.Loader)
 	g.keys = slices.Sorted(maps.Keys(g.Selector))
 	g.selKey = selectorString(g.Selector)
 }

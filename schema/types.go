@@ -40,6 +40,7 @@ type Profile struct {
 	Initrd      []string   `yaml:"initrd" json:"initrd,omitempty" doc:"Initrd URLs, same forms as kernel. Only with kernel."`
 	Args        []string   `yaml:"args" json:"args,omitempty" doc:"Kernel arguments, one per item; Go templates over the template data. No newlines."`
 	Config      *ConfigRef `yaml:"config" json:"config,omitempty" doc:"The config served at /config."`
+	Loader      string     `yaml:"loader" json:"loader,omitempty" doc:"What the machine runs first: ipxe (default) or grub (shim and GRUB, for Secure Boot machines that trust only Microsoft's keys, and arm64 without iPXE). GRUB fetches kernel and initrds over TFTP, so they must be paths under /assets/." default:"ipxe"`
 
 	meta
 	args   []*runner // nil entries for arguments without template actions
@@ -60,6 +61,24 @@ func (p *Profile) ConfigType() string {
 	return p.Config.Type
 }
 
+// The loaders a machine can run first (Profile.Loader, Group.Loader).
+const (
+	LoaderIPXE = "ipxe"
+	LoaderGRUB = "grub"
+)
+
+// EffectiveLoader is what the machines of group g run first when it boots
+// profile p: the group's loader, else the profile's, else iPXE.
+func EffectiveLoader(g *Group, p *Profile) string {
+	if g != nil && g.Loader != "" {
+		return g.Loader
+	}
+	if p != nil && p.Loader != "" {
+		return p.Loader
+	}
+	return LoaderIPXE
+}
+
 // ConfigRef names the template served to a machine at /config.
 type ConfigRef struct {
 	Template string `yaml:"template" json:"template" doc:"File under templates/, e.g. worker.ign.yaml. Required."`
@@ -72,6 +91,7 @@ type Group struct {
 	Profile     string            `yaml:"profile" json:"profile" doc:"Id of profiles/<id>.yaml. Required."`
 	Selector    map[string]string `yaml:"selector" json:"selector,omitempty" doc:"All keys must match: mac, uuid, hostname, serial, arch, or any label. Empty or absent: the default group (at most one)."`
 	Metadata    map[string]any    `yaml:"metadata" json:"metadata,omitempty" doc:"Free-form values, visible to templates as .Metadata."`
+	Loader      string            `yaml:"loader" json:"loader,omitempty" doc:"What the group's machines run first, ipxe or grub, overriding the profile's loader. Absent: the profile's."`
 
 	meta
 	keys   []string // selector keys, sorted

@@ -30,6 +30,7 @@ func validate(ctx context.Context, t *Tree, diags *Diagnostics, cache *Cache) ma
 		}
 	}
 	v.selectors()
+	v.grubProfiles()
 	v.settings(&t.Settings)
 	v.fleet()
 	v.checkSecretRefs()
@@ -281,7 +282,7 @@ func (v *validator) runTemplates() map[runKey][]finding {
 		if g.has("metadata") {
 			at = g.Pos("metadata")
 		}
-		v.execProfile(p, sampleData(g, p), func(where Pos, msg string) {
+		v.execProfile(p, EffectiveLoader(g, p) == LoaderGRUB, sampleData(g, p), func(where Pos, msg string) {
 			if strings.Contains(msg, "can't evaluate field") {
 				findings[i] = append(findings[i], finding{at: where, msg: msg, bug: true})
 			} else {
@@ -321,7 +322,7 @@ func (v *validator) runTemplates() map[runKey][]finding {
 		if p.config != nil {
 			usedTemplates[p.config.id] = true
 		}
-		v.execProfile(p, sampleData(unused, p), func(where Pos, msg string) {
+		v.execProfile(p, p.Loader == LoaderGRUB, sampleData(unused, p), func(where Pos, msg string) {
 			v.diags.warnf(p.Pos(""), "%s: %s (run with sample data)", where, msg)
 		})
 	}
@@ -341,7 +342,9 @@ func (v *validator) runTemplates() map[runKey][]finding {
 	return runs
 }
 
-func (v *validator) execProfile(p *Profile, data *TemplateData, report func(where Pos, msg string)) {
+// execProfile runs the profile's templates on data; grub says some
+// machine boots it with GRUB, which takes fewer characters in arguments.
+func (v *validator) execProfile(p *Profile, grub bool, data *TemplateData, report func(where Pos, msg string)) {
 	var buf strings.Builder
 	cmdline := len(p.Args) - 1 // the spaces between arguments
 	for i := range p.Args {
@@ -357,6 +360,8 @@ func (v *validator) execProfile(p *Profile, data *TemplateData, report func(wher
 			report(where, "renders a newline or NUL into a kernel argument")
 		} else if buf.Len() == 0 {
 			report(where, "renders an empty kernel argument")
+		} else if err := CheckGRUBArg(buf.String()); grub && err != nil {
+			report(where, fmt.Sprintf("renders %q: %v (loader grub)", buf.String(), err))
 		}
 		cmdline += buf.Len()
 	}

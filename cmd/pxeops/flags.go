@@ -66,8 +66,7 @@ func openTree(ctx context.Context, fset *flag.FlagSet, g *gitFlags, stderr io.Wr
 	if fset.NArg() == 1 {
 		name = fset.Arg(0)
 	}
-	refGiven := false
-	fset.Visit(func(f *flag.Flag) { refGiven = refGiven || f.Name == "ref" })
+	refGiven := given(fset, "ref")
 	if source.IsGitURL(name) || refGiven {
 		remote := name
 		if !source.IsGitURL(name) {
@@ -125,3 +124,11 @@ type multi []string
 
 func (m *multi) String() string     { return strings.Join(*m, ",") }
 func (m *multi) Set(v string) error { *m = append(*m, v); return nil }
+
+// given reports whether flag name was set, on the command line or from
+// its environment variable (parseFlags sets those too).
+func given(fset *flag.FlagSet, name string) bool {
+	set := false
+	fset.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}

@@ -13,7 +13,7 @@ import (
 )
 
 func runRender(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fset := newFlags("render", "render --mac MAC [--uuid U --hostname H --serial S --arch A --label k=v] [DIR]\n\nShows which group a machine gets and why, and every answer it would be served: the iPXE script, the config, /metadata and the Pixiecore API's body.", stderr)
+	fset := newFlags("render", "render --mac MAC [--uuid U --hostname H --serial S --arch A --label k=v] [DIR]\n\nShows which group a machine gets and why, and every answer it would be served: the iPXE script (or, for loader grub, the GRUB config), the config, /metadata and the Pixiecore API's body.", stderr)
 	q := url.Values{}
 	for _, key := range []string{"mac", "uuid", "hostname", "serial", "arch"} {
 		fset.Func(key, "the machine's "+key, func(v string) error { q.Set(key, v); return nil })
@@ -98,10 +98,20 @@ func explain(w io.Writer, snap *render.Snapshot, m *render.Machine) int {
 	if d := p.Source.Description; d != "" {
 		fmt.Fprintf(w, ": %s", d)
 	}
-	fmt.Fprintf(w, "\n\n--- iPXE script (/ipxe) ---\n")
-	if err := snap.WriteScript(w, g, m); err != nil {
-		fmt.Fprintf(w, "error: %v\n", err)
-		return exitInvalid
+	fmt.Fprintln(w)
+	// A GRUB machine never runs the iPXE script: it gets the GRUB config.
+	if g.Loader() == render.LoaderGRUB {
+		fmt.Fprintf(w, "first:    shim → GRUB (TFTP)\n\n--- GRUB config (TFTP) ---\n")
+		if err := snap.WriteGRUB(w, g, m, nil); err != nil {
+			fmt.Fprintf(w, "error: %v\n", err)
+			return exitInvalid
+		}
+	} else {
+		fmt.Fprintf(w, "first:    iPXE\n\n--- iPXE script (/ipxe) ---\n")
+		if err := snap.WriteScript(w, g, m); err != nil {
+			fmt.Fprintf(w, "error: %v\n", err)
+			return exitInvalid
+		}
 	}
 	fmt.Fprintf(w, "\n--- config (/config, %s) ---\n", p.Source.ConfigType())
 	err := snap.WriteConfig(w, g, m)

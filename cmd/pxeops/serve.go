@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/pxeops/pxeops/internal/daemon"
@@ -35,6 +36,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	biosFile := fset.String("bios-binary", "undionly.kpxe", "with --proxy-dhcp: iPXE for BIOS clients, in --ipxe-dir")
 	efiFile := fset.String("efi-binary", "snponly.efi", "with --proxy-dhcp: iPXE for x86-64 UEFI clients, in --ipxe-dir (ipxe.efi works too if it is a file there)")
 	arm64File := fset.String("arm64-binary", "", "with --proxy-dhcp: iPXE for arm64 UEFI clients, in --ipxe-dir; empty: arm64 clients are not answered")
+	shimFile := fset.String("shim-binary", debianShim, "with --proxy-dhcp: shim for x86-64 UEFI machines whose loader is grub (Secure Boot with Microsoft's keys); served over TFTP as shimx64.efi (Debian package shim-signed). The default is used only when it and --grub-binary's default exist")
+	grubFile := fset.String("grub-binary", debianGRUB, "the signed GRUB that --shim-binary loads, served as grubx64.efi (Debian package grub-efi-amd64-signed)")
+	arm64Shim := fset.String("arm64-shim-binary", "", "shim for arm64 UEFI machines (shimaa64.efi.signed from shim-signed:arm64): their loader when --arm64-binary is empty, or when theirs is grub")
+	arm64GRUB := fset.String("arm64-grub-binary", "", "the signed GRUB that --arm64-shim-binary loads (grubnetaa64.efi.signed from grub-efi-arm64-signed:arm64)")
 	ipxeDir := fset.String("ipxe-dir", "/usr/lib/ipxe", "directory of iPXE binaries served over TFTP (Debian package ipxe)")
 	sbCert := fset.String("secure-boot-cert", "", "PEM certificates of the machines' Secure Boot db: --efi-binary and --arm64-binary must be signed for it to start, and every kernel under /assets/ for a tree to be served")
 	accessMode := &choice{value: "auto", allowed: access.Modes()}
@@ -70,6 +75,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return fail(exitUsage, errors.New("--source is required: a directory or a git URL (try --source examples/quickstart)"))
 	}
 	log := newLogger(logOut, level.value, format.value)
+	if !given(fset, "shim-binary") && !given(fset, "grub-binary") && !(exists(*shimFile) && exists(*grubFile)) {
+		*shimFile, *grubFile = "", ""
+		if *proxyDHCP {
+			log.Info("GRUB route off for x86-64: no shim and GRUB at the defaults (apt-get install shim-signed grub-efi-amd64-signed)", "shim", debianShim, "grub", debianGRUB)
+		}
+	}
 	// The updater's flags are checked whether or not the tree will turn
 	// it on: the tree is not loaded yet.
 	upd, err := u.updater(log, nil)
@@ -82,6 +93,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		TFTPAddr: *tftpAddr, IPXEDir: *ipxeDir,
 		ProxyDHCP: *proxyDHCP, Interface: *iface,
 		BIOSBinary: *biosFile, EFIBinary: *efiFile, ARM64Binary: *arm64File, SecureBootCert: *sbCert,
+		ShimBinary: *shimFile, GRUBBinary: *grubFile, ARM64ShimBinary: *arm64Shim, ARM64GRUBBinary: *arm64GRUB,
 		Updater: upd, UpdaterOff: "--assets-dir is required: where verified images are kept and served from",
 		ShutdownTimeout: *shutdown, Version: version, Logger: log,
 		AccessTokenTTL: *tokenTTL,
@@ -134,7 +146,19 @@ var serveFlags = map[string]string{
 	"Source": "--source", "StateDir": "--state-dir", "HTTPAddr": "--http-addr", "ServerURL": "--server-url",
 	"AssetsDir": "--assets-dir", "AccessTokenTTL": "--access-token-ttl", "TFTPAddr": "--tftp-addr", "IPXEDir": "--ipxe-dir", "Interface": "--interface",
 	"TLSCert": "--tls-cert", "TLSKey": "--tls-key", "HTTPSAddr": "--https-addr", "HTTPSURL": "--https-url", "AdminAddr": "--admin-addr",
-	"SecureBootCert": "--secure-boot-cert",
+	"SecureBootCert": "--secure-boot-cert", "ShimBinary": "--shim-binary", "GRUBBinary": "--grub-binary",
+	"ARM64ShimBinary": "--arm64-shim-binary", "ARM64GRUBBinary": "--arm64-grub-binary",
+}
+
+// Debian's signed shim and network GRUB: the GRUB route's defaults.
+const (
+	debianShim = "/usr/lib/shim/shimx64.efi.signed"
+	debianGRUB = "/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed"
+)
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // serveFlagError says err in the flags' terms: a daemon.FieldError names

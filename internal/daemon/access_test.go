@@ -35,6 +35,11 @@ func fetch(t *testing.T, c *http.Client, url string) (int, string) {
 // after the ProxyDHCP offer, from sender, claiming ciaddr, and reports
 // whether it was answered.
 func bootServerRequest(t *testing.T, to net.Addr, sender, ciaddr, mac string) bool {
+	return bootServerReply(t, to, sender, ciaddr, mac) != nil
+}
+
+// bootServerReply is bootServerRequest's answer, nil when none came.
+func bootServerReply(t *testing.T, to net.Addr, sender, ciaddr, mac string) *dhcpv4.DHCPv4 {
 	t.Helper()
 	c, err := net.ListenPacket("udp4", sender+":0")
 	must(t, err)
@@ -47,8 +52,14 @@ func bootServerRequest(t *testing.T, to net.Addr, sender, ciaddr, mac string) bo
 	must(t, err)
 	c.WriteTo(req.ToBytes(), to)
 	c.SetReadDeadline(time.Now().Add(2 * time.Second))
-	_, _, err = c.ReadFrom(make([]byte, 1500))
-	return err == nil
+	buf := make([]byte, 1500)
+	n, _, err := c.ReadFrom(buf)
+	if err != nil {
+		return nil
+	}
+	reply, err := dhcpv4.FromBytes(buf[:n])
+	must(t, err)
+	return reply
 }
 
 // A relayed network on loopback: the machine at 127.0.0.2 and an

@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -22,6 +23,7 @@ import (
 	"github.com/pxeops/pxeops/internal/safefile"
 	"github.com/pxeops/pxeops/omaha/updater"
 	"github.com/pxeops/pxeops/serve/access"
+	"github.com/pxeops/pxeops/serve/bootfiles"
 	"github.com/pxeops/pxeops/serve/proxydhcp"
 	"github.com/pxeops/pxeops/serve/tftpserver"
 	"github.com/pxeops/pxeops/source"
@@ -70,6 +72,10 @@ type Config struct {
 	Interface                          string
 	DHCPConn, BootServerConn           *net.UDPConn
 	BIOSBinary, EFIBinary, ARM64Binary string
+	// The GRUB route (package bootfiles), with TFTP: shim and GRUB for
+	// x86-64 and arm64 UEFI, paths of the signed binaries, read at start.
+	// An empty pair: that architecture has no GRUB route.
+	ShimBinary, GRUBBinary, ARM64ShimBinary, ARM64GRUBBinary string
 
 	// Updater mirrors images when the tree asks for it; nil: off, for
 	// UpdaterOff's reason. OpenUpdateRepo gives it the repository.
@@ -102,6 +108,7 @@ type Config struct {
 
 	serverIP   net.IP // Interface's address
 	secureBoot *SecureBoot
+	loaders    *bootfiles.Loaders // nil: no GRUB route
 	validated  bool
 }
 
@@ -178,6 +185,11 @@ func (c *Config) Validate() error {
 			return err
 		}
 	}
+	if c.TFTPAddr != "" || c.TFTPListener != nil {
+		if err := c.loadLoaders(); err != nil {
+			return err
+		}
+	}
 	if c.SecureBootCert != "" {
 		sb, err := LoadSecureBoot(c.SecureBootCert)
 		if err != nil {
@@ -221,6 +233,39 @@ func (c *Config) Validate() error {
 	}
 	c.validated = true
 	return nil
+}
+
+// loadLoaders reads the GRUB route's binaries, naming the field of the
+// one that cannot be used.
+func (c *Config) loadLoaders() error {
+	var lds []bootfiles.Loader
+	for _, p := range []struct {
+		arch, shimField, grubField string
+		ld                         bootfiles.Loader
+	}{
+		{bootfiles.X86_64, "ShimBinary", "GRUBBinary", bootfiles.Loader{Arch: bootfiles.X86_64, Shim: c.ShimBinary, GRUB: c.GRUBBinary}},
+		{bootfiles.ARM64, "ARM64ShimBinary", "ARM64GRUBBinary", bootfiles.Loader{Arch: bootfiles.ARM64, Shim: c.ARM64ShimBinary, GRUB: c.ARM64GRUBBinary}},
+	} {
+		if p.ld.Shim == "" && p.ld.GRUB == "" {
+			continue
+		}
+		if _, err := bootfiles.LoadLoaders(p.ld); err != nil {
+			// The file that failed, or the half of the pair not given.
+			field, value := p.shimField, p.ld.Shim
+			var pe *fs.PathError
+			if errors.As(err, &pe) && pe.Path == p.ld.GRUB || !errors.As(err, &pe) && p.ld.GRUB == "" {
+				field, value = p.grubField, p.ld.GRUB
+			}
+			return &FieldError{Field: field, Value: value, Err: err}
+		}
+		lds = append(lds, p.ld)
+	}
+	if len(lds) == 0 {
+		return nil
+	}
+	var err error
+	c.loaders, err = bootfiles.LoadLoaders(lds...)
+	return err
 }
 
 // checkHostPort accepts host:port with a numeric port, the host optional.

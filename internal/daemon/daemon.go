@@ -14,12 +14,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/pxeops/pxeops/internal/safefile"
 	"github.com/pxeops/pxeops/omaha"
 	"github.com/pxeops/pxeops/omaha/updater"
 	"github.com/pxeops/pxeops/reconcile"
 	"github.com/pxeops/pxeops/render"
 	"github.com/pxeops/pxeops/schema"
 	"github.com/pxeops/pxeops/serve/access"
+	"github.com/pxeops/pxeops/serve/bootfiles"
 	"github.com/pxeops/pxeops/serve/httpserver"
 	"github.com/pxeops/pxeops/serve/proxydhcp"
 	"github.com/pxeops/pxeops/serve/tftpserver"
@@ -107,6 +109,10 @@ func (c *Config) Run(ctx context.Context) (err error) {
 	if tftpOn {
 		httpIPXEDir = c.IPXEDir
 	}
+	var loaders http.Handler // a nil *bootfiles.Loaders must not become a non-nil handler
+	if c.loaders != nil {
+		loaders = c.loaders
+	}
 	certs, err := c.certs(log, reg)
 	if err != nil {
 		return err
@@ -123,6 +129,7 @@ func (c *Config) Run(ctx context.Context) (err error) {
 		OmahaMaxBody:  omaha.MaxBody,
 		Ready:         sup.err,
 		Access:        acc,
+		Loaders:       loaders,
 		Status: func() any {
 			st := Status{Version: c.Version, ServerURL: c.ServerURL, Access: c.Access.String(), Status: rec.Status(), Source: c.Tree.State(),
 				Omaha: OmahaStatus{Updater: updaterState, Error: upd.LastError(), Images: upd.Status(), Census: responder.Census()}}
@@ -168,6 +175,17 @@ func (c *Config) Run(ctx context.Context) (err error) {
 		if tftp, err = tftpserver.New(c.IPXEDir, log, reg); err != nil {
 			return err
 		}
+		if c.loaders != nil {
+			files := &bootfiles.Files{Loaders: c.loaders, Machine: handler}
+			if c.AssetsDir != "" {
+				if files.Assets, err = safefile.OpenRoot(c.AssetsDir); err != nil {
+					return &FieldError{Field: "AssetsDir", Value: c.AssetsDir, Err: err}
+				}
+				defer files.Assets.Close() // after TFTP's shutdown, below
+			}
+			tftp.Files = files
+			log.Info("GRUB route on: shim, GRUB, their configs and assets over TFTP", "x86_64", c.loaders.Shim(bootfiles.X86_64), "arm64", c.loaders.Shim(bootfiles.ARM64))
+		}
 		if tl == nil {
 			if tl, err = tftpserver.Listen(c.TFTPAddr); err != nil {
 				return err // names --tftp-addr and the fix
@@ -180,6 +198,7 @@ func (c *Config) Run(ctx context.Context) (err error) {
 	var dhcpConns []dhcpConn
 	if c.ProxyDHCP {
 		dhcp = proxydhcp.New(proxydhcp.Config{ServerIP: c.serverIP, ServerURL: c.ServerURL, BIOSFile: c.BIOSBinary, EFIFile: c.EFIBinary, ARM64File: c.ARM64Binary,
+			ShimFile: c.loaders.Shim(bootfiles.X86_64), ARM64ShimFile: c.loaders.Shim(bootfiles.ARM64),
 			Learn: func(mac string, ip netip.Addr) { bindings.Learn(mac, ip, time.Now()) }}, rec, log, reg)
 		for _, l := range []dhcpConn{{c.DHCPConn, ":67", proxydhcp.ProxyPort}, {c.BootServerConn, ":4011", proxydhcp.BootServerPort}} {
 			if l.conn == nil {

@@ -262,3 +262,11 @@ var (
 	_ fs.ReadDirFS = rootFS{}
 	_ fs.StatFS    = rootFS{}
 )
+
+// ServedName reports whether name, relative to a served directory, may
+// be served: a valid path with no component starting with a dot. The
+// updater writes unverified downloads under .partial/ until their
+// signatures check out, and dot files are nobody's boot files.
+func ServedName(name string) bool {
+	return fs.ValidPath(name) && name != "." && !strings.HasPrefix(name, ".") && !strings.Contains(name, "/.")
+}

@@ -205,3 +205,14 @@ func TestReadDirBounded(t *testing.T) {
 		t.Errorf("under the bound: %d entries, %v", len(es), err)
 	}
 }
+
+func TestServedName(t *testing.T) {
+	for name, want := range map[string]bool{
+		"vmlinuz": true, "quickstart/initrd.cpio.gz": true, "a/b.c/d": true,
+		".": false, "": false, ".partial/x": false, "a/.partial/x": false, ".x": false, "../x": false, "a//b": false, "/a": false,
+	} {
+		if got := ServedName(name); got != want {
+			t.Errorf("ServedName(%q) = %v, want %v", name, got, want)
+		}
+	}
+}

@@ -98,7 +98,7 @@ func newAccessHook(o AccessOptions, log *slog.Logger, reg prometheus.Registerer)
 // sender. It returns the token a checked script carries, or a 403.
 func (a *accessHook) check(w http.ResponseWriter, r *http.Request, endpoint string, m *render.Machine, snap *render.Snapshot, g *render.Group) (string, error) {
 	req := access.Request{Kind: access.Config, MAC: m.MAC, Revision: snap.Revision}
-	if endpoint == "ipxe" || endpoint == "pixiecore" {
+	if endpoint == "ipxe" || endpoint == "pixiecore" || endpoint == "grub" {
 		req.Kind = access.Script
 	}
 	// Cheap cases first: no address parsing, no clock, no token.

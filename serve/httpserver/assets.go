@@ -44,9 +44,7 @@ func (a *assets) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name := strings.TrimPrefix(r.URL.Path, a.prefix)
-	// Dot paths are never served: the updater writes unverified downloads
-	// under .partial/ until their signatures check out.
-	if !fs.ValidPath(name) || name == "." || strings.HasPrefix(name, ".") || strings.Contains(name, "/.") {
+	if !safefile.ServedName(name) {
 		http.Error(w, "not found", http.StatusNotFound)
 		return
 	}

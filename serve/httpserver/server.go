@@ -59,7 +59,15 @@ type Options struct {
 	MaxBodiesPerClient, MaxBodies int
 	// Access says who gets a machine's script and config (access.go).
 	Access AccessOptions
+	// Loaders serves shim and GRUB at LoaderPath for UEFI HTTP boot;
+	// nil: not served.
+	Loaders http.Handler
 }
+
+// LoaderPath is where shim and GRUB are served over HTTP. Paths under it
+// reach Loaders uncleaned: shim asks for GRUB as LoaderPath+"/grubx64.efi"
+// and gives up at the redirect ServeMux answers a double slash with.
+const LoaderPath = "/loader/"
 
 // IPXEBinPath is where the iPXE binaries are served, for UEFI HTTP boot.
 const IPXEBinPath = "/ipxe-bin/"
@@ -110,6 +118,7 @@ func build(snaps Snapshots, opts Options, split bool) (boot, admin http.Handler,
 	handle := s.register(mux)
 	handle("GET /boot.ipxe", "boot.ipxe", s.handleBootIPXE)
 	handle("GET /ipxe", "ipxe", s.handleIPXE)
+	handle("GET /grub", "grub", s.handleGRUB)
 	for _, c := range []struct{ path, typ string }{
 		{"/config", ""}, {"/ignition", render.ConfigIgnition}, {"/cloud", render.ConfigCloudConfig}, {"/generic", render.ConfigRaw},
 	} {
@@ -138,7 +147,18 @@ func build(snaps Snapshots, opts Options, split bool) (boot, admin http.Handler,
 		handle("POST /v1/update/", "omaha", update)
 		handle("POST /v1/update", "omaha", update)
 	}
-	boot = bodyDeadline(opts.BodyTimeout, mux)
+	var bootMux http.Handler = mux
+	if opts.Loaders != nil {
+		loaders := s.metrics.instrument("loader", noBody(opts.Loaders))
+		bootMux = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if (r.Method == http.MethodGet || r.Method == http.MethodHead) && strings.HasPrefix(r.URL.Path, LoaderPath) {
+				loaders.ServeHTTP(w, r)
+				return
+			}
+			mux.ServeHTTP(w, r)
+		})
+	}
+	boot = bodyDeadline(opts.BodyTimeout, bootMux)
 	if split {
 		return boot, bodyDeadline(opts.BodyTimeout, adminMux), nil
 	}
@@ -281,6 +301,21 @@ func (s *server) handleIPXE(w http.ResponseWriter, r *http.Request) {
 	s.boot(w, r, "ipxe", m, err, func(snap *render.Snapshot, g *render.Group, token string) error {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		return writeScript(w, snap, g, &m, token)
+	})
+}
+
+// handleGRUB serves the machine's GRUB config (matchbox's /grub, with
+// its query): what GRUB runs on the shim route, where it comes over TFTP
+// through this same handler (package bootfiles).
+func (s *server) handleGRUB(w http.ResponseWriter, r *http.Request) {
+	m, err := machineFromQuery(r)
+	s.boot(w, r, "grub", m, err, func(snap *render.Snapshot, g *render.Group, token string) error {
+		var edit func(string) string
+		if token != "" {
+			edit = func(c string) string { return string(addToken([]byte(c), token, snap)) }
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		return snap.WriteGRUB(w, g, &m, edit)
 	})
 }
 

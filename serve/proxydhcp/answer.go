@@ -29,7 +29,13 @@ type Config struct {
 	// Boot files on the TFTP server, by firmware.
 	BIOSFile  string // undionly.kpxe
 	EFIFile   string // ipxe.efi or snponly.efi (x86-64 UEFI)
-	ARM64File string // arm64 UEFI; empty: arm64 machines are not served
+	ARM64File string // arm64 UEFI; empty: arm64 machines get the GRUB route or nothing
+	// Shim binaries on the TFTP server (and under ServerURL/loader/), by
+	// UEFI architecture: what machines whose loader is GRUB get first,
+	// and every arm64 machine when there is no arm64 iPXE. Empty: that
+	// architecture has no GRUB route.
+	ShimFile      string // shimx64.efi
+	ARM64ShimFile string // shimaa64.efi
 	// Learn, when set, is told of each port-4011 request answered whose
 	// sender is the address it claims (ciaddr): the MAC booting from
 	// that address, which the HTTP server's access rule trusts for the
@@ -76,7 +82,7 @@ func Answer(req *dhcpv4.DHCPv4, port Port, snap *render.Snapshot, cfg Config) (*
 	}
 	mac := req.ClientHWAddr.String()
 	arch, file, why := bootFile(req, cfg)
-	if file == "" {
+	if why != "" {
 		return nil, why
 	}
 	if snap == nil {
@@ -84,6 +90,9 @@ func Answer(req *dhcpv4.DHCPv4, port Port, snap *render.Snapshot, cfg Config) (*
 	}
 	if !snap.MayServe(mac, arch) {
 		return nil, "no group matches " + mac + "; another boot server may answer it"
+	}
+	if file, why = loader(req, snap, mac, arch, file, cfg); why != "" {
+		return nil, why
 	}
 	if len(file) > maxBootFile {
 		return nil, fmt.Sprintf("boot file name %q is longer than the %d bytes BOOTP holds", file, maxBootFile)
@@ -133,9 +142,43 @@ func Answer(req *dhcpv4.DHCPv4, port Port, snap *render.Snapshot, cfg Config) (*
 	return reply, ""
 }
 
-// bootFile picks the file for the client's firmware (option 93) and
+// loader decides between iPXE (file, from bootFile) and the GRUB route
+// for a UEFI client that is not iPXE yet: the machine's group chooses,
+// and arm64 machines without an arm64 iPXE take the GRUB route.
+func loader(req *dhcpv4.DHCPv4, snap *render.Snapshot, mac, arch, file string, cfg Config) (string, string) {
+	if arch == "" || isIPXE(req) {
+		return file, "" // BIOS has no shim; iPXE is past the first loader
+	}
+	shim := cfg.ShimFile
+	if arch == "arm64" {
+		shim = cfg.ARM64ShimFile
+	}
+	grub := file == "" || snap.Loader(mac, arch) == render.LoaderGRUB
+	switch {
+	case !grub:
+		return file, ""
+	case shim == "" && file == "":
+		return "", arch + " UEFI client and no " + arch + " iPXE binary or shim configured"
+	case shim == "":
+		return "", "the machine's loader is grub and no " + arch + " shim is configured; iPXE would be refused under Secure Boot"
+	}
+	if isHTTPBoot(req) {
+		// The same path as httpserver.LoaderPath; shim asks for GRUB
+		// beside itself.
+		return strings.TrimSuffix(cfg.ServerURL, "/") + "/loader/" + shim, ""
+	}
+	return shim, ""
+}
+
+func isHTTPBoot(req *dhcpv4.DHCPv4) bool {
+	return strings.HasPrefix(req.ClassIdentifier(), "HTTPClient")
+}
+
+// bootFile picks the iPXE file for the client's firmware (option 93) and
 // whether it already runs iPXE; arch is the snapshot's name for the
-// architecture, "" for BIOS (which could be either x86 flavour).
+// architecture, "" for BIOS (which could be either x86 flavour). file is
+// empty for arm64 without an arm64 iPXE; why is set for a client never
+// served.
 func bootFile(req *dhcpv4.DHCPv4, cfg Config) (arch, file, why string) {
 	archType := iana.INTEL_X86PC // PXE ROMs without option 93 are BIOS
 	if a := req.ClientArch(); len(a) > 0 {
@@ -148,19 +191,15 @@ func bootFile(req *dhcpv4.DHCPv4, cfg Config) (arch, file, why string) {
 		arch, file = "x86_64", cfg.EFIFile
 	case iana.EFI_ARM64:
 		arch, file = "arm64", cfg.ARM64File
-		if file == "" {
-			return "", "", "arm64 UEFI client and no arm64 iPXE binary configured"
-		}
 	case iana.EFI_X86_64_HTTP, iana.EFI_ARM64_HTTP:
 		arch, file = "x86_64", cfg.EFIFile
 		if archType == iana.EFI_ARM64_HTTP {
 			arch, file = "arm64", cfg.ARM64File
 		}
-		if file == "" {
-			return "", "", "arm64 UEFI HTTP-boot client and no arm64 iPXE binary configured"
+		if file != "" {
+			// HTTP boot fetches the binary itself, by URL, and runs it.
+			file = strings.TrimSuffix(cfg.ServerURL, "/") + "/ipxe-bin/" + file
 		}
-		// HTTP boot fetches the binary itself, by URL, and runs it.
-		file = strings.TrimSuffix(cfg.ServerURL, "/") + "/ipxe-bin/" + file
 	default:
 		return "", "", fmt.Sprintf("client architecture %s (option 93) is not served", archType)
 	}

@@ -32,7 +32,7 @@ func TestFloodFromOneClientLeavesOthersServed(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	// A held transfer gives up after 2–3 s, after the flood has arrived
 	// (and before Shutdown would wait long for it).
-	addr, dir, s := serveWith(t, log, func(l *Limits) { l.Timeout, l.Retries = time.Second, 1 })
+	addr, dir, s := serveWith(t, log, func(s *Server) { l := &s.Limits; l.Timeout, l.Retries = time.Second, 1 })
 	server, _ := net.ResolveUDPAddr("udp", addr)
 	flood, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2)})
 	if err != nil {
@@ -103,7 +103,7 @@ func TestFloodFromOneClientLeavesOthersServed(t *testing.T) {
 // The global limit: with two transfers held, a third request from
 // anywhere is answered "server busy"; a finished transfer frees its slot.
 func TestTransferLimit(t *testing.T) {
-	addr, _, s := serveWith(t, nil, func(l *Limits) { l.Transfers, l.Timeout, l.Retries = 2, time.Second, 1 })
+	addr, _, s := serveWith(t, nil, func(s *Server) { l := &s.Limits; l.Transfers, l.Timeout, l.Retries = 2, time.Second, 1 })
 	rrq := []byte("\x00\x01sub/snp.efi\x00octet\x00")
 	first, block, tid := request(t, addr, rrq)
 	if _, _, isErr := tftpError(block); isErr {
@@ -128,7 +128,7 @@ func TestTransferLimit(t *testing.T) {
 // A transfer that is never acknowledged gives its slot back once its
 // retransmissions run out.
 func TestUnacknowledgedTransferFreesItsSlot(t *testing.T) {
-	addr, _, s := serveWith(t, nil, func(l *Limits) { l.PerClient, l.Timeout, l.Retries = 1, 200*time.Millisecond, 1 })
+	addr, _, s := serveWith(t, nil, func(s *Server) { l := &s.Limits; l.PerClient, l.Timeout, l.Retries = 1, 200*time.Millisecond, 1 })
 	rrq := []byte("\x00\x01ipxe.efi\x00octet\x00")
 	request(t, addr, rrq) // never acknowledged
 	_, answer, _ := request(t, addr, rrq)

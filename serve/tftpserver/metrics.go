@@ -15,7 +15,7 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer, blocking func() int) *metrics {
 	m := &metrics{
 		transfers: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "pxeops_tftp_transfers_total", Help: "TFTP transfers by outcome: success, failure (writes included), size_probe (UEFI).",
+			Name: "pxeops_tftp_transfers_total", Help: "TFTP transfers by outcome: success, failure (writes included), size_probe (UEFI), absent (a name firmware asks for in case it exists).",
 		}, []string{"outcome"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pxeops_tftp_refused_total", Help: "TFTP requests that got no transfer, by reason: busy (transfer limit), client_limit (per-address limit), resources (out of descriptors), bad_request (error 4: malformed request or mode other than octet/netascii), bad_packet (not a request; dropped).",

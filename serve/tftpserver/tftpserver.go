@@ -1,7 +1,8 @@
 // Package tftpserver serves iPXE binaries over TFTP: read-only, confined
 // to one directory, with blksize and tsize negotiation (pin/tftp) and
-// per-transfer metrics. Its only job is to get firmware to iPXE, which
-// then moves to HTTP.
+// per-transfer metrics. Its job is to get firmware to iPXE, which then
+// moves to HTTP, or, on the GRUB route, to carry what Files serves
+// (shim, GRUB, their configs and the kernels: that GRUB has no HTTP).
 package tftpserver
 
 import (
@@ -40,6 +41,8 @@ import (
 type Server struct {
 	// Limits are New's defaults; change them before Serve.
 	Limits Limits
+	// Files, when set before Serve, is asked first for every name.
+	Files Files
 
 	root    *os.Root
 	dir     string
@@ -51,6 +54,16 @@ type Server struct {
 
 	mu     sync.Mutex
 	writes *net.UDPConn // closed by Shutdown
+}
+
+// Files serves names beyond the directory. Open returns an error
+// matching fs.ErrNotExist for a name it does not serve, and the directory
+// is tried; any other error is what the client is told. An error with a
+// method Absent() bool that says true is a name firmware asks for in case
+// it exists: counted as "absent" and logged at debug level only. remote
+// is the requester, whom a machine's own config is for.
+type Files interface {
+	Open(name string, remote netip.Addr) (r io.ReadCloser, size int64, err error)
 }
 
 // Limits bound what the server takes on, so that a flood of requests
@@ -370,16 +383,17 @@ func (s *Server) refuseWrites(conn *net.UDPConn) {
 }
 
 // ResolveName maps a requested file name to a path inside the root, or
-// refuses it: absolute paths, "..", backslashes and NULs never reach the
-// file system, and os.Root refuses symlinks that leave the root.
+// refuses it: "..", backslashes and NULs never reach the file system, and
+// os.Root refuses symlinks that leave the root. Leading slashes are
+// dropped: the root is all a client can see, and GRUB asks for
+// /grub/grub.cfg, its prefix, with one.
 func ResolveName(name string) (string, error) {
+	name = strings.TrimLeft(name, "/")
 	switch {
 	case name == "":
 		return "", errors.New("empty file name")
 	case strings.ContainsAny(name, "\\\x00"):
 		return "", errors.New("backslash or NUL in file name")
-	case strings.HasPrefix(name, "/"):
-		return "", errors.New("absolute file name")
 	case !fs.ValidPath(name):
 		return "", errors.New("file name leaves the served directory")
 	}
@@ -391,6 +405,22 @@ func (s *Server) read(name string, rf io.ReaderFrom) error {
 	if err != nil {
 		return fmt.Errorf("%q: %w", name, err)
 	}
+	ot, _ := rf.(tftp.OutgoingTransfer)
+	if s.Files != nil && ot != nil {
+		ua := ot.RemoteAddr()
+		remote, _ := netip.AddrFromSlice(ua.IP)
+		r, size, err := s.Files.Open(path, remote.Unmap())
+		switch {
+		case err == nil:
+			defer r.Close()
+			ot.SetSize(size)
+			n, err := rf.ReadFrom(r)
+			s.metrics.bytes.Add(float64(n))
+			return err
+		case !errors.Is(err, fs.ErrNotExist):
+			return fmt.Errorf("%q: %w", name, err)
+		}
+	}
 	// A named pipe or device is "not found" at once, never waited on.
 	f, err := safefile.OpenIn(s.root, path)
 	if err != nil {
@@ -401,7 +431,7 @@ func (s *Server) read(name string, rf io.ReaderFrom) error {
 	if err != nil {
 		return fmt.Errorf("%q: file not found", name)
 	}
-	if ot, ok := rf.(tftp.OutgoingTransfer); ok {
+	if ot != nil {
 		ot.SetSize(info.Size())
 	}
 	n, err := rf.ReadFrom(f)
@@ -430,6 +460,12 @@ func (s *Server) OnSuccess(st tftp.TransferStats) {
 // logged as a failure. Failures are logged at most once per
 // Limits.LogEvery and kind (see internal/ratelog).
 func (s *Server) OnFailure(st tftp.TransferStats, err error) {
+	var a interface{ Absent() bool }
+	if errors.As(err, &a) && a.Absent() {
+		s.metrics.transfers.WithLabelValues("absent").Inc()
+		s.log.Debug("tftp: absent, as expected", "file", st.Filename, "remote", st.RemoteAddr.String())
+		return
+	}
 	if strings.Contains(err.Error(), "code=8") {
 		s.metrics.transfers.WithLabelValues("size_probe").Inc()
 		s.log.Debug("tftp size probe", "file", st.Filename, "remote", st.RemoteAddr.String())

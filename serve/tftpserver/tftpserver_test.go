@@ -4,14 +4,18 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/binary"
+	"errors"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,8 +29,9 @@ func serve(t *testing.T) (addr string, dir string, s *Server) {
 	return serveWith(t, nil, nil)
 }
 
-// serveWith is serve with a logger and changes to the default limits.
-func serveWith(t *testing.T, log *slog.Logger, limits func(*Limits)) (addr string, dir string, s *Server) {
+// serveWith is serve with a logger and changes to the server (its
+// limits, its Files) made before it serves.
+func serveWith(t *testing.T, log *slog.Logger, setup func(*Server)) (addr string, dir string, s *Server) {
 	t.Helper()
 	base := t.TempDir()
 	dir = filepath.Join(base, "ipxe")
@@ -42,8 +47,8 @@ func serveWith(t *testing.T, log *slog.Logger, limits func(*Limits)) (addr strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	if limits != nil {
-		limits(&s.Limits)
+	if setup != nil {
+		setup(s)
 	}
 	conn, err := Listen("127.0.0.1:0")
 	if err != nil {
@@ -297,5 +302,63 @@ func TestServeReturnsWhenItsSocketCloses(t *testing.T) {
 			t.Fatalf("Serve still running 5 s after its socket closed (shutdown %v)", viaShutdown)
 		}
 		s.Shutdown()
+	}
+}
+
+// fakeFiles serves one name and records who asked; "broken" fails.
+type fakeFiles struct {
+	mu     sync.Mutex
+	remote []netip.Addr
+}
+
+func (f *fakeFiles) Open(name string, remote netip.Addr) (io.ReadCloser, int64, error) {
+	f.mu.Lock()
+	f.remote = append(f.remote, remote)
+	f.mu.Unlock()
+	switch name {
+	case "grub/grub.cfg":
+		return io.NopCloser(strings.NewReader("configfile x\n")), 13, nil
+	case "broken":
+		return nil, 0, errors.New("no such machine")
+	case "revocations_sku.efi":
+		return nil, 0, absent{}
+	}
+	return nil, 0, fs.ErrNotExist
+}
+
+type absent struct{}
+
+func (absent) Error() string { return "file not found" }
+func (absent) Absent() bool  { return true }
+
+// Files is asked first, with the requester's address; a name it does not
+// serve falls to the directory; its other errors reach the client.
+// GRUB's leading slash is dropped before either sees the name.
+func TestFilesComeFirst(t *testing.T) {
+	files := &fakeFiles{}
+	addr, dir, s := serveWith(t, nil, func(s *Server) { s.Files = files })
+	got, size, err := fetch(t, addr, "/grub/grub.cfg", 0)
+	if err != nil || string(got) != "configfile x\n" || size != 13 {
+		t.Errorf("/grub/grub.cfg: %q (tsize %d), %v", got, size, err)
+	}
+	want, _ := os.ReadFile(filepath.Join(dir, "ipxe.efi"))
+	if got, _, err := fetch(t, addr, "//ipxe.efi", 0); err != nil || !bytes.Equal(got, want) {
+		t.Errorf("//ipxe.efi from the directory: %d bytes, %v", len(got), err)
+	}
+	if _, _, err := fetch(t, addr, "broken", 0); err == nil || !strings.Contains(err.Error(), "no such machine") {
+		t.Errorf("broken: %v, want Files' error", err)
+	}
+	// A name asked for in case it exists is no failure.
+	if _, _, err := fetch(t, addr, "revocations_sku.efi", 0); err == nil {
+		t.Error("revocations_sku.efi served")
+	}
+	absents := func() float64 { return testutil.ToFloat64(s.metrics.transfers.WithLabelValues("absent")) }
+	if a, f := waitFor(absents, 1), testutil.ToFloat64(s.metrics.transfers.WithLabelValues("failure")); a != 1 || f != 1 {
+		t.Errorf("absent %v, failures %v; want 1 and 1 (broken)", a, f)
+	}
+	files.mu.Lock()
+	defer files.mu.Unlock()
+	if len(files.remote) != 4 || files.remote[0] != netip.MustParseAddr("127.0.0.1") {
+		t.Errorf("Files saw requesters %v, want 127.0.0.1 four times", files.remote)
 	}
 }
