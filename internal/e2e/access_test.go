@@ -46,13 +46,7 @@ func TestAccessOnTheBootNetwork(t *testing.T) {
 	l := newLab(t)
 	l.start("pxe", "pxeops.log", bin, "serve", "--source", tree, "--assets-dir", assets, "--proxy-dhcp", "--interface", "eth0",
 		"--http-addr", ":8080", "--access", "machine", "--log-level", "debug")
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(l.metrics(), "pxeops_snapshot_info") {
-		if time.Now().After(deadline) {
-			t.Fatalf("pxeops not ready:\n%s", l.file("pxeops.log"))
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	l.ready("pxeops.log", 20*time.Second)
 	// The attacker: another host on the bridge, its own MAC and address.
 	cli := l.ns("cli")
 	l.run("ip", "-n", cli, "link", "set", "eth0", "address", "02:00:00:00:0a:77")
@@ -65,7 +59,7 @@ func TestAccessOnTheBootNetwork(t *testing.T) {
 		}
 	}
 
-	l.boot("bios-access", "-device", "e1000,netdev=n0,mac="+labMAC)
+	l.boot("bios-access", l.bios())
 	serial := l.file("bios-access.serial")
 	want := "PXEOPS-CONFIG: echo \"hello, lab machine (lab-vm, " + labMAC + ")\""
 	if !strings.Contains(serial, want) {

@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"bytes"
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -32,7 +30,7 @@ func need(t *testing.T) {
 			t.Skipf("%s not installed; .ci/run installs the e2e packages", tool)
 		}
 	}
-	for _, f := range []string{"/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/lib/ipxe/qemu/pxe-e1000.rom", "/usr/lib/ipxe/undionly.kpxe", "/usr/lib/ipxe/snponly.efi"} {
+	for _, f := range []string{ovmfCode, "/usr/lib/ipxe/qemu/pxe-e1000.rom", "/usr/lib/ipxe/undionly.kpxe", "/usr/lib/ipxe/snponly.efi"} {
 		if _, err := os.Stat(f); err != nil {
 			t.Skipf("%s missing; .ci/run installs ovmf, ipxe and ipxe-qemu", f)
 		}
@@ -76,7 +74,9 @@ func (l *lab) start(ns, logName string, args ...string) *os.Process {
 	return cmd.Process
 }
 
-func newLab(t *testing.T) *lab {
+// newLab builds the lab; dnsmasqArgs go to the site's DHCP server after
+// its own (a next-server, a boot file: what a site may set besides leases).
+func newLab(t *testing.T, dnsmasqArgs ...string) *lab {
 	l := &lab{t: t, pfx: fmt.Sprintf("p%d", os.Getpid()%100000), dir: t.TempDir()}
 	t.Cleanup(func() {
 		for _, ns := range []string{"lab", "dhcp", "pxe", "cli"} {
@@ -102,9 +102,9 @@ func newLab(t *testing.T) *lab {
 	l.run("ip", "-n", l.ns("pxe"), "addr", "add", "10.77.0.3/24", "dev", "eth0")
 	l.run("ip", "-n", lab, "tuntap", "add", "dev", "tap0", "mode", "tap")
 	l.run("ip", "-n", lab, "link", "set", "tap0", "master", "br0", "up")
-	l.start("dhcp", "dnsmasq.log", "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--port=0",
-		"--interface=eth0", "--bind-interfaces", "--no-ping", "--log-dhcp", "--log-facility=-", "--pid-file="+filepath.Join(l.dir, "dnsmasq.pid"),
-		"--dhcp-range=10.77.0.10,10.77.0.250,255.255.255.0,1h")
+	l.start("dhcp", "dnsmasq.log", append([]string{"dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--port=0",
+		"--interface=eth0", "--bind-interfaces", "--no-ping", "--log-dhcp", "--log-facility=-", "--pid-file=" + filepath.Join(l.dir, "dnsmasq.pid"),
+		"--dhcp-range=10.77.0.10,10.77.0.250,255.255.255.0,1h"}, dnsmasqArgs...)...)
 	return l
 }
 
@@ -129,10 +129,17 @@ func buildPxeops(t *testing.T, dir string) string {
 	return bin
 }
 
-func buildAssets(t *testing.T, dir string) string {
+func buildAssets(t *testing.T, dir string) string { return buildAssetsFor(t, dir, "amd64") }
+
+// buildAssetsFor builds the quickstart's payload for arch (ARCH of
+// build-assets.sh) into dir/assets and returns that directory.
+func buildAssetsFor(t *testing.T, dir, arch string) string {
+	t.Helper()
 	assets := filepath.Join(dir, "assets")
-	if out, err := exec.Command("bash", "../../examples/quickstart/build-assets.sh", assets).CombinedOutput(); err != nil {
-		t.Fatalf("build-assets.sh: %v\n%s", err, out)
+	cmd := exec.Command("bash", "../../examples/quickstart/build-assets.sh", assets)
+	cmd.Env = append(os.Environ(), "ARCH="+arch)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("ARCH=%s build-assets.sh: %v\n%s", arch, err, out)
 	}
 	return assets
 }
@@ -142,27 +149,21 @@ func (l *lab) metrics() string {
 	return string(out)
 }
 
+// ready waits until pxeops serves a snapshot, or fails with its log.
+func (l *lab) ready(log string, timeout time.Duration) {
+	l.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !strings.Contains(l.metrics(), "pxeops_snapshot_info") {
+		if time.Now().After(deadline) {
+			l.t.Fatalf("pxeops not ready after %s:\n%s", timeout, l.file(log))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 func (l *lab) file(name string) string {
 	b, _ := os.ReadFile(filepath.Join(l.dir, name))
 	return string(b)
-}
-
-// boot starts QEMU in the lab namespace and waits for the marker.
-func (l *lab) boot(name string, args ...string) {
-	l.t.Helper()
-	serial := filepath.Join(l.dir, name+".serial")
-	ctx, cancel := context.WithTimeout(context.Background(), 240*time.Second)
-	defer cancel()
-	base := []string{"netns", "exec", l.ns("lab"), "qemu-system-x86_64", "-accel", "tcg", "-m", "512", "-display", "none",
-		"-serial", "file:" + serial, "-no-reboot", "-boot", "order=n", "-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no"}
-	start := time.Now()
-	out, err := exec.CommandContext(ctx, "ip", append(base, args...)...).CombinedOutput()
-	log, _ := os.ReadFile(serial)
-	if !bytes.Contains(log, []byte(marker)) {
-		l.t.Fatalf("%s: no boot marker after %s (qemu: %v %s)\nserial tail:\n%s\npxeops log tail:\n%s", name, time.Since(start).Round(time.Second), err, out,
-			tail(string(log), 3000), tail(l.file("pxeops.log"), 3000))
-	}
-	l.t.Logf("%s booted to the marker in %s", name, time.Since(start).Round(time.Second))
 }
 
 // counter reads one sample of a Prometheus text exposition; 0 if absent.
@@ -190,13 +191,7 @@ func TestNetworkBoot(t *testing.T) {
 	l := newLab(t)
 	pxeops := l.start("pxe", "pxeops.log", bin, "serve", "--source", tree, "--assets-dir", assets, "--proxy-dhcp", "--interface", "eth0",
 		"--http-addr", ":8080", "--log-level", "debug")
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(l.metrics(), "pxeops_snapshot_info") {
-		if time.Now().After(deadline) {
-			t.Fatalf("pxeops not ready:\n%s", l.file("pxeops.log"))
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	l.ready("pxeops.log", 20*time.Second)
 
 	t.Run("non-PXE client gets its lease from dnsmasq only", func(t *testing.T) {
 		out := l.udhcpc(t, "02:00:00:00:00:01", "")
@@ -212,7 +207,7 @@ func TestNetworkBoot(t *testing.T) {
 		}
 	})
 	t.Run("BIOS with iPXE ROM", func(t *testing.T) {
-		l.boot("bios", "-device", "e1000,netdev=n0,mac="+labMAC)
+		l.boot("bios", l.bios())
 	})
 	t.Run("BIOS with iPXE ROM, the site's offer first", func(t *testing.T) {
 		// pxeops is frozen until dnsmasq has offered an address, then
@@ -239,16 +234,13 @@ func TestNetworkBoot(t *testing.T) {
 			siteFirst <- false
 			pxeops.Signal(syscall.SIGCONT)
 		}()
-		l.boot("bios-late-proxy", "-device", "e1000,netdev=n0,mac="+labMAC)
+		l.boot("bios-late-proxy", l.bios())
 		if !<-siteFirst {
 			t.Errorf("dnsmasq never offered %s an address while pxeops was stopped:\n%s", labMAC, tail(l.file("dnsmasq.log"), 2000))
 		}
 	})
 	t.Run("UEFI with EDK2 PXE", func(t *testing.T) {
-		vars := filepath.Join(l.dir, "OVMF_VARS.fd")
-		l.run("cp", "/usr/share/OVMF/OVMF_VARS_4M.fd", vars)
-		l.boot("uefi", "-drive", "if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
-			"-drive", "if=pflash,format=raw,file="+vars, "-device", "virtio-net-pci,netdev=n0,romfile=,mac="+labMAC)
+		l.boot("uefi", l.ovmf("uefi"))
 		if log := l.file("pxeops.log"); !strings.Contains(log, "to=10.77.0.") || !strings.Contains(log, "tftp transfer\" file=snponly.efi") {
 			t.Errorf("UEFI path did not go through port 4011 and TFTP:\n%s", tail(log, 3000))
 		}
@@ -258,12 +250,8 @@ func TestNetworkBoot(t *testing.T) {
 		// straight to HTTP boot: pxeops answers HTTPClient with the URL of
 		// snponly.efi, fetched over HTTP; no TFTP at all.
 		before := l.metrics()
-		vars := filepath.Join(l.dir, "OVMF_VARS_HTTP.fd")
-		l.run("cp", "/usr/share/OVMF/OVMF_VARS_4M.fd", vars)
-		l.boot("uefi-http", "-drive", "if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
-			"-drive", "if=pflash,format=raw,file="+vars,
-			"-fw_cfg", "name=opt/org.tianocore/IPv4PXESupport,string=n", "-fw_cfg", "name=opt/org.tianocore/IPv6PXESupport,string=n",
-			"-device", "virtio-net-pci,netdev=n0,romfile=,mac="+labMAC)
+		l.boot("uefi-http", l.ovmf("uefi-http",
+			"-fw_cfg", "name=opt/org.tianocore/IPv4PXESupport,string=n", "-fw_cfg", "name=opt/org.tianocore/IPv6PXESupport,string=n"))
 		after := l.metrics()
 		delta := func(series string) float64 { return counter(after, series) - counter(before, series) }
 		if got := delta(`pxeops_http_requests_total{code="200",endpoint="ipxe-bin"}`); got < 1 {
@@ -327,12 +315,6 @@ func TestNetworkBootFromContainer(t *testing.T) {
 		cmd.Wait()
 		log.Close()
 	})
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(l.metrics(), "pxeops_snapshot_info") {
-		if time.Now().After(deadline) {
-			t.Fatalf("pxeops in its container not ready:\n%s", l.file("pxeops.log"))
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	l.boot("bios-container", "-device", "e1000,netdev=n0,mac="+labMAC)
+	l.ready("pxeops.log", 30*time.Second)
+	l.boot("bios-container", l.bios())
 }

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,8 +16,6 @@ import (
 const (
 	snakeoilKey  = "/usr/share/ovmf/PkKek-1-snakeoil.key" // PEM, encrypted with the password "snakeoil"
 	snakeoilCert = "/usr/share/ovmf/PkKek-1-snakeoil.pem"
-	secbootCode  = "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd"
-	snakeoilVars = "/usr/share/OVMF/OVMF_VARS_4M.snakeoil.fd"
 )
 
 // refusal is what OVMF prints on the serial console when its image
@@ -61,50 +58,6 @@ func copyFile(t *testing.T, from, to string) {
 	}
 }
 
-// secureBootArgs boots OVMF's Secure Boot build from a fresh copy of the
-// snakeoil variable store, with EDK2's own PXE (no iPXE ROM).
-func (l *lab) secureBootArgs(name string) []string {
-	vars := filepath.Join(l.dir, name+"_VARS.fd")
-	l.run("cp", snakeoilVars, vars)
-	return []string{"-machine", "q35,smm=on", "-global", "driver=cfi.pflash01,property=secure,value=on",
-		"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + secbootCode,
-		"-drive", "if=pflash,format=raw,unit=1,file=" + vars,
-		"-device", "virtio-net-pci,netdev=n0,romfile=,mac=" + labMAC}
-}
-
-// bootRefused starts QEMU like boot does, waits until the serial log
-// matches stop (or timeout passes), kills QEMU and returns the log.
-func (l *lab) bootRefused(name string, timeout time.Duration, stop *regexp.Regexp, args ...string) string {
-	l.t.Helper()
-	serial := filepath.Join(l.dir, name+".serial")
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	base := []string{"netns", "exec", l.ns("lab"), "qemu-system-x86_64", "-accel", "tcg", "-m", "512", "-display", "none",
-		"-serial", "file:" + serial, "-no-reboot", "-boot", "order=n", "-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no"}
-	cmd := exec.CommandContext(ctx, "ip", append(base, args...)...)
-	if err := cmd.Start(); err != nil {
-		l.t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	start := time.Now()
-	for {
-		select {
-		case <-done:
-		case <-time.After(500 * time.Millisecond):
-			if !stop.MatchString(l.file(name + ".serial")) {
-				continue
-			}
-			time.Sleep(2 * time.Second) // what the firmware does next, for the log
-			cancel()
-			<-done
-		}
-		break
-	}
-	l.t.Logf("%s: QEMU ran %s", name, time.Since(start).Round(time.Second))
-	return l.file(name + ".serial")
-}
-
 // TestSecureBoot boots OVMF with Secure Boot enforcing, its db the
 // snakeoil certificate: iPXE and the quickstart kernel signed with that
 // key, served by pxeops with --secure-boot-cert, boot to the marker; the
@@ -138,21 +91,10 @@ func TestSecureBoot(t *testing.T) {
 	}
 
 	l := newLab(t)
-	ready := func(log string) {
-		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
-		for !strings.Contains(l.metrics(), "pxeops_snapshot_info") {
-			if time.Now().After(deadline) {
-				t.Fatalf("pxeops not ready:\n%s", l.file(log))
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
-	}
-
 	signed := l.start("pxe", "pxeops.log", bin, "serve", "--source", tree, "--assets-dir", signedAssets, "--ipxe-dir", ipxe,
 		"--secure-boot-cert", snakeoilCert, "--proxy-dhcp", "--interface", "eth0", "--http-addr", ":8080", "--log-level", "debug")
-	ready("pxeops.log")
-	l.boot("secureboot", l.secureBootArgs("secureboot")...)
+	l.ready("pxeops.log", 20*time.Second)
+	l.boot("secureboot", l.ovmfSecureBoot("secureboot", snakeoilVars))
 	if log := l.file("pxeops.log"); !strings.Contains(log, "secure boot check on") || !strings.Contains(log, "tftp transfer\" file=snponly.efi") {
 		t.Errorf("the signed boot did not go through a checking pxeops and TFTP:\n%s", tail(log, 3000))
 	}
@@ -161,8 +103,9 @@ func TestSecureBoot(t *testing.T) {
 
 	l.start("pxe", "pxeops-unsigned.log", bin, "serve", "--source", tree, "--assets-dir", assets,
 		"--proxy-dhcp", "--interface", "eth0", "--http-addr", ":8080", "--log-level", "debug")
-	ready("pxeops-unsigned.log")
-	serial := l.bootRefused("secureboot-unsigned", 90*time.Second, refusal, l.secureBootArgs("secureboot-unsigned")...)
+	l.ready("pxeops-unsigned.log", 20*time.Second)
+	serial, took := l.bootUntil("secureboot-unsigned", 90*time.Second, refusal, l.ovmfSecureBoot("secureboot-unsigned", snakeoilVars))
+	t.Logf("secureboot-unsigned: QEMU ran %s", took)
 	pxeLog := l.file("pxeops-unsigned.log")
 	if strings.Contains(serial, marker) {
 		t.Fatalf("the unsigned snponly.efi booted under Secure Boot:\n%s", tail(serial, 3000))
