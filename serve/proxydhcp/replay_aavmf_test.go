@@ -11,11 +11,14 @@ import (
 
 // AAVMF (EDK2 for arm64, QEMU virt) captured in the lab
 // (testdata/dhcp/README.md) gets the arm64 boot file once one is
-// configured, on port 67 and on the boot server's port 4011 alike.
+// configured, on port 67 and on the boot server's port 4011 alike, and
+// the arm64 shim (the GRUB route) when only that is.
 func TestCapturedAAVMF(t *testing.T) {
 	snap := snapshot(t, known)
 	arm := cfg
 	arm.ARM64File = "ipxe-arm64.efi"
+	shim := cfg
+	shim.ARM64ShimFile = "shimaa64.efi"
 	for _, c := range []struct {
 		file  string
 		port  Port
@@ -23,11 +26,12 @@ func TestCapturedAAVMF(t *testing.T) {
 		arch  iana.Arch
 		msg   dhcpv4.MessageType
 		boot  string
+		shim  string
 	}{
-		{"aavmf-discover", ProxyPort, "PXEClient:Arch:00011:UNDI:003000", iana.EFI_ARM64, dhcpv4.MessageTypeOffer, "ipxe-arm64.efi"},
-		{"aavmf-request", ProxyPort, "PXEClient:Arch:00011:UNDI:003000", iana.EFI_ARM64, dhcpv4.MessageTypeAck, "ipxe-arm64.efi"},
-		{"aavmf-request-4011", BootServerPort, "PXEClient:Arch:00011:UNDI:003000", iana.EFI_ARM64, dhcpv4.MessageTypeAck, "ipxe-arm64.efi"},
-		{"aavmf-http-discover", ProxyPort, "HTTPClient:Arch:00019:UNDI:003000", iana.EFI_ARM64_HTTP, dhcpv4.MessageTypeOffer, "http://10.77.0.3:8080/ipxe-bin/ipxe-arm64.efi"},
+		{"aavmf-discover", ProxyPort, "PXEClient:Arch:00011:UNDI:003000", iana.EFI_ARM64, dhcpv4.MessageTypeOffer, "ipxe-arm64.efi", "shimaa64.efi"},
+		{"aavmf-request", ProxyPort, "PXEClient:Arch:00011:UNDI:003000", iana.EFI_ARM64, dhcpv4.MessageTypeAck, "ipxe-arm64.efi", "shimaa64.efi"},
+		{"aavmf-request-4011", BootServerPort, "PXEClient:Arch:00011:UNDI:003000", iana.EFI_ARM64, dhcpv4.MessageTypeAck, "ipxe-arm64.efi", "shimaa64.efi"},
+		{"aavmf-http-discover", ProxyPort, "HTTPClient:Arch:00019:UNDI:003000", iana.EFI_ARM64_HTTP, dhcpv4.MessageTypeOffer, "http://10.77.0.3:8080/ipxe-bin/ipxe-arm64.efi", "http://10.77.0.3:8080/loader/shimaa64.efi"},
 	} {
 		data, err := os.ReadFile("../../testdata/dhcp/" + c.file + ".bin")
 		if err != nil {
@@ -48,6 +52,9 @@ func TestCapturedAAVMF(t *testing.T) {
 		}
 		if reply, why := Answer(req, c.port, snap, cfg); reply != nil || why == "" {
 			t.Errorf("%s: answered with no arm64 file configured: %v", c.file, reply)
+		}
+		if reply, why := Answer(req, c.port, snap, shim); reply == nil || reply.BootFileName != c.shim {
+			t.Errorf("%s: with only the arm64 shim: %v (%s), want boot file %q", c.file, reply, why, c.shim)
 		}
 		reply, why := Answer(req, c.port, snap, arm)
 		if reply == nil {
