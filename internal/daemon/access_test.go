@@ -76,17 +76,12 @@ func TestRoutedMachineGetsOnlyItsOwnConfig(t *testing.T) {
 	tree, err := source.NewDir(dir, source.DirOptions{Poll: time.Hour})
 	must(t, err)
 	t.Cleanup(func() { tree.Close() })
-	secretsDir := t.TempDir()
-	writeFile(t, filepath.Join(secretsDir, "token"), "s3cr3t-join-value")
-	secrets, err := source.NewSecretsDir(secretsDir, source.DirOptions{Poll: time.Hour})
-	must(t, err)
-	t.Cleanup(func() { secrets.Close() })
 	tl, err := tftpserver.Listen("127.0.0.1:0")
 	must(t, err)
 	boot := udpConn(t)
 	// The default mode (auto) checks this group because its config reads
 	// a secret.
-	cfg := Config{Source: "fleet", Tree: source.WithSecrets(tree, secrets), ProxyDHCP: true, Interface: "lo",
+	cfg := Config{Source: "fleet", Tree: withToken(t, tree), ProxyDHCP: true, Interface: "lo",
 		DHCPConn: udpConn(t), BootServerConn: boot, TFTPListener: tl,
 		IPXEDir: ipxeDir(t), BIOSBinary: "undionly.kpxe", EFIBinary: "snponly.efi"}
 	r := start(t, cfg)
@@ -151,7 +146,13 @@ func secretFleet(t *testing.T, groups map[string]string) source.Source {
 	for name, body := range groups {
 		files[name] = body
 	}
-	tree := fleetOf(t, files)
+	return withToken(t, fleetOf(t, files))
+}
+
+// withToken gives tree the secret "token", s3cr3t-join-value, from a
+// secrets directory.
+func withToken(t *testing.T, tree source.Source) source.Source {
+	t.Helper()
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "token"), "s3cr3t-join-value")
 	secrets, err := source.NewSecretsDir(dir, source.DirOptions{Poll: time.Hour})

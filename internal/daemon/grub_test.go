@@ -13,7 +13,6 @@ import (
 
 	"github.com/pxeops/pxeops/serve/bootfiles"
 	"github.com/pxeops/pxeops/serve/tftpserver"
-	"github.com/pxeops/pxeops/source"
 )
 
 // tftpGet reads name from the TFTP server at to, sending from the
@@ -64,15 +63,10 @@ func TestGRUBRoute(t *testing.T) {
 		"templates/c.sh":  "echo the config of {{ .MAC }}: {{ secret \"token\" }}\n",
 		"groups/g.yaml":   "profile: p\nselector: {mac: \"52:54:00:00:00:01\"}\n",
 	})
-	secretsDir := t.TempDir()
-	writeFile(t, filepath.Join(secretsDir, "token"), "s3cr3t-join-value")
-	secrets, err := source.NewSecretsDir(secretsDir, source.DirOptions{Poll: time.Hour})
-	must(t, err)
-	t.Cleanup(func() { secrets.Close() })
 	tl, err := tftpserver.Listen("127.0.0.1:0")
 	must(t, err)
 	boot := udpConn(t)
-	r := start(t, Config{Source: "fleet", Tree: source.WithSecrets(tree, secrets), ProxyDHCP: true, Interface: "lo",
+	r := start(t, Config{Source: "fleet", Tree: withToken(t, tree), ProxyDHCP: true, Interface: "lo",
 		DHCPConn: udpConn(t), BootServerConn: boot, TFTPListener: tl, AssetsDir: assets,
 		IPXEDir: ipxeDir(t), BIOSBinary: "undionly.kpxe", EFIBinary: "snponly.efi", ShimBinary: shim, GRUBBinary: grub})
 	const mac = "52:54:00:00:00:01"

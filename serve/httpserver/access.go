@@ -144,6 +144,15 @@ func writeScript(w http.ResponseWriter, snap *render.Snapshot, g *render.Group, 
 	return err
 }
 
+// tokenEdit is the edit that adds token to an answer's config URLs, nil
+// when there is no token.
+func tokenEdit(token string, snap *render.Snapshot) func(string) string {
+	if token == "" {
+		return nil
+	}
+	return func(c string) string { return string(addToken([]byte(c), token, snap)) }
+}
+
 // addToken adds token to every URL of b that points at this server's
 // config endpoints, over HTTP or HTTPS.
 func addToken(b []byte, token string, snap *render.Snapshot) []byte {

@@ -310,12 +310,8 @@ func (s *server) handleIPXE(w http.ResponseWriter, r *http.Request) {
 func (s *server) handleGRUB(w http.ResponseWriter, r *http.Request) {
 	m, err := machineFromQuery(r)
 	s.boot(w, r, "grub", m, err, func(snap *render.Snapshot, g *render.Group, token string) error {
-		var edit func(string) string
-		if token != "" {
-			edit = func(c string) string { return string(addToken([]byte(c), token, snap)) }
-		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		return snap.WriteGRUB(w, g, &m, edit)
+		return snap.WriteGRUB(w, g, &m, tokenEdit(token, snap))
 	})
 }
 
@@ -362,12 +358,8 @@ func (s *server) handlePixiecore(w http.ResponseWriter, r *http.Request) {
 	}
 	m.MAC = mac
 	s.boot(w, r, "pixiecore", m, err, func(snap *render.Snapshot, g *render.Group, token string) error {
-		var edit func(string) string
-		if token != "" {
-			edit = func(c string) string { return string(addToken([]byte(c), token, snap)) }
-		}
 		w.Header().Set("Content-Type", "application/json")
-		return snap.WritePixiecore(w, g, &m, edit)
+		return snap.WritePixiecore(w, g, &m, tokenEdit(token, snap))
 	})
 }
 

@@ -230,14 +230,7 @@ func TestCapturedRequests(t *testing.T) {
 		{"udhcpc-discover", ProxyPort, "", 0, false},
 		{"udhcpc-request", ProxyPort, "", 0, false},
 	} {
-		data, err := os.ReadFile("../../testdata/dhcp/" + c.file + ".bin")
-		if err != nil {
-			t.Fatal(err)
-		}
-		req, err := dhcpv4.FromBytes(data)
-		if err != nil {
-			t.Fatalf("%s: %v", c.file, err)
-		}
+		req := capture(t, c.file)
 		reply, why := Answer(req, c.port, snap, cfg)
 		if c.boot == "" {
 			if reply != nil {
@@ -257,6 +250,21 @@ func TestCapturedRequests(t *testing.T) {
 			t.Errorf("%s: option 97 not echoed", c.file)
 		}
 	}
+}
+
+// capture reads testdata/dhcp/<name>.bin, a packet captured from real
+// firmware (testdata/dhcp/README.md).
+func capture(t *testing.T, name string) *dhcpv4.DHCPv4 {
+	t.Helper()
+	data, err := os.ReadFile("../../testdata/dhcp/" + name + ".bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := dhcpv4.FromBytes(data)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return req
 }
 
 // BenchmarkAnswer is one ProxyDHCP packet's work: parse, decide, encode.

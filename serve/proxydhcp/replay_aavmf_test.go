@@ -2,7 +2,6 @@ package proxydhcp
 
 import (
 	"bytes"
-	"os"
 	"testing"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
@@ -33,14 +32,7 @@ func TestCapturedAAVMF(t *testing.T) {
 		{"aavmf-request-4011", BootServerPort, "PXEClient:Arch:00011:UNDI:003000", iana.EFI_ARM64, dhcpv4.MessageTypeAck, "ipxe-arm64.efi", "shimaa64.efi"},
 		{"aavmf-http-discover", ProxyPort, "HTTPClient:Arch:00019:UNDI:003000", iana.EFI_ARM64_HTTP, dhcpv4.MessageTypeOffer, "http://10.77.0.3:8080/ipxe-bin/ipxe-arm64.efi", "http://10.77.0.3:8080/loader/shimaa64.efi"},
 	} {
-		data, err := os.ReadFile("../../testdata/dhcp/" + c.file + ".bin")
-		if err != nil {
-			t.Fatal(err)
-		}
-		req, err := dhcpv4.FromBytes(data)
-		if err != nil {
-			t.Fatalf("%s: %v", c.file, err)
-		}
+		req := capture(t, c.file)
 		if got := req.ClientArch(); len(got) != 1 || got[0] != c.arch {
 			t.Errorf("%s: option 93 = %v, want [%s]", c.file, got, c.arch)
 		}
