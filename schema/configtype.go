@@ -33,6 +33,7 @@ type configIssue struct {
 	msg       string
 	line, col int    // in the rendered text; 0 when the report has none
 	path      string // the field, e.g. storage.files.0.path; "" for the whole config
+	atKey     bool   // the report is about the path's last key, not its value
 }
 
 // ConfigError is a rendered config that Butane or Ignition refuses.
@@ -133,7 +134,7 @@ func ignitionIssues(js, yamlText []byte, prefix string) []configIssue {
 	if yamlText != nil {
 		root := yamlRoot(yamlText)
 		for i := range issues {
-			issues[i].line, issues[i].col = yamlPathPos(root, issues[i].path)
+			issues[i].line, issues[i].col = yamlPathPos(root, issues[i].path, issues[i].atKey)
 		}
 	}
 	if err != nil && !fatal(issues) {
@@ -142,7 +143,7 @@ func ignitionIssues(js, yamlText []byte, prefix string) []configIssue {
 			is.msg = fmt.Sprintf("%s %q: Ignition v2.24 reads 3.0.0 to 3.5.0 (spec 2.x, legacy CoreOS's, is passed unchecked)", err, head.Ignition.Version)
 		}
 		if yamlText != nil {
-			is.line, is.col = yamlPathPos(yamlRoot(yamlText), is.path)
+			is.line, is.col = yamlPathPos(yamlRoot(yamlText), is.path, false)
 		}
 		issues = append(issues, is)
 	}
@@ -168,7 +169,7 @@ func translateButane(rendered []byte) ([]byte, []configIssue) {
 		is := configIssue{msg: err.Error()}
 		if strings.Contains(err.Error(), "variant") {
 			is.path = "variant"
-			is.line, is.col = yamlPathPos(yamlRoot(rendered), "variant")
+			is.line, is.col = yamlPathPos(yamlRoot(rendered), "variant", false)
 			is.msg += " (Butane v0.25.1: variant flatcar 1.0.0 to 1.1.0, fcos 1.0.0 to 1.6.0, among others)"
 		}
 		issues = append(issues, is)
@@ -188,7 +189,7 @@ func reportIssues(rep report.Report, pos func(report.Entry) (int, int)) []config
 		}
 		is := configIssue{warn: e.Kind == report.Warn, msg: e.Message, path: contextPath(e.Context.Path)}
 		if strings.HasPrefix(e.Message, "unused key") {
-			is.warn = false
+			is.warn, is.atKey = false, true
 			is.msg += ": not a field here, so it would be dropped (misspelt?)"
 		}
 		if pos != nil {
@@ -226,9 +227,9 @@ func yamlRoot(text []byte) (root *yaml.Node) {
 }
 
 // yamlPathPos is where the deepest node on a dotted report path (keys and
-// list indexes) stands in root: the key itself when the path ends in a
-// key, as unknown-field reports do.
-func yamlPathPos(root *yaml.Node, path string) (line, col int) {
+// list indexes) stands in root: at the value when it is a scalar, unless
+// atKey asks for its key (an unknown field's report).
+func yamlPathPos(root *yaml.Node, path string, atKey bool) (line, col int) {
 	if root == nil {
 		return 0, 0
 	}
@@ -265,8 +266,8 @@ func yamlPathPos(root *yaml.Node, path string) (line, col int) {
 			return line, col
 		}
 	}
-	if n.Kind == yaml.ScalarNode {
-		line, col = n.Line, n.Column // a value's report is at the value
+	if n.Kind == yaml.ScalarNode && !atKey {
+		line, col = n.Line, n.Column
 	}
 	return line, col
 }
