@@ -220,8 +220,8 @@ func yamlRoot(text []byte) (root *yaml.Node) {
 		}
 	}()
 	var doc yaml.Node
-	if yaml.Unmarshal(text, &doc) != nil || len(doc.Content) == 0 {
-		return nil
+	if yaml.Unmarshal(text, &doc) != nil || len(doc.Content) == 0 || isNull(doc.Content[0]) {
+		return nil // an empty document's node can stand past the text's end
 	}
 	return doc.Content[0]
 }

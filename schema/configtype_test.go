@@ -99,7 +99,8 @@ func FuzzConfig(f *testing.F) {
 			typ = ConfigButane
 		}
 		out, issues, err := finishConfig(typ, []byte(text))
-		lines := strings.Count(text, "\n") + 1
+		// YAML breaks lines at \r too: an upper bound.
+		lines := strings.Count(text, "\n") + strings.Count(text, "\r") + 1
 		for _, is := range issues {
 			if is.line < 0 || is.line > lines || is.msg == "" {
 				t.Fatalf("issue %+v: outside the %d lines of the text", is, lines)
