@@ -59,7 +59,7 @@ func TestSourceMap(t *testing.T) {
 // What /config serves for a Butane config that Ignition refuses says
 // where in the rendered text, and what.
 func TestConfigErrorMessage(t *testing.T) {
-	_, issues, err := finishConfig(ConfigButane, []byte("variant: flatcar\nversion: 1.1.0\nstorage:\n  files:\n    - path: etc/x\n      mode: 644\n"))
+	_, issues, err := validateConfig(ConfigButane, []byte("variant: flatcar\nversion: 1.1.0\nstorage:\n  files:\n    - path: etc/x\n      mode: 644\n"))
 	if err == nil || err.Error() != "butane: rendered line 5:13 (storage.files.0.path) path not absolute" {
 		t.Errorf("err = %v", err)
 	}
@@ -70,7 +70,7 @@ func TestConfigErrorMessage(t *testing.T) {
 	if !warned {
 		t.Errorf("the decimal mode's warning is missing: %+v", issues)
 	}
-	out, issues, err := finishConfig(ConfigIgnition, []byte("ignition: {version: 3.4.0}\nstorage:\n  files: [{path: /x}]\n"))
+	out, issues, err := validateConfig(ConfigIgnition, []byte("ignition: {version: 3.4.0}\nstorage:\n  files: [{path: /x}]\n"))
 	if err != nil || len(issues) != 0 || string(out) != `{"ignition":{"version":"3.4.0"},"storage":{"files":[{"path":"/x"}]}}` {
 		t.Errorf("a valid YAML Ignition config: %s, %v, %v", out, issues, err)
 	}
@@ -98,7 +98,7 @@ func FuzzConfig(f *testing.F) {
 		if isButane {
 			typ = ConfigButane
 		}
-		out, issues, err := finishConfig(typ, []byte(text))
+		out, issues, err := validateConfig(typ, []byte(text))
 		// YAML breaks lines at \r too: an upper bound.
 		lines := strings.Count(text, "\n") + strings.Count(text, "\r") + 1
 		for _, is := range issues {
