@@ -237,6 +237,10 @@ func reportIssues(rep report.Report, pos func(report.Entry) (int, int)) []config
 			is.warn, is.atKey = false, true
 			is.msg += ": not a field here, so it would be dropped (misspelt?)"
 		}
+		if strings.Contains(e.Message, "-d/--files-dir") {
+			// Butane's CLI flag means nothing here.
+			is.msg = "local files cannot be embedded: pxeops gives Butane no files directory (the config is rendered per machine, from git); write the content inline or as a source URL"
+		}
 		if pos != nil {
 			is.line, is.col = pos(e)
 		}
