@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
+	"testing/fstest"
 
 	ignition "github.com/coreos/ignition/v2/config"
 )
@@ -121,4 +123,29 @@ func FuzzConfig(f *testing.F) {
 			t.Fatalf("served %q, which Ignition refuses: %v", out, err)
 		}
 	})
+}
+
+// A Butane config that only the secrets' values break is refused without
+// Butane's own words, which quote the rendered text.
+func TestButaneSecretValues(t *testing.T) {
+	tree := fstest.MapFS{
+		"profiles/p.yaml": {Data: []byte("kernel: /assets/k\nconfig: {template: c.bu, type: butane}\n")},
+		"groups/g.yaml":   {Data: []byte("profile: p\n")},
+		"templates/c.bu": {Data: []byte("variant: flatcar\nversion: 1.1.0\nstorage:\n  files:\n    - path: /etc/token\n" +
+			"      contents:\n        inline: {{ secret \"tok\" }}\n")},
+	}
+	for _, c := range []struct {
+		value  string
+		errors int
+		want   string
+	}{
+		{"fine", 0, ""},
+		{"leaked: [value", 1, "only with the secrets' values"},
+	} {
+		_, diags := LoadWith(context.Background(), tree, nil, mustSecrets(t, map[string]string{"tok": c.value}))
+		out := fmt.Sprint(diags)
+		if diags.Errors() != c.errors || !strings.Contains(out, c.want) || strings.Contains(out, "leaked") {
+			t.Errorf("value %q: %v", c.value, diags)
+		}
+	}
 }
