@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/pxeops/pxeops/internal/daemon"
+	"github.com/pxeops/pxeops/render"
 	"github.com/pxeops/pxeops/source/static"
 )
 
@@ -64,6 +65,11 @@ func runBoot(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	tree, err := static.Tree(b)
 	if err != nil {
 		return fail(exitUsage, err)
+	}
+	// The tree never changes: one that does not load is a usage error
+	// now, not a server that waits for a fix that cannot come.
+	if _, diags := render.Load(ctx, tree, render.Options{ServerURL: "http://localhost"}); diags.Errors() > 0 {
+		return fail(exitUsage, errors.New(strings.TrimPrefix(diags.FirstError(), "profiles/boot.yaml:")))
 	}
 	src, err := static.New("pxeops boot "+strings.Join(pos, " "), tree)
 	if err != nil {
