@@ -41,6 +41,8 @@ var rules = []rule{
 		why: "source knows where trees come from, nothing of rendering or serving"},
 	{pkg: "source/static", allow: []string{"source"},
 		why: "pxeops boot's fixed tree: a source's revision and nothing else of pxeops"},
+	{pkg: "source/pixiecoreapi", allow: []string{"source", "source/static"},
+		why: "Pixiecore's API as a source: its answers become a tree, served like any other"},
 	{pkg: "reconcile", allow: append([]string{"source", "render", "schema"}, helpers...),
 		why: "reconcile turns source revisions into render snapshots"},
 	{pkg: "serve/...", allow: append([]string{"render", "serve/access", "serve/neighbour", "serve/tftpserver/pintftp/..."}, helpers...), banned: heavy,

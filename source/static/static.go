@@ -35,33 +35,70 @@ type Boot struct {
 func Escape(s string) string { return strings.ReplaceAll(s, "{{", `{{"{{"}}`) }
 
 // Tree is the config tree that serves b to every machine:
-// profiles/boot.yaml and groups/default.yaml. YAML is written as JSON (a
-// subset of YAML), so no value needs YAML quoting.
+// profiles/boot.yaml and groups/default.yaml.
 func Tree(b Boot) (fs.FS, error) {
 	if b.Kernel == "" {
 		return nil, errors.New("no kernel")
 	}
-	args := make([]string, len(b.Args))
-	for i, a := range b.Args {
-		args[i] = Escape(a)
-	}
-	profile, err := json.MarshalIndent(struct {
-		Description string   `json:"description"`
-		Kernel      string   `json:"kernel"`
-		Initrd      []string `json:"initrd,omitempty"`
-		Args        []string `json:"args,omitempty"`
-	}{"pxeops boot: the kernel every machine gets", b.Kernel, b.Initrds, args}, "", "  ")
-	if err != nil {
-		return nil, err
-	}
-	group := []byte(`{"description": "every machine", "profile": "boot"}`)
+	return Machines(&b, nil)
+}
+
+// Machines is the tree that serves each MAC of perMAC its Boot (a group
+// selecting that MAC alone) and, when def is set, def to every other
+// machine. YAML is written as JSON (a subset of YAML), so no value needs
+// YAML quoting.
+func Machines(def *Boot, perMAC map[string]Boot) (fs.FS, error) {
 	now := time.Unix(0, 0)
-	return fstest.MapFS{
-		"profiles":            {Mode: fs.ModeDir | 0o555, ModTime: now},
-		"groups":              {Mode: fs.ModeDir | 0o555, ModTime: now},
-		"profiles/boot.yaml":  {Data: append(profile, '\n'), Mode: 0o444, ModTime: now},
-		"groups/default.yaml": {Data: append(group, '\n'), Mode: 0o444, ModTime: now},
-	}, nil
+	tree := fstest.MapFS{
+		"profiles": {Mode: fs.ModeDir | 0o555, ModTime: now},
+		"groups":   {Mode: fs.ModeDir | 0o555, ModTime: now},
+	}
+	add := func(id string, b Boot, selector map[string]string) error {
+		if b.Kernel == "" {
+			return fmt.Errorf("%s: no kernel", id)
+		}
+		args := make([]string, len(b.Args))
+		for i, a := range b.Args {
+			args[i] = Escape(a)
+		}
+		profile, err := json.MarshalIndent(struct {
+			Description string   `json:"description"`
+			Kernel      string   `json:"kernel"`
+			Initrd      []string `json:"initrd,omitempty"`
+			Args        []string `json:"args,omitempty"`
+		}{"pxeops boot", b.Kernel, b.Initrds, args}, "", "  ")
+		if err != nil {
+			return err
+		}
+		group, err := json.MarshalIndent(struct {
+			Profile  string            `json:"profile"`
+			Selector map[string]string `json:"selector,omitempty"`
+		}{id, selector}, "", "  ")
+		if err != nil {
+			return err
+		}
+		tree["profiles/"+id+".yaml"] = &fstest.MapFile{Data: append(profile, '\n'), Mode: 0o444, ModTime: now}
+		group_ := "groups/" + id + ".yaml"
+		if id == "boot" {
+			group_ = "groups/default.yaml"
+		}
+		tree[group_] = &fstest.MapFile{Data: append(group, '\n'), Mode: 0o444, ModTime: now}
+		return nil
+	}
+	if def == nil {
+		// No machine yet is a fleet, not a mistaken directory.
+		tree["pxeops.yaml"] = &fstest.MapFile{Data: []byte(`{"allowEmpty": true}` + "\n"), Mode: 0o444, ModTime: now}
+	} else {
+		if err := add("boot", *def, nil); err != nil {
+			return nil, err
+		}
+	}
+	for mac, b := range perMAC {
+		if err := add("mac-"+strings.ReplaceAll(strings.ToLower(mac), ":", "-"), b, map[string]string{"mac": mac}); err != nil {
+			return nil, err
+		}
+	}
+	return tree, nil
 }
 
 // Source emits one revision of a fixed tree and then waits for the end:
@@ -115,3 +152,6 @@ func digest(fsys fs.FS) (string, error) {
 	}
 	return hex.EncodeToString(h.Sum(nil))[:16], nil
 }
+
+// Revision is the one revision Run emits.
+func (s *Source) Revision() source.Revision { return s.rev }
