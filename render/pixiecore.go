@@ -3,6 +3,7 @@ package render
 import (
 	"encoding/json"
 	"io"
+	"strings"
 )
 
 // pixiecoreBoot is the Pixiecore API's answer.
@@ -15,7 +16,9 @@ type pixiecoreBoot struct {
 // WritePixiecore writes the Pixiecore API's answer (JSON, one line) that
 // boots machine m as group g. The API asks by MAC alone, so m should hold
 // only the MAC. edit, when set, rewrites the command line first (the
-// access rule adds its token to the config URLs).
+// access rule adds its token to the config URLs). Pixiecore runs the
+// command line through text/template, so it is written escaped for that:
+// what the machine gets is the command line pxeops rendered.
 func (s *Snapshot) WritePixiecore(w io.Writer, g *Group, m *Machine, edit func(cmdline string) string) error {
 	cmdline, err := s.Cmdline(g, m)
 	if err != nil {
@@ -24,9 +27,14 @@ func (s *Snapshot) WritePixiecore(w io.Writer, g *Group, m *Machine, edit func(c
 	if edit != nil {
 		cmdline = edit(cmdline)
 	}
-	b := pixiecoreBoot{Kernel: g.Profile.Kernel, Cmdline: cmdline}
+	b := pixiecoreBoot{Kernel: g.Profile.Kernel, Cmdline: pixiecoreEscape(cmdline)}
 	for _, i := range g.Profile.Initrds {
 		b.Initrd = append(b.Initrd, i.URL)
 	}
 	return json.NewEncoder(w).Encode(b)
 }
+
+// pixiecoreEscape makes s literal text for text/template, which Pixiecore
+// runs every command line through: each "{{" becomes an action printing
+// "{{". A lone "}}" is text already.
+func pixiecoreEscape(s string) string { return strings.ReplaceAll(s, "{{", `{{"{{"}}`) }

@@ -22,6 +22,7 @@ const usage = `pxeops: declarative network boot from a git repository or directo
 
 Usage:
   pxeops serve  --source DIR|GIT-URL [--ref main] [--path SUBDIR] [--http-addr :8080] [--server-url URL] [--assets-dir DIR] [--poll 30s]
+  pxeops boot   KERNEL [INITRD...] [--cmdline ARGS] [--interface IFACE] [--http-addr :8080]
   pxeops check  [--format text|json|github] [--ref REF] [DIR|GIT-URL]
   pxeops render --mac MAC [--uuid U --hostname H --serial S --arch A --label k=v] [--ref REF] [DIR|GIT-URL]
   pxeops omaha sync --repo DIR|GIT-URL --assets-dir DIR [--ref main] [--push]
@@ -79,6 +80,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "serve":
 		return runServe(ctx, rest, stdout, stderr)
+	case "boot":
+		return runBoot(ctx, rest, stdout, stderr)
 	case "check":
 		batchGC()
 		return runCheck(ctx, rest, stdout, stderr)

@@ -21,8 +21,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	watch := fset.Bool("watch", true, "watch a directory source with fsnotify; the periodic rescan runs either way")
 	var g gitFlags
 	g.register(fset)
-	httpAddr := fset.String("http-addr", ":8080", "HTTP listen address")
-	serverURL := fset.String("server-url", "", "URL machines reach this server at (default: http://<first non-loopback address><http-addr port>)")
+	var nf netFlags
+	nf.register(fset)
 	assetsDir := fset.String("assets-dir", "", "directory served at /assets/ (kernels, initrds)")
 	var ta daemon.TLSAdmin
 	fset.StringVar(&ta.TLSCert, "tls-cert", "", "PEM certificate (chain) for HTTPS; with --tls-key serves HTTPS at --https-addr beside HTTP, reloaded when the files change")
@@ -30,26 +30,15 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fset.StringVar(&ta.HTTPSAddr, "https-addr", "", "HTTPS listen address (default :8443 with --tls-cert); HTTP stays at --http-addr for firmware and iPXE without TLS")
 	fset.StringVar(&ta.HTTPSURL, "https-url", "", "URL machines reach HTTPS at, which configs are fetched from ({{ .ConfigServerURL }}; default https://<--server-url's host>:<--https-addr's port>)")
 	fset.StringVar(&ta.AdminAddr, "admin-addr", "", "serve /status, /metrics and /hooks/git here (e.g. 127.0.0.1:9090), not on the boot ports; empty: on the boot ports")
-	tftpAddr := fset.String("tftp-addr", "", "TFTP listen address for the iPXE binaries, e.g. :69; off when empty (:69 with --proxy-dhcp)")
 	proxyDHCP := fset.Bool("proxy-dhcp", false, "answer PXE clients as a ProxyDHCP server (ports 67 and 4011) on --interface; needs root or CAP_NET_BIND_SERVICE (before Linux 5.7 also CAP_NET_RAW)")
-	iface := fset.String("interface", "", "the network interface machines boot on: ProxyDHCP answers there, and TFTP binds its address when --tftp-addr has no host")
-	biosFile := fset.String("bios-binary", "undionly.kpxe", "with --proxy-dhcp: iPXE for BIOS clients, in --ipxe-dir")
-	efiFile := fset.String("efi-binary", "snponly.efi", "with --proxy-dhcp: iPXE for x86-64 UEFI clients, in --ipxe-dir (ipxe.efi works too if it is a file there)")
-	arm64File := fset.String("arm64-binary", "", "with --proxy-dhcp: iPXE for arm64 UEFI clients, in --ipxe-dir; empty: arm64 clients are not answered")
 	shimFile := fset.String("shim-binary", debianShim, "with --proxy-dhcp: shim for x86-64 UEFI machines whose loader is grub (Secure Boot with Microsoft's keys); served over TFTP as shimx64.efi (Debian package shim-signed). The default is used only when it and --grub-binary's default exist")
 	grubFile := fset.String("grub-binary", debianGRUB, "the signed GRUB that --shim-binary loads, served as grubx64.efi (Debian package grub-efi-amd64-signed)")
 	arm64Shim := fset.String("arm64-shim-binary", "", "shim for arm64 UEFI machines (shimaa64.efi.signed from shim-signed:arm64): their loader when --arm64-binary is empty, or when theirs is grub")
 	arm64GRUB := fset.String("arm64-grub-binary", "", "the signed GRUB that --arm64-shim-binary loads (grubnetaa64.efi.signed from grub-efi-arm64-signed:arm64)")
-	ipxeDir := fset.String("ipxe-dir", "/usr/lib/ipxe", "directory of iPXE binaries served over TFTP (Debian package ipxe)")
 	sbCert := fset.String("secure-boot-cert", "", "PEM certificates of the machines' Secure Boot db: --efi-binary and --arm64-binary must be signed for it to start, and every kernel under /assets/ for a tree to be served")
 	accessMode := &choice{value: "auto", allowed: access.Modes()}
 	fset.Var(accessMode, "access", "who gets a machine's script and config: auto (the machine itself for groups whose profile uses a secret, anyone for the rest), machine (the machine itself, always) or open (anyone; a tree with a secret is refused)")
 	tokenTTL := fset.Duration("access-token-ttl", access.DefaultTokenTTL, "how long the token in a routed machine's script lets it fetch its config")
-	shutdown := fset.Duration("shutdown-timeout", 30*time.Second, "on SIGTERM or SIGINT, how long in-flight requests (downloads) may finish")
-	level := &choice{value: "info", allowed: []string{"debug", "info", "warn", "error"}}
-	fset.Var(level, "log-level", "debug, info, warn or error")
-	format := &choice{value: "text", allowed: []string{"text", "json"}}
-	fset.Var(format, "log-format", "text or json")
 	var u updaterFlags
 	u.register(fset, "omaha-", true)
 	var sf secretsFlags
@@ -74,7 +63,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	case *src == "":
 		return fail(exitUsage, errors.New("--source is required: a directory or a git URL (try --source examples/quickstart)"))
 	}
-	log := newLogger(logOut, level.value, format.value)
+	log := newLogger(logOut, nf.level.value, nf.format.value)
 	if !given(fset, "shim-binary") && !given(fset, "grub-binary") && !(exists(*shimFile) && exists(*grubFile)) {
 		*shimFile, *grubFile = "", ""
 		if *proxyDHCP {
@@ -89,15 +78,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	cfg := daemon.Config{
 		Source: *src, StateDir: g.stateDir,
-		HTTPAddr: *httpAddr, ServerURL: *serverURL, AssetsDir: *assetsDir, TLSAdmin: ta,
-		TFTPAddr: *tftpAddr, IPXEDir: *ipxeDir,
-		ProxyDHCP: *proxyDHCP, Interface: *iface,
-		BIOSBinary: *biosFile, EFIBinary: *efiFile, ARM64Binary: *arm64File, SecureBootCert: *sbCert,
+		AssetsDir: *assetsDir, TLSAdmin: ta,
+		ProxyDHCP: *proxyDHCP, SecureBootCert: *sbCert,
 		ShimBinary: *shimFile, GRUBBinary: *grubFile, ARM64ShimBinary: *arm64Shim, ARM64GRUBBinary: *arm64GRUB,
 		Updater: upd, UpdaterOff: "--assets-dir is required: where verified images are kept and served from",
-		ShutdownTimeout: *shutdown, Version: version, Logger: log,
+		Version: version, Logger: log,
 		AccessTokenTTL: *tokenTTL,
 	}
+	nf.apply(&cfg)
 	if cfg.Access, err = access.ParseMode(accessMode.value); err != nil {
 		return fail(exitUsage, fmt.Errorf("--access: %w", err)) // choice took it: cannot happen
 	}

@@ -39,6 +39,10 @@ var rules = []rule{
 		why: "render builds snapshots from schema's trees and nothing else"},
 	{pkg: "source", allow: append([]string{"schema"}, helpers...),
 		why: "source knows where trees come from, nothing of rendering or serving"},
+	{pkg: "source/static", allow: []string{"source"},
+		why: "pxeops boot's fixed tree: a source's revision and nothing else of pxeops"},
+	{pkg: "source/pixiecoreapi", allow: []string{"source", "source/static"},
+		why: "Pixiecore's API as a source: its answers become a tree, served like any other"},
 	{pkg: "reconcile", allow: append([]string{"source", "render", "schema"}, helpers...),
 		why: "reconcile turns source revisions into render snapshots"},
 	{pkg: "serve/...", allow: append([]string{"render", "serve/access", "serve/neighbour", "serve/tftpserver/pintftp/..."}, helpers...), banned: heavy,
@@ -50,7 +54,7 @@ var rules = []rule{
 	{pkg: "internal/daemon", allow: []string{"source", "reconcile", "render", "schema", "serve/...", "omaha/...", "internal/secureboot", "internal/safefile", "internal/ratelog"},
 		why: "the one place that wires everything"},
 	// serve/access only for its mode names: the --access flag's values.
-	{pkg: "cmd/pxeops", allow: append([]string{"internal/daemon", "source", "render", "schema", "omaha/...", "serve/access"}, helpers...),
+	{pkg: "cmd/pxeops", allow: append([]string{"internal/daemon", "source", "source/static", "render", "schema", "omaha/...", "serve/access"}, helpers...),
 		why: "the command is flags and wiring through the daemon: servers and the reconciler are the daemon's"},
 
 	{pkg: "internal/secureboot", allow: helpers, banned: heavy,
