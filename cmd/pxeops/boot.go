@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/pxeops/pxeops/internal/daemon"
 	"github.com/pxeops/pxeops/render"
+	"github.com/pxeops/pxeops/source/pixiecoreapi"
 	"github.com/pxeops/pxeops/source/static"
 )
 
@@ -21,10 +23,11 @@ import (
 // INITRDs and --cmdline, with no repository. The tree is built in memory
 // and served by the same daemon as serve.
 func runBoot(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fset := newFlags("boot", "boot KERNEL [INITRD...] [--cmdline ARGS] [--interface IFACE] [flags]\n\n"+
+	fset := newFlags("boot", "boot KERNEL [INITRD...] [--cmdline ARGS] [--interface IFACE] [flags]\n       pxeops boot --api URL --interface IFACE [flags]\n\n"+
 		"Boots every PXE machine into KERNEL (a local file or an http(s) URL) with the INITRDs and --cmdline, as Pixiecore's static mode does; no repository.\n"+
 		"With --interface, ProxyDHCP answers PXE clients there (needs root); without it, only HTTP (and --tftp-addr) serve, for a DHCP server that chains to /boot.ipxe.", stderr)
 	cmdline := fset.String("cmdline", "", "the kernel command line, one string split at spaces; taken literally ({{ is no template)")
+	api := fset.String("api", "", "Pixiecore's API mode instead of KERNEL: ask GET URL/v1/boot/<mac> what each PXE machine boots (needs --interface)")
 	var nf netFlags
 	nf.register(fset)
 	pos, code := parseInterspersed(fset, args, stderr)
@@ -38,10 +41,18 @@ func runBoot(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "pxeops boot: %s\n", serveFlagError(err))
 		return code
 	}
-	if len(pos) == 0 {
-		return fail(exitUsage, errors.New("a KERNEL is required: a local file or an http(s) URL, then any INITRDs"))
+	switch {
+	case *api != "" && (len(pos) > 0 || *cmdline != ""):
+		return fail(exitUsage, errors.New("--api: the API says what each machine boots; give no KERNEL, INITRD or --cmdline"))
+	case *api != "" && nf.iface == "":
+		return fail(exitUsage, errors.New("--api needs --interface: machines are asked about when ProxyDHCP sees them"))
+	case *api == "" && len(pos) == 0:
+		return fail(exitUsage, errors.New("a KERNEL is required: a local file or an http(s) URL, then any INITRDs (or --api URL)"))
 	}
 	log := newLogger(logOut, nf.level.value, nf.format.value)
+	if *api != "" {
+		return bootAPI(ctx, *api, nf, log, fail)
+	}
 	assets, err := os.MkdirTemp("", "pxeops-boot-")
 	if err != nil {
 		return fail(exitInvalid, err)
@@ -77,6 +88,29 @@ func runBoot(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	cfg := daemon.Config{Source: "boot", Tree: src, AssetsDir: assets, ProxyDHCP: nf.iface != "", Version: version, Logger: log,
 		UpdaterOff: "pxeops boot has no repository"}
+	nf.apply(&cfg)
+	if err := cfg.Validate(); err != nil {
+		return fail(exitUsage, err)
+	}
+	if err := cfg.Run(ctx); err != nil {
+		return fail(exitInvalid, err)
+	}
+	return exitOK
+}
+
+// bootAPI is Pixiecore's API mode: every PXE client ProxyDHCP sees is
+// asked about in the background; the machines the API boots become the
+// tree's groups, and their retransmitted DISCOVER is answered.
+func bootAPI(ctx context.Context, api string, nf netFlags, log *slog.Logger, fail func(int, error) int) int {
+	client, err := pixiecoreapi.New(api, pixiecoreapi.Options{})
+	if err != nil {
+		return fail(exitUsage, fmt.Errorf("--api %s: %w", api, err))
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	src := pixiecoreapi.NewSource(client)
+	cfg := daemon.Config{Source: "pixiecore-api " + api, Tree: src, ProxyDHCP: true, Version: version, Logger: log,
+		Seen: src.Asker(ctx, 4, 256), UpdaterOff: "pxeops boot has no repository"}
 	nf.apply(&cfg)
 	if err := cfg.Validate(); err != nil {
 		return fail(exitUsage, err)

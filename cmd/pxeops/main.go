@@ -23,6 +23,7 @@ const usage = `pxeops: declarative network boot from a git repository or directo
 Usage:
   pxeops serve  --source DIR|GIT-URL [--ref main] [--path SUBDIR] [--http-addr :8080] [--server-url URL] [--assets-dir DIR] [--poll 30s]
   pxeops boot   KERNEL [INITRD...] [--cmdline ARGS] [--interface IFACE] [--http-addr :8080]
+  pxeops boot   --api URL --interface IFACE
   pxeops check  [--format text|json|github] [--ref REF] [DIR|GIT-URL]
   pxeops render --mac MAC [--uuid U --hostname H --serial S --arch A --label k=v] [--ref REF] [DIR|GIT-URL]
   pxeops omaha sync --repo DIR|GIT-URL --assets-dir DIR [--ref main] [--push]

@@ -72,6 +72,9 @@ type Config struct {
 	Interface                          string
 	DHCPConn, BootServerConn           *net.UDPConn
 	BIOSBinary, EFIBinary, ARM64Binary string
+	// Seen, with ProxyDHCP, is told the MAC of every PXE client's request
+	// before it is answered (proxydhcp.Config.Seen); it must not block.
+	Seen func(mac string)
 	// The GRUB route (package bootfiles), with TFTP: shim and GRUB for
 	// x86-64 and arm64 UEFI, paths of the signed binaries, read at start.
 	// An empty pair: that architecture has no GRUB route.

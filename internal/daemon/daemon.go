@@ -198,7 +198,7 @@ func (c *Config) Run(ctx context.Context) (err error) {
 	var dhcpConns []dhcpConn
 	if c.ProxyDHCP {
 		dhcp = proxydhcp.New(proxydhcp.Config{ServerIP: c.serverIP, ServerURL: c.ServerURL, BIOSFile: c.BIOSBinary, EFIFile: c.EFIBinary, ARM64File: c.ARM64Binary,
-			ShimFile: c.loaders.Shim(bootfiles.X86_64), ARM64ShimFile: c.loaders.Shim(bootfiles.ARM64),
+			ShimFile: c.loaders.Shim(bootfiles.X86_64), ARM64ShimFile: c.loaders.Shim(bootfiles.ARM64), Seen: c.Seen,
 			Learn: func(mac string, ip netip.Addr) { bindings.Learn(mac, ip, time.Now()) }}, rec, log, reg)
 		for _, l := range []dhcpConn{{c.DHCPConn, ":67", proxydhcp.ProxyPort}, {c.BootServerConn, ":4011", proxydhcp.BootServerPort}} {
 			if l.conn == nil {

@@ -41,6 +41,11 @@ type Config struct {
 	// that address, which the HTTP server's access rule trusts for the
 	// script a routed machine asks for next.
 	Learn func(mac string, ip netip.Addr)
+	// Seen, when set, is told the MAC of each PXE or HTTP-boot client's
+	// request before it is answered, matched or not: where what a
+	// machine boots is asked of someone else when it shows up (Pixiecore's
+	// API mode). It must not block.
+	Seen func(mac string)
 }
 
 // Port says where a request arrived.
@@ -71,13 +76,8 @@ func Answer(req *dhcpv4.DHCPv4, port Port, snap *render.Snapshot, cfg Config) (*
 		return nil, fmt.Sprintf("message type %s on port %d is not for a boot server", mt, port)
 	}
 	class := req.ClassIdentifier()
-	var vendor string
-	switch {
-	case strings.HasPrefix(class, "PXEClient"):
-		vendor = "PXEClient"
-	case strings.HasPrefix(class, "HTTPClient"):
-		vendor = "HTTPClient"
-	default:
+	vendor := vendorOf(class)
+	if vendor == "" {
 		return nil, "not a PXE client (option 60 is " + fmt.Sprintf("%q", class) + "); the site's DHCP server answers it"
 	}
 	mac := req.ClientHWAddr.String()
@@ -140,6 +140,22 @@ func Answer(req *dhcpv4.DHCPv4, port Port, snap *render.Snapshot, cfg Config) (*
 		reply.UpdateOption(dhcpv4.OptGeneric(dhcpv4.OptionVendorSpecificInformation, []byte{6, 1, 8, 255}))
 	}
 	return reply, ""
+}
+
+// vendorOf is the vendor class a boot client's option 60 starts with,
+// "" for any other client.
+func vendorOf(class string) string {
+	for _, v := range []string{"PXEClient", "HTTPClient"} {
+		if strings.HasPrefix(class, v) {
+			return v
+		}
+	}
+	return ""
+}
+
+// bootClient reports a PXE or HTTP-boot client's request.
+func bootClient(req *dhcpv4.DHCPv4) bool {
+	return req.OpCode == dhcpv4.OpcodeBootRequest && len(req.ClientHWAddr) == 6 && vendorOf(req.ClassIdentifier()) != ""
 }
 
 // loader decides between iPXE (file, from bootFile) and the GRUB route

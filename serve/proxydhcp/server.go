@@ -152,6 +152,9 @@ func (s *Server) serve(conn *net.UDPConn, port Port) error {
 			count["malformed"].Inc()
 			continue
 		}
+		if s.cfg.Seen != nil && bootClient(req) {
+			s.cfg.Seen(req.ClientHWAddr.String())
+		}
 		reply, why := Answer(req, port, s.snaps.Snapshot(), s.cfg)
 		if reply == nil {
 			count["ignored"].Inc()

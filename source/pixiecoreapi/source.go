@@ -117,5 +117,32 @@ func (s *Source) Booted() []string {
 	return slices.Sorted(maps.Keys(s.booted))
 }
 
+// Asker returns what ProxyDHCP tells of each PXE client it sees
+// (daemon.Config.Seen): the MAC is queued, without blocking, for one of
+// workers goroutines to Learn until ctx ends; past queue MACs waiting,
+// one is dropped (the machine asks again within seconds, and the
+// client's cache and per-MAC sharing make repeats cheap).
+func (s *Source) Asker(ctx context.Context, workers, queue int) func(mac string) {
+	macs := make(chan string, queue)
+	for range workers {
+		go func() {
+			for {
+				select {
+				case mac := <-macs:
+					s.Learn(ctx, mac)
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
+	return func(mac string) {
+		select {
+		case macs <- mac:
+		default:
+		}
+	}
+}
+
 // Trigger does nothing: machines are asked about when they boot.
 func (s *Source) Trigger() {}
