@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"reflect"
 	"strings"
 	"sync"
@@ -103,6 +104,7 @@ func parseTemplate(name, text string) (*runner, error) {
 		stepFunc:   func(int) (string, error) { return "", nil },
 		secretFunc: func(string) (string, error) { return "", nil },
 	}
+	maps.Copy(funcs, (*budget)(nil).funcs()) // names only: instance binds them
 	t, err := template.New(name).Option("missingkey=error").Funcs(funcs).Parse(text)
 	if err != nil {
 		return nil, err
@@ -260,7 +262,8 @@ func (r *runner) instance() *instance {
 	in := &instance{tmpl: template.Must(r.tmpl.Clone())}
 	b := &in.b
 	b.r = r
-	funcs := template.FuncMap{stepFunc: b.step, "printf": b.printf, secretFunc: b.secret}
+	funcs := b.funcs()
+	funcs[stepFunc], funcs["printf"], funcs[secretFunc] = b.step, b.printf, b.secret
 	for name, w := range wrapped {
 		funcs[name] = func(a ...any) (string, error) {
 			return b.build(w.grow*estimate(a), func() string { return w.fn(a...) })
