@@ -6,6 +6,8 @@ import (
 	"maps"
 	"slices"
 	"strings"
+
+	"github.com/pxeops/pxeops/schema"
 )
 
 // WriteMetadata writes matchbox's /metadata for machine m as group g;
@@ -80,3 +82,7 @@ func join(prefix, key string) string {
 	}
 	return prefix + "_" + key
 }
+
+// MachineQuery is the boot request query that names all of m's values,
+// as /boot.ipxe would send them (schema.MachineQuery).
+func MachineQuery(m *Machine) string { return schema.MachineQuery(m, nil) }

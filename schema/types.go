@@ -34,18 +34,21 @@ func (t *Tree) Digest() string { return t.digest }
 
 // Profile says what to boot.
 type Profile struct {
-	Description string     `yaml:"description" json:"description,omitempty" doc:"Free text, shown by render and /status."`
-	Image       string     `yaml:"image" json:"image,omitempty" doc:"Id of images/<id>.yaml supplying kernel and initrd. Use either image or kernel."`
-	Kernel      string     `yaml:"kernel" json:"kernel,omitempty" doc:"Kernel URL: http(s)://... or a path under /assets/. Use either image or kernel."`
-	Initrd      []string   `yaml:"initrd" json:"initrd,omitempty" doc:"Initrd URLs, same forms as kernel. Only with kernel."`
-	Args        []string   `yaml:"args" json:"args,omitempty" doc:"Kernel arguments, one per item; Go templates over the template data. No newlines."`
-	Config      *ConfigRef `yaml:"config" json:"config,omitempty" doc:"The config served at /config."`
-	Loader      string     `yaml:"loader" json:"loader,omitempty" doc:"What the machine runs first: ipxe (default) or grub (shim and GRUB, for Secure Boot machines that trust only Microsoft's keys, and arm64 without iPXE). GRUB fetches kernel and initrds over TFTP, so they must be paths under /assets/." default:"ipxe"`
+	Description string         `yaml:"description" json:"description,omitempty" doc:"Free text, shown by render and /status."`
+	Image       string         `yaml:"image" json:"image,omitempty" doc:"Id of images/<id>.yaml supplying kernel and initrd. Use either image or kernel."`
+	Kernel      string         `yaml:"kernel" json:"kernel,omitempty" doc:"Kernel URL: http(s)://... or a path under /assets/. Use either image or kernel."`
+	Initrd      []string       `yaml:"initrd" json:"initrd,omitempty" doc:"Initrd URLs, same forms as kernel. Only with kernel."`
+	Args        []string       `yaml:"args" json:"args,omitempty" doc:"Kernel arguments, one per item; Go templates over the template data. No newlines."`
+	Config      *ConfigRef     `yaml:"config" json:"config,omitempty" doc:"The config served at /config."`
+	Loader      string         `yaml:"loader" json:"loader,omitempty" doc:"What the machine runs first: ipxe (default) or grub (shim and GRUB, for Secure Boot machines that trust only Microsoft's keys, and arm64 without iPXE). GRUB fetches kernel and initrds over TFTP, so they must be paths under /assets/." default:"ipxe"`
+	Metadata    map[string]any `yaml:"metadata" json:"metadata,omitempty" doc:"Free-form values for every group booting this profile, under the group's own metadata and over pxeops.yaml's (.Metadata)."`
 
 	meta
-	args   []*runner // nil entries for arguments without template actions
-	image  *Image    // resolved Image reference
-	config *Template // resolved Config.Template reference
+	args  []*runner // nil entries for arguments without template actions
+	image *Image    // resolved Image reference
+	// metadata is pxeops.yaml's metadata merged under Metadata.
+	metadata map[string]any
+	config   *Template // resolved Config.Template reference
 	// secrets are the tree's, what the config's {{ secret }} reads.
 	secrets *Secrets
 }
@@ -90,7 +93,7 @@ type Group struct {
 	Description string            `yaml:"description" json:"description,omitempty" doc:"Free text, shown by render and /status."`
 	Profile     string            `yaml:"profile" json:"profile" doc:"Id of profiles/<id>.yaml. Required."`
 	Selector    map[string]string `yaml:"selector" json:"selector,omitempty" doc:"All keys must match: mac, uuid, hostname, serial, arch, or any label. Empty or absent: the default group (at most one)."`
-	Metadata    map[string]any    `yaml:"metadata" json:"metadata,omitempty" doc:"Free-form values, visible to templates as .Metadata."`
+	Metadata    map[string]any    `yaml:"metadata" json:"metadata,omitempty" doc:"Free-form values, visible to templates as .Metadata, over the profile's and pxeops.yaml's metadata (mappings merge key by key; other values replace)."`
 	Loader      string            `yaml:"loader" json:"loader,omitempty" doc:"What the group's machines run first, ipxe or grub, overriding the profile's loader. Absent: the profile's."`
 
 	meta
@@ -126,7 +129,8 @@ type Settings struct {
 	// AllowEmpty is off by default because an emptied tree is far more
 	// often a mistake (a moved folder, a wrong --path) than a wish, and
 	// serving it turns every machine away at once.
-	AllowEmpty bool `yaml:"allowEmpty" json:"allowEmpty,omitempty" doc:"Accept a tree without groups (no machine boots from it) as valid, with a warning. Without it such a tree is an error and the server keeps the last good one." default:"false"`
+	AllowEmpty bool           `yaml:"allowEmpty" json:"allowEmpty,omitempty" doc:"Accept a tree without groups (no machine boots from it) as valid, with a warning. Without it such a tree is an error and the server keeps the last good one." default:"false"`
+	Metadata   map[string]any `yaml:"metadata" json:"metadata,omitempty" doc:"Free-form values shared by every group, under the profile's and the group's own metadata (.Metadata)."`
 
 	meta
 }
