@@ -21,7 +21,7 @@ import (
 type Limits struct {
 	Of     string        // what runs, for errors: "a config"
 	Output int           // bytes the run may write
-	Work   int           // bytes the string functions (print, printf, println, html, js, urlquery) may build
+	Work   int           // bytes the string functions (print, printf, html, b64enc, toJson, ...) may build
 	Steps  int           // range iterations, template calls and function-calling actions
 	Time   time.Duration // wall time
 }
@@ -337,7 +337,7 @@ func (b *budget) spend(n int) error {
 }
 
 func (b *budget) workExceeded() error {
-	return b.exceeded("builds more than %d bytes of text with print/printf/println/html/js/urlquery in one run", b.lim.Work)
+	return b.exceeded("builds more than %d bytes of text with string functions (print, printf, b64enc, toJson, ...) in one run", b.lim.Work)
 }
 
 func (b *budget) exceeded(format string, a ...any) *BudgetError {
