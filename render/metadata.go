@@ -28,7 +28,8 @@ func (s *Snapshot) WriteMetadata(w io.Writer, g *Group, m *Machine, rawQuery str
 //  3. the machine's values and labels as top-level keys (MAC, HOSTNAME,
 //     ZONE), as matchbox writes its selector values;
 //  4. REQUEST_QUERY_<KEY> for each query value, normalised as selectors
-//     are, and REQUEST_RAW_QUERY, the query as sent.
+//     are, and REQUEST_RAW_QUERY, the query as sent; they replace a
+//     metadata key request (matchbox's data["request"]) whole.
 //
 // Values are escaped so none can add a line.
 func metadataEnv(g *Group, m *Machine, rawQuery string) []byte {
@@ -50,7 +51,13 @@ func metadataEnv(g *Group, m *Machine, rawQuery string) []byte {
 			vars[prefix] = fmt.Sprint(v)
 		}
 	}
-	flatten("", g.data.Metadata)
+	for k, v := range g.data.Metadata {
+		// As in matchbox, the request replaces metadata's request whole,
+		// so no REQUEST_QUERY_* line comes from anywhere but the query.
+		if join("", k) != "REQUEST" {
+			flatten(join("", k), v)
+		}
+	}
 	for k, v := range m.Labels {
 		vars[join("LABEL", k)] = v
 	}
