@@ -34,23 +34,24 @@ func (t *Tree) Digest() string { return t.digest }
 
 // Profile says what to boot.
 type Profile struct {
-	Description string         `yaml:"description" json:"description,omitempty" doc:"Free text, shown by render and /status."`
-	Image       string         `yaml:"image" json:"image,omitempty" doc:"Id of images/<id>.yaml supplying kernel and initrd. Use either image or kernel."`
-	Kernel      string         `yaml:"kernel" json:"kernel,omitempty" doc:"Kernel URL: http(s)://... or a path under /assets/. Use either image or kernel."`
-	Initrd      []string       `yaml:"initrd" json:"initrd,omitempty" doc:"Initrd URLs, same forms as kernel. Only with kernel."`
-	Args        []string       `yaml:"args" json:"args,omitempty" doc:"Kernel arguments, one per item; Go templates over the template data. No newlines."`
-	Config      *ConfigRef     `yaml:"config" json:"config,omitempty" doc:"The config served at /config."`
-	Loader      string         `yaml:"loader" json:"loader,omitempty" doc:"What the machine runs first: ipxe (default) or grub (shim and GRUB, for Secure Boot machines that trust only Microsoft's keys, and arm64 without iPXE). GRUB fetches kernel and initrds over TFTP, so they must be paths under /assets/." default:"ipxe"`
-	Metadata    map[string]any `yaml:"metadata" json:"metadata,omitempty" doc:"Free-form values for every group booting this profile, under the group's own metadata and over pxeops.yaml's (.Metadata)."`
+	Description string     `yaml:"description" json:"description,omitempty" doc:"Free text, shown by render and /status."`
+	Image       string     `yaml:"image" json:"image,omitempty" doc:"Id of images/<id>.yaml supplying kernel and initrd. Use either image or kernel."`
+	Kernel      string     `yaml:"kernel" json:"kernel,omitempty" doc:"Kernel URL: http(s)://... or a path under /assets/. Use either image or kernel."`
+	Initrd      []string   `yaml:"initrd" json:"initrd,omitempty" doc:"Initrd URLs, same forms as kernel. Only with kernel."`
+	Args        []string   `yaml:"args" json:"args,omitempty" doc:"Kernel arguments, one per item; Go templates over the template data. No newlines."`
+	Config      *ConfigRef `yaml:"config" json:"config,omitempty" doc:"The config served at /config."`
+	Loader      string     `yaml:"loader" json:"loader,omitempty" doc:"What the machine runs first: ipxe (default) or grub (shim and GRUB, for Secure Boot machines that trust only Microsoft's keys, and arm64 without iPXE). GRUB fetches kernel and initrds over TFTP, so they must be paths under /assets/." default:"ipxe"`
+
+	Metadata map[string]any `yaml:"metadata" json:"metadata,omitempty" doc:"Free-form values for every group booting this profile, under the group's own metadata and over pxeops.yaml's (.Metadata)."`
 
 	meta
-	args  []*runner // nil entries for arguments without template actions
-	image *Image    // resolved Image reference
-	// metadata is pxeops.yaml's metadata merged under Metadata.
-	metadata map[string]any
-	config   *Template // resolved Config.Template reference
+	args   []*runner // nil entries for arguments without template actions
+	image  *Image    // resolved Image reference
+	config *Template // resolved Config.Template reference
 	// secrets are the tree's, what the config's {{ secret }} reads.
 	secrets *Secrets
+	// metadata is pxeops.yaml's metadata merged under Metadata.
+	metadata map[string]any
 }
 
 // ResolvedImage is the image the profile boots, nil when it names a kernel.
@@ -129,8 +130,9 @@ type Settings struct {
 	// AllowEmpty is off by default because an emptied tree is far more
 	// often a mistake (a moved folder, a wrong --path) than a wish, and
 	// serving it turns every machine away at once.
-	AllowEmpty bool           `yaml:"allowEmpty" json:"allowEmpty,omitempty" doc:"Accept a tree without groups (no machine boots from it) as valid, with a warning. Without it such a tree is an error and the server keeps the last good one." default:"false"`
-	Metadata   map[string]any `yaml:"metadata" json:"metadata,omitempty" doc:"Free-form values shared by every group, under the profile's and the group's own metadata (.Metadata)."`
+	AllowEmpty bool `yaml:"allowEmpty" json:"allowEmpty,omitempty" doc:"Accept a tree without groups (no machine boots from it) as valid, with a warning. Without it such a tree is an error and the server keeps the last good one." default:"false"`
+
+	Metadata map[string]any `yaml:"metadata" json:"metadata,omitempty" doc:"Free-form values shared by every group, under the profile's and the group's own metadata (.Metadata)."`
 
 	meta
 }
