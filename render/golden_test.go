@@ -120,7 +120,7 @@ func goldenOutput(t *testing.T, file string, a *txtar.Archive) string {
 			fmt.Fprintf(&b, "[config]\n%s\n", strings.TrimSuffix(out.String(), "\n"))
 		}
 		out.Reset()
-		if err := snap.WriteMetadata(&out, g, &m); err != nil {
+		if err := snap.WriteMetadata(&out, g, &m, q); err != nil {
 			fmt.Fprintf(&b, "metadata error: %v\n", err)
 		}
 		fmt.Fprintf(&b, "[metadata]\n%s", out.String())

@@ -239,6 +239,10 @@ func fixedBySelector(refs [][]string, sel map[string]string) bool {
 	for _, ref := range refs {
 		switch ref[0] {
 		case "Metadata", "Group", "Profile", "Image", "ServerURL", "ConfigServerURL":
+		case "ConfigURL": // the config URL names the MAC and the selector's values
+			if sel[schema.KeyMAC] == "" {
+				return false
+			}
 		case "MAC", "UUID", "Hostname", "Serial", "Arch":
 			if sel[strings.ToLower(ref[0])] == "" {
 				return false

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"reflect"
 	"strings"
 	"sync"
@@ -20,7 +21,7 @@ import (
 type Limits struct {
 	Of     string        // what runs, for errors: "a config"
 	Output int           // bytes the run may write
-	Work   int           // bytes the string functions (print, printf, println, html, js, urlquery) may build
+	Work   int           // bytes the string functions (print, printf, html, b64enc, toJson, ...) may build
 	Steps  int           // range iterations, template calls and function-calling actions
 	Time   time.Duration // wall time
 }
@@ -103,6 +104,7 @@ func parseTemplate(name, text string) (*runner, error) {
 		stepFunc:   func(int) (string, error) { return "", nil },
 		secretFunc: func(string) (string, error) { return "", nil },
 	}
+	maps.Copy(funcs, (*budget)(nil).funcs()) // names only: instance binds them
 	t, err := template.New(name).Option("missingkey=error").Funcs(funcs).Parse(text)
 	if err != nil {
 		return nil, err
@@ -260,7 +262,8 @@ func (r *runner) instance() *instance {
 	in := &instance{tmpl: template.Must(r.tmpl.Clone())}
 	b := &in.b
 	b.r = r
-	funcs := template.FuncMap{stepFunc: b.step, "printf": b.printf, secretFunc: b.secret}
+	funcs := b.funcs()
+	funcs[stepFunc], funcs["printf"], funcs[secretFunc] = b.step, b.printf, b.secret
 	for name, w := range wrapped {
 		funcs[name] = func(a ...any) (string, error) {
 			return b.build(w.grow*estimate(a), func() string { return w.fn(a...) })
@@ -334,7 +337,7 @@ func (b *budget) spend(n int) error {
 }
 
 func (b *budget) workExceeded() error {
-	return b.exceeded("builds more than %d bytes of text with print/printf/println/html/js/urlquery in one run", b.lim.Work)
+	return b.exceeded("builds more than %d bytes of text with string functions (print, printf, b64enc, toJson, ...) in one run", b.lim.Work)
 }
 
 func (b *budget) exceeded(format string, a ...any) *BudgetError {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"strings"
 	"testing"
 	"text/template"
@@ -148,6 +149,8 @@ func FuzzTemplate(f *testing.F) {
 		"{{ range 1000000000000000 }}{{ end }}",
 		`{{ $x := "ab" }}{{ range 30 }}{{ $x = print $x $x }}{{ end }}`,
 		"{{ with .Labels.rack }}{{ . }}{{ else }}none{{ end }}",
+		`{{ toJson .Metadata }} {{ b64enc "x" | b64dec | upper | quote }} {{ dataurl "a b" }}`,
+		`{{ join "," .Metadata.nodes | squote }} {{ index .Metadata "m" | default 7 }} {{ trim " x " | lower }}`,
 	} {
 		f.Add(seed)
 	}
@@ -163,7 +166,8 @@ func FuzzTemplate(f *testing.F) {
 		if err := r.Execute(context.Background(), &got, data, lim); err != nil {
 			return
 		}
-		std, err := template.New("t").Option("missingkey=error").Parse(text)
+		plain := &budget{lim: Limits{Work: math.MaxInt}} // pxeops' functions, unbounded
+		std, err := template.New("t").Option("missingkey=error").Funcs(plain.funcs()).Parse(text)
 		if err != nil {
 			t.Fatalf("parses with budgets, not without: %v", err)
 		}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"strconv"
 	"strings"
 	"text/template"
@@ -27,6 +28,39 @@ type TemplateData struct {
 	// HTTPS URL when it serves HTTPS, else ServerURL. iPXE's own fetches
 	// stay on ServerURL, as many iPXE builds cannot do TLS.
 	ConfigServerURL string
+
+	selector []string // the group's selector keys, for ConfigURL
+}
+
+// ConfigURL is the URL machine fetches its config from: ConfigServerURL's
+// /config with the machine's MAC and its values for every key of the
+// group's selector, so a group chosen by label or hostname is found
+// again ({{ .ConfigURL }} in ignition.config.url).
+func (d *TemplateData) ConfigURL() string {
+	u := d.ConfigServerURL + "/config"
+	if q := MachineQuery(&d.Machine, append([]string{KeyMAC}, d.selector...)); q != "" {
+		u += "?" + q
+	}
+	return u
+}
+
+// MergeMetadata is over laid on under: mappings merge key by key, any
+// other value of over (a list, a scalar, null) replaces under's. Neither
+// is changed; the result may share their values, which are read-only.
+// It is never nil, so {{ .Metadata.x }} fails as a missing key, not as a
+// nil map.
+func MergeMetadata(under, over map[string]any) map[string]any {
+	out := make(map[string]any, len(under)+len(over))
+	maps.Copy(out, under)
+	for k, v := range over {
+		a, aok := out[k].(map[string]any)
+		b, bok := v.(map[string]any)
+		if aok && bok {
+			v = MergeMetadata(a, b)
+		}
+		out[k] = v
+	}
+	return out
 }
 
 // ImageData describes the profile's image to templates; {{ .Image }} alone

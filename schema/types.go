@@ -42,12 +42,16 @@ type Profile struct {
 	Config      *ConfigRef `yaml:"config" json:"config,omitempty" doc:"The config served at /config."`
 	Loader      string     `yaml:"loader" json:"loader,omitempty" doc:"What the machine runs first: ipxe (default) or grub (shim and GRUB, for Secure Boot machines that trust only Microsoft's keys, and arm64 without iPXE). GRUB fetches kernel and initrds over TFTP, so they must be paths under /assets/." default:"ipxe"`
 
+	Metadata map[string]any `yaml:"metadata" json:"metadata,omitempty" doc:"Free-form values for every group booting this profile, under the group's own metadata and over pxeops.yaml's (.Metadata)."`
+
 	meta
 	args   []*runner // nil entries for arguments without template actions
 	image  *Image    // resolved Image reference
 	config *Template // resolved Config.Template reference
 	// secrets are the tree's, what the config's {{ secret }} reads.
 	secrets *Secrets
+	// metadata is pxeops.yaml's metadata merged under Metadata.
+	metadata map[string]any
 }
 
 // ResolvedImage is the image the profile boots, nil when it names a kernel.
@@ -90,7 +94,7 @@ type Group struct {
 	Description string            `yaml:"description" json:"description,omitempty" doc:"Free text, shown by render and /status."`
 	Profile     string            `yaml:"profile" json:"profile" doc:"Id of profiles/<id>.yaml. Required."`
 	Selector    map[string]string `yaml:"selector" json:"selector,omitempty" doc:"All keys must match: mac, uuid, hostname, serial, arch, or any label. Empty or absent: the default group (at most one)."`
-	Metadata    map[string]any    `yaml:"metadata" json:"metadata,omitempty" doc:"Free-form values, visible to templates as .Metadata."`
+	Metadata    map[string]any    `yaml:"metadata" json:"metadata,omitempty" doc:"Free-form values, visible to templates as .Metadata, over the profile's and pxeops.yaml's metadata (mappings merge key by key; other values replace)."`
 	Loader      string            `yaml:"loader" json:"loader,omitempty" doc:"What the group's machines run first, ipxe or grub, overriding the profile's loader. Absent: the profile's."`
 
 	meta
@@ -127,6 +131,8 @@ type Settings struct {
 	// often a mistake (a moved folder, a wrong --path) than a wish, and
 	// serving it turns every machine away at once.
 	AllowEmpty bool `yaml:"allowEmpty" json:"allowEmpty,omitempty" doc:"Accept a tree without groups (no machine boots from it) as valid, with a warning. Without it such a tree is an error and the server keeps the last good one." default:"false"`
+
+	Metadata map[string]any `yaml:"metadata" json:"metadata,omitempty" doc:"Free-form values shared by every group, under the profile's and the group's own metadata (.Metadata)."`
 
 	meta
 }

@@ -2,6 +2,7 @@ package schema
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -52,6 +53,7 @@ type validator struct {
 func (v *validator) references(p *Profile) {
 	m := &p.meta
 	p.secrets = v.t.secrets
+	p.metadata = MergeMetadata(v.t.Settings.Metadata, p.Metadata)
 	if p.Image != "" && p.Kernel == "" {
 		if p.image = v.t.Images[p.Image]; p.image == nil {
 			v.errorf(m, "image", "image %q does not exist: no images/%s.yaml%s", p.Image, p.Image, didYouMean(p.Image, v.t.Images))
@@ -215,16 +217,14 @@ func didYouMean[T any](id string, objs map[string]T) string {
 // without the machine's own values.
 func (g *Group) Data(p *Profile, serverURL string) TemplateData {
 	d := TemplateData{
-		Metadata:  g.Metadata,
+		Metadata:  MergeMetadata(p.metadata, g.Metadata),
 		Group:     g.id,
 		Profile:   p.id,
 		ServerURL: serverURL,
 		// The same by default; render sets the HTTPS URL when there is one.
 		ConfigServerURL: serverURL,
 	}
-	if d.Metadata == nil {
-		d.Metadata = map[string]any{}
-	}
+	d.selector = g.keys
 	if im := p.image; im != nil {
 		d.Image = ImageData{ID: im.id, OS: im.OS, Channel: im.Channel, Arch: im.Arch, Version: im.Version}
 	}
@@ -251,6 +251,7 @@ func (v *validator) runTemplates() map[runKey][]finding {
 	usedProfiles, usedTemplates, reported := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	ids := v.t.groupIDs
 	runs := map[runKey][]finding{}
+	settingsMeta := canonical(v.t.Settings.Metadata)
 	// Groups run on all cores; each writes only its own slots.
 	findings := make([][]finding, len(ids))
 	keys := make([]runKey, len(ids))
@@ -261,6 +262,10 @@ func (v *validator) runTemplates() map[runKey][]finding {
 			return
 		}
 		keys[i] = runKey{g.sum, p.sum}
+		if len(v.t.Settings.Metadata) > 0 {
+			// pxeops.yaml's metadata is an input of every run.
+			keys[i][1] = sha256.Sum256(append(p.sum[:], settingsMeta[:]...))
+		}
 		if p.image != nil {
 			keys[i][2] = p.image.sum
 		}
@@ -310,7 +315,7 @@ func (v *validator) runTemplates() map[runKey][]finding {
 				// No data fixes a misspelt field: reported once, where the
 				// template is written.
 				reported[f.at.String()+f.msg] = true
-				v.diags.errorf(f.at, "%s; fields: .MAC .UUID .Hostname .Serial .Arch .Labels .Metadata .Group .Profile .Image .ServerURL .ConfigServerURL", f.msg)
+				v.diags.errorf(f.at, "%s; fields: .MAC .UUID .Hostname .Serial .Arch .Labels .Metadata .Group .Profile .Image .ServerURL .ConfigServerURL .ConfigURL", f.msg)
 			}
 		}
 	}

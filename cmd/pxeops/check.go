@@ -89,6 +89,9 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		diags, snap = append(loaderDiags, diags...), nil
 	}
 	r := checkReport{Dir: dir, Valid: snap != nil, Errors: diags.Errors(), Warnings: diags.Warnings(), Diagnostics: diags}
+	if r.Diagnostics == nil {
+		r.Diagnostics = schema.Diagnostics{} // a list in JSON: [], not null, for jq and typed readers
+	}
 	if snap != nil {
 		r.Digest = snap.Digest
 		r.Profiles, r.Groups, r.Images, r.Templates = len(snap.Tree.Profiles), len(snap.Tree.Groups), len(snap.Tree.Images), len(snap.Tree.Templates)

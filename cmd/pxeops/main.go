@@ -26,6 +26,7 @@ Usage:
   pxeops boot   --api URL --interface IFACE
   pxeops check  [--format text|json|github] [--ref REF] [DIR|GIT-URL]
   pxeops render --mac MAC [--uuid U --hostname H --serial S --arch A --label k=v] [--ref REF] [DIR|GIT-URL]
+  pxeops schema [profile|group|image|settings]
   pxeops omaha sync --repo DIR|GIT-URL --assets-dir DIR [--ref main] [--push]
   pxeops version | --version
 
@@ -89,6 +90,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "render":
 		batchGC()
 		return runRender(ctx, rest, stdout, stderr)
+	case "schema":
+		return runSchema(rest, stdout, stderr)
 	case "omaha":
 		return runOmaha(ctx, rest, stdout, stderr)
 	case "version", "-version", "--version":

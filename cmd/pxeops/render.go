@@ -129,7 +129,7 @@ func explain(w io.Writer, snap *render.Snapshot, m *render.Machine) int {
 	}
 	fmt.Fprintf(w, "\n--- metadata (/metadata) ---\n")
 	var md bytes.Buffer
-	if err := snap.WriteMetadata(&md, g, m); err != nil {
+	if err := snap.WriteMetadata(&md, g, m, render.MachineQuery(m)); err != nil {
 		fmt.Fprintf(w, "error: %v\n", err)
 		return exitInvalid
 	}

@@ -345,8 +345,11 @@ func (s *server) configHandler(typ string) http.HandlerFunc {
 func (s *server) handleMetadata(w http.ResponseWriter, r *http.Request) {
 	m, err := machineFromQuery(r)
 	s.boot(w, r, "metadata", m, err, func(snap *render.Snapshot, g *render.Group, _ string) error {
+		// matchbox's own header reads "plain/text", which is no media
+		// type; text/plain is what its clients (shell, curl) accept.
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		return snap.WriteMetadata(w, g, &m)
+		_, raw, _ := access.SplitToken(r.URL.RawQuery) // parsed already; never echo the token
+		return snap.WriteMetadata(w, g, &m, raw)
 	})
 }
 

@@ -70,7 +70,7 @@ func TestBootEndpoints(t *testing.T) {
 		{"/ignition?mac=52:54:00:00:00:01", `"ignition":{"version":"3.4.0"}`, 200},
 		{"/cloud?mac=52:54:00:00:00:01", "profile ign serves ignition, not cloud-config; fetch /config\n", 404},
 		{"/config?mac=52:54:00:00:00:02", "profile plain has no config\n", 404},
-		{"/metadata?mac=52:54:00:00:00:01&rack=r7", "LABEL_RACK=r7\nMAC=52:54:00:00:00:01\nNET_IP=10.0.0.1\nROLE=etcd\n", 200},
+		{"/metadata?mac=52:54:00:00:00:01&rack=r7", "LABEL_RACK=r7\nMAC=52:54:00:00:00:01\nNET_IP=10.0.0.1\nRACK=r7\nREQUEST_QUERY_MAC=52:54:00:00:00:01\nREQUEST_QUERY_RACK=r7\nREQUEST_RAW_QUERY=mac=52:54:00:00:00:01&rack=r7\nROLE=etcd\n", 200},
 		{"/pixiecore/v1/boot/52:54:00:00:00:01", `{"kernel":"http://pxe.test/assets/k","initrd":["http://pxe.test/assets/i.gz","https://mirror.example/x.cpio"],"cmdline":"console=ttyS0 host="}`, 200},
 		{"/pixiecore/v1/boot/nonsense", "bad MAC in path", 400},
 		{"/boot.ipxe", "chain --autofree http://pxe.test/ipxe?mac=${mac:hexhyp}&uuid=${uuid:uristring}", 200},
@@ -84,6 +84,9 @@ func TestBootEndpoints(t *testing.T) {
 		if strings.HasPrefix(c.target, "/ipxe?mac=52:54:00:00:00:0") && w.Header().Get(RevisionHeader) != "rev1" {
 			t.Errorf("GET %s: revision header %q", c.target, w.Header().Get(RevisionHeader))
 		}
+	}
+	if w := get(t, h, "/metadata?mac=52:54:00:00:00:01"); w.Header().Get("Content-Type") != "text/plain; charset=utf-8" {
+		t.Errorf("metadata: Content-Type %q, want text/plain", w.Header().Get("Content-Type"))
 	}
 	if w := get(t, h, "/config?mac=52:54:00:00:00:01"); w.Header().Get("Content-Type") != "application/json" || !json.Valid(w.Body.Bytes()) {
 		t.Errorf("ignition config: %q, valid JSON %v", w.Header().Get("Content-Type"), json.Valid(w.Body.Bytes()))
