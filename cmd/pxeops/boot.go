@@ -88,14 +88,7 @@ func runBoot(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	cfg := daemon.Config{Source: "boot", Tree: src, AssetsDir: assets, ProxyDHCP: nf.iface != "", Version: version, Logger: log,
 		UpdaterOff: "pxeops boot has no repository"}
-	nf.apply(&cfg)
-	if err := cfg.Validate(); err != nil {
-		return fail(exitUsage, err)
-	}
-	if err := cfg.Run(ctx); err != nil {
-		return fail(exitInvalid, err)
-	}
-	return exitOK
+	return runDaemon(ctx, &cfg, nf, fail)
 }
 
 // bootAPI is Pixiecore's API mode: every PXE client ProxyDHCP sees is
@@ -111,7 +104,12 @@ func bootAPI(ctx context.Context, api string, nf netFlags, log *slog.Logger, fai
 	src := pixiecoreapi.NewSource(client)
 	cfg := daemon.Config{Source: "pixiecore-api " + api, Tree: src, ProxyDHCP: true, Version: version, Logger: log,
 		Seen: src.Asker(ctx, 4, 256), UpdaterOff: "pxeops boot has no repository"}
-	nf.apply(&cfg)
+	return runDaemon(ctx, &cfg, nf, fail)
+}
+
+// runDaemon applies the shared flags to cfg and runs it until ctx ends.
+func runDaemon(ctx context.Context, cfg *daemon.Config, nf netFlags, fail func(int, error) int) int {
+	nf.apply(cfg)
 	if err := cfg.Validate(); err != nil {
 		return fail(exitUsage, err)
 	}
