@@ -303,10 +303,12 @@ func (c *converter) templates(profiles map[string]*loadedProfile) {
 		for _, lp := range users[file] {
 			groups = append(groups, lp.groups...)
 		}
-		keys := dataKeys{labels: map[string]bool{}, metadata: map[string]bool{}}
+		keys := dataKeys{machine: map[string]bool{}, labels: map[string]bool{}, metadata: map[string]bool{}}
 		for _, lg := range groups {
 			for k := range lg.g.Selector {
-				if _, reserved := machineFields[k]; !reserved {
+				if _, reserved := machineFields[k]; reserved {
+					keys.machine[k] = true
+				} else {
 					keys.labels[k] = true
 				}
 			}

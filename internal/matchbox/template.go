@@ -17,9 +17,13 @@ var machineFields = map[string]string{"mac": ".MAC", "uuid": ".UUID", "hostname"
 // data comes from in the groups that use it: labels (non-reserved selector
 // keys) or metadata.
 type dataKeys struct {
+	machine  map[string]bool // reserved selector keys (mac, uuid, ...)
 	labels   map[string]bool
 	metadata map[string]bool
 }
+
+// indexLabel marks a target that is a label looked up with index.
+const indexLabel = "index:"
 
 // edit replaces src[start:end] with text.
 type edit struct {
@@ -166,9 +170,17 @@ func (tr *translator) field(pos parse.Pos, prefix string, idents []string) {
 	if !ok {
 		return
 	}
-	repl = prefix + repl
+	if key, ok := strings.CutPrefix(repl, indexLabel); ok {
+		// matchbox failed a request without the key; check runs pxeops'
+		// templates with the selector's labels only, so a key no selector
+		// has is looked up without failing.
+		repl = fmt.Sprintf("(index %s.Labels %q)", prefix, key)
+		tr.report(pos, "%s -> %s: no group's selector has %s, so it is empty when the request lacks it (matchbox failed the request)", old, repl, key)
+	} else {
+		repl = prefix + repl
+		tr.report(pos, "%s -> %s", old, repl)
+	}
 	tr.edits = append(tr.edits, edit{start: start, end: start + len(old), text: repl})
-	tr.report(pos, "%s -> %s", old, repl)
 }
 
 // target is the pxeops reference for matchbox's .idents[0].idents[1]...
@@ -180,7 +192,9 @@ func (tr *translator) target(pos parse.Pos, idents []string) (string, bool) {
 		return "." + strings.Join(idents[from:], ".")
 	}
 	first := idents[0]
-	if f, ok := machineFields[first]; ok {
+	// matchbox merges the selector over the metadata: a reserved key
+	// only in metadata (a hostname: key, say) is metadata.
+	if f, ok := machineFields[first]; ok && !(tr.keys.metadata[first] && !tr.keys.machine[first]) {
 		if len(idents) > 1 {
 			tr.report(pos, ".%s: a field of %s has no meaning; left as is", strings.Join(idents, "."), first)
 			return "", false
@@ -193,8 +207,11 @@ func (tr *translator) target(pos parse.Pos, idents []string) (string, bool) {
 			if f, ok := machineFields[idents[2]]; ok && len(idents) == 3 {
 				return f, true
 			}
-			if len(idents) == 3 {
+			if len(idents) == 3 && tr.keys.labels[idents[2]] {
 				return ".Labels." + idents[2], true
+			}
+			if len(idents) == 3 {
+				return indexLabel + idents[2], true
 			}
 		case len(idents) == 2 && idents[1] == "raw_query":
 			tr.report(pos, ".request.raw_query: pxeops templates do not see the raw query; left as is (rewrite with .MAC, .Labels)")
