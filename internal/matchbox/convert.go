@@ -189,7 +189,8 @@ func (c *converter) loadProfile(file string) *loadedProfile {
 		c.report(file, jsonErrLine(src, err), "not a matchbox profile: %v; skipped", err)
 		return nil
 	}
-	c.unknownKeys(file, src, []string{"id", "name", "boot", "ignition_id", "cloud_id", "generic_id"})
+	c.unknownKeys(file, src, "", []string{"id", "name", "boot", "ignition_id", "cloud_id", "generic_id"})
+	c.unknownKeys(file, src, "boot", []string{"kernel", "initrd", "args", "cmdline"})
 	lp.id = c.id(file, src, lp.p.ID)
 	if lp.p.ID == "" {
 		lp.p.ID = lp.id
@@ -215,7 +216,7 @@ func (c *converter) loadGroup(file string) *loadedGroup {
 		c.report(file, jsonErrLine(src, err), "not a matchbox group: %v; skipped", err)
 		return nil
 	}
-	c.unknownKeys(file, src, []string{"id", "name", "profile", "selector", "metadata"})
+	c.unknownKeys(file, src, "", []string{"id", "name", "profile", "selector", "metadata"})
 	lg.id = c.id(file, src, lg.g.ID)
 	lg.g.Metadata = numbers(lg.g.Metadata).(map[string]any)
 	if _, ok := lg.g.Metadata["request"]; ok {
@@ -224,14 +225,25 @@ func (c *converter) loadGroup(file string) *loadedGroup {
 	return lg
 }
 
-func (c *converter) unknownKeys(file, src string, known []string) {
+// unknownKeys reports the keys of the object src (or of its member
+// under, when not "") that matchbox does not read.
+func (c *converter) unknownKeys(file, src, under string, known []string) {
 	var m map[string]json.RawMessage
 	if json.Unmarshal([]byte(src), &m) != nil {
 		return
 	}
+	prefix := ""
+	if under != "" {
+		inner := m[under]
+		m = nil
+		if json.Unmarshal(inner, &m) != nil {
+			return
+		}
+		prefix = under + "."
+	}
 	for _, k := range slices.Sorted(maps.Keys(m)) {
 		if !slices.Contains(known, k) {
-			c.report(file, lineOfKey(src, k), "field %s is not part of matchbox's format; ignored", k)
+			c.report(file, lineOfKey(src, k), "field %s%s is not part of matchbox's format; ignored", prefix, k)
 		}
 	}
 }
@@ -397,14 +409,21 @@ func (c *converter) writeProfile(lp *loadedProfile) {
 			c.report(lp.file, lineOfString(lp.src, i), "initrd %s is neither http(s):// nor under /assets/; check will fail", i)
 		}
 	}
-	args := p.Boot.Args
+	type arg struct {
+		text string
+		line int
+	}
+	var args []arg
+	for _, a := range p.Boot.Args {
+		args = append(args, arg{a, lineOfString(lp.src, a)})
+	}
 	if len(p.Boot.Cmdline) > 0 {
 		for _, k := range slices.Sorted(maps.Keys(p.Boot.Cmdline)) {
 			a := k
 			if v := p.Boot.Cmdline[k]; v != "" {
 				a += "=" + v
 			}
-			args = append(args, a)
+			args = append(args, arg{a, lineOfKey(lp.src, k)})
 		}
 		c.report(lp.file, lineOfKey(lp.src, "cmdline"), "boot.cmdline (bootcfg's older form) written as args, sorted by name")
 	}
@@ -413,7 +432,7 @@ func (c *converter) writeProfile(lp *loadedProfile) {
 		initrdNames[path.Base(i)] = true
 	}
 	for _, a := range args {
-		line := lineOfString(lp.src, a)
+		a, line := a.text, a.line
 		if v, ok := strings.CutPrefix(a, "initrd="); ok {
 			if names := strings.Split(v, ","); !slices.ContainsFunc(names, func(n string) bool { return !initrdNames[n] }) {
 				c.report(lp.file, line, "dropped %s: pxeops names the initrds itself and adds initrd= for each", a)

@@ -30,7 +30,7 @@ const goldenServerURL = "http://pxe.test:8080"
 // must serve.
 func TestGolden(t *testing.T) {
 	files, _ := filepath.Glob("../../testdata/import/*/case.txtar")
-	if len(files) < 1 {
+	if len(files) < 4 {
 		t.Fatalf("found %d golden cases, expected at least 4 in testdata/import", len(files))
 	}
 	for _, file := range files {
@@ -128,7 +128,8 @@ func TestGolden(t *testing.T) {
 // hand-written lines: "group ID", "kernel PATH", "initrd PATH" and
 // "arg ARG", paths as matchbox's profile has them (pxeops makes them
 // absolute on its server URL) and args without the initrd= and pxeops.*
-// ones pxeops adds.
+// ones pxeops adds; and "config-has TEXT" lines, for what the config
+// served must contain.
 func checkServes(t *testing.T, snap *render.Snapshot, want string) {
 	t.Helper()
 	blocks := strings.Split("\n"+want, "\n## ")
@@ -167,9 +168,20 @@ func checkServes(t *testing.T, snap *render.Snapshot, want string) {
 		}
 		var wantLines []string
 		for _, l := range strings.Split(body, "\n") {
-			if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
-				wantLines = append(wantLines, l)
+			if l = strings.TrimSpace(l); l == "" || strings.HasPrefix(l, "#") {
+				continue
 			}
+			// "config-has TEXT": the config served at /config contains TEXT.
+			if text, ok := strings.CutPrefix(l, "config-has "); ok {
+				var cfg bytes.Buffer
+				if err := snap.WriteConfig(&cfg, g, &m); err != nil {
+					t.Errorf("%s: config: %v", q, err)
+				} else if !strings.Contains(cfg.String(), text) {
+					t.Errorf("%s: config lacks %q:\n%s", q, text, cfg.String())
+				}
+				continue
+			}
+			wantLines = append(wantLines, l)
 		}
 		// Order within kinds: kernel first, then initrds in order, args in order.
 		if !slices.Equal(sortKinds(got), sortKinds(wantLines)) {
