@@ -374,7 +374,13 @@ func (c *converter) template(file, kind string, keys dataKeys) (typ, text string
 		}
 		return typ, header + escapeDelims(src), true
 	case kind == "ignition" && ext == ".json":
+		// matchbox runs every file but raw Ignition through Butane, so a
+		// .json with Butane's variant is Butane written as JSON.
 		typ = schema.ConfigIgnition
+		var top map[string]json.RawMessage
+		if json.Unmarshal(data, &top) == nil && top["variant"] != nil {
+			typ = ConfigButane
+		}
 	case kind == "ignition":
 		typ = ConfigButane
 	case kind == "cloud":
