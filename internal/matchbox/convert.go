@@ -328,24 +328,32 @@ func (c *converter) templates(profiles map[string]*loadedProfile) {
 				keys.metadata[k] = true
 			}
 		}
-		// A key that is a label in one group and metadata in another
-		// becomes metadata everywhere: copy the label's value.
-		for _, lg := range groups {
-			for _, k := range slices.Sorted(maps.Keys(lg.g.Selector)) {
-				if keys.labels[k] && keys.metadata[k] {
-					if _, has := lg.g.Metadata[k]; !has {
-						if lg.g.Metadata == nil {
-							lg.g.Metadata = map[string]any{}
-						}
-						lg.g.Metadata[k] = lg.g.Selector[k]
-						c.report(lg.file, lineOfKey(lg.src, k), "selector %s also copied to metadata: %s reads .%s, which other groups set in metadata", k, file, k)
-					}
-				}
-			}
-		}
-		typ, text, ok := c.template(file, kind, keys)
+		typ, text, used, ok := c.template(file, kind, keys)
 		if !ok {
 			continue
+		}
+		// A key that is a label in one group and metadata in another is
+		// read as metadata; matchbox's selector wins over metadata, so
+		// each group's metadata gets its selector's value.
+		for _, lg := range groups {
+			for _, k := range slices.Sorted(maps.Keys(lg.g.Selector)) {
+				if !used[k] || !keys.labels[k] {
+					continue
+				}
+				v := lg.g.Selector[k]
+				switch old, has := lg.g.Metadata[k]; {
+				case !has:
+					if lg.g.Metadata == nil {
+						lg.g.Metadata = map[string]any{}
+					}
+					c.report(lg.file, lineOfKey(lg.src, k), "selector %s copied to metadata: %s reads .%s, which other groups set in metadata", k, file, k)
+				case old != v:
+					c.report(lg.file, lineOfKey(lg.src, k), "metadata %s set to the selector's %q: matchbox's selector wins over metadata where %s reads .%s", k, v, file, k)
+				default:
+					continue
+				}
+				lg.g.Metadata[k] = v
+			}
 		}
 		c.out["templates/"+name] = []byte(text)
 		for _, lp := range users[file] {
@@ -356,11 +364,11 @@ func (c *converter) templates(profiles map[string]*loadedProfile) {
 
 // template converts one matchbox config file into a pxeops template and
 // its config type; ok false: the file is missing and nothing is written.
-func (c *converter) template(file, kind string, keys dataKeys) (typ, text string, ok bool) {
+func (c *converter) template(file, kind string, keys dataKeys) (typ, text string, used map[string]bool, ok bool) {
 	data, found := c.in[file]
 	if !found {
 		c.report(file, 0, "named by a profile but not in the data directory; the profile is written without a config")
-		return "", "", false
+		return "", "", nil, false
 	}
 	src := string(data)
 	ext := path.Ext(file)
@@ -372,7 +380,7 @@ func (c *converter) template(file, kind string, keys dataKeys) (typ, text string
 		if strings.Contains(src, "{{") {
 			c.report(file, 1+strings.Count(src[:strings.Index(src, "{{")], "\n"), "raw Ignition is not a template in matchbox: {{ escaped so pxeops serves it verbatim")
 		}
-		return typ, header + escapeDelims(src), true
+		return typ, header + escapeDelims(src), nil, true
 	case kind == "ignition" && ext == ".json":
 		// matchbox runs every file but raw Ignition through Butane, so a
 		// .json with Butane's variant is Butane written as JSON.
@@ -391,9 +399,9 @@ func (c *converter) template(file, kind string, keys dataKeys) (typ, text string
 	default:
 		typ = schema.ConfigRaw
 	}
-	out, found2 := translate(file, src, keys)
-	c.found = append(c.found, found2...)
-	return typ, header + out, true
+	out, findings, used := translate(file, src, keys)
+	c.found = append(c.found, findings...)
+	return typ, header + out, used, true
 }
 
 // endpoint finds matchbox's config endpoints in a kernel argument, e.g.

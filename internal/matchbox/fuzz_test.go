@@ -64,7 +64,7 @@ func FuzzTranslate(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, src, label string) {
 		keys := dataKeys{machine: map[string]bool{"mac": true}, labels: map[string]bool{label: true}, metadata: map[string]bool{"hostname": true}}
-		out, found := translate("f", src, keys)
+		out, found, _ := translate("f", src, keys)
 		before, ok := texts(src)
 		after, ok2 := texts(out)
 		if ok != ok2 {

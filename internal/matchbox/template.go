@@ -35,14 +35,16 @@ type edit struct {
 // pxeops' on the parse tree: only field and variable nodes change, and
 // the rest of the text is kept byte for byte. Every change and every
 // reference with no translation is a finding at file:line.
-func translate(file, src string, keys dataKeys) (string, []Finding) {
+//
+// used lists the top-level keys it made .Metadata references of.
+func translate(file, src string, keys dataKeys) (out string, found []Finding, used map[string]bool) {
 	t := parse.New(file)
 	t.Mode = parse.ParseComments | parse.SkipFuncCheck
 	set := map[string]*parse.Tree{}
 	if _, err := t.Parse(src, "", "", set); err != nil {
-		return src, []Finding{{File: file, Line: errLine(err), Message: fmt.Sprintf("not a Go template (%v); copied unchanged", err)}}
+		return src, []Finding{{File: file, Line: errLine(err), Message: fmt.Sprintf("not a Go template (%v); copied unchanged", err)}}, nil
 	}
-	tr := translator{file: file, src: src, keys: keys}
+	tr := translator{file: file, src: src, keys: keys, used: map[string]bool{}}
 	for _, name := range slices.Sorted(maps.Keys(set)) {
 		if set[name].Root != nil {
 			tr.list(set[name].Root, true)
@@ -61,7 +63,7 @@ func translate(file, src string, keys dataKeys) (string, []Finding) {
 	}
 	b.WriteString(src[last:])
 	slices.SortStableFunc(tr.found, func(a, b Finding) int { return a.Line - b.Line })
-	return b.String(), tr.found
+	return b.String(), tr.found, tr.used
 }
 
 type translator struct {
@@ -70,6 +72,7 @@ type translator struct {
 	keys  dataKeys
 	edits []edit
 	found []Finding
+	used  map[string]bool
 }
 
 func (tr *translator) line(pos parse.Pos) int {
@@ -223,6 +226,7 @@ func (tr *translator) target(pos parse.Pos, idents []string) (string, bool) {
 	if tr.keys.labels[first] && !tr.keys.metadata[first] {
 		return ".Labels." + first + rest(1), true
 	}
+	tr.used[first] = true
 	return ".Metadata." + first + rest(1), true
 }
 
