@@ -111,6 +111,13 @@ func (tr *translator) node(n parse.Node, root bool) {
 		tr.list(n.List, false)
 		tr.list(n.ElseList, root)
 	case *parse.TemplateNode:
+		// {{ template "x" . }} hands on the data whole, which is right
+		// once the defined template's references are translated too.
+		if p := n.Pipe; root && p != nil && len(p.Cmds) == 1 && len(p.Cmds[0].Args) == 1 {
+			if _, ok := p.Cmds[0].Args[0].(*parse.DotNode); ok {
+				return
+			}
+		}
 		tr.pipe(n.Pipe, root)
 	case *parse.ListNode:
 		tr.list(n, root)
