@@ -31,4 +31,5 @@ const (
 	ConfigIgnition    = schema.ConfigIgnition
 	ConfigCloudConfig = schema.ConfigCloudConfig
 	ConfigRaw         = schema.ConfigRaw
+	ConfigButane      = schema.ConfigButane
 )

@@ -33,9 +33,10 @@ type runKey [5][sha256.Size]byte
 
 // finding is one result of running a group's templates.
 type finding struct {
-	at  Pos
-	msg string
-	bug bool // a fault of the template itself, whatever the data
+	at   Pos
+	msg  string
+	bug  bool // a fault of the template itself, whatever the data
+	warn bool // Butane's or Ignition's warning: reported, not refused
 }
 
 // lookup returns the cached object for file when its content is data's.

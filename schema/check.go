@@ -178,8 +178,12 @@ func (p *Profile) check(v checker) {
 		}
 		switch c.Type {
 		case ConfigIgnition, ConfigCloudConfig, ConfigRaw:
+		case ConfigButane:
+			if strings.HasSuffix(c.Template, ".json") || strings.HasSuffix(c.Template, ".ign") {
+				v.errorf(m, "config.template", "a butane template is YAML, and %s is named as JSON; for an Ignition config use type: ignition", c.Template)
+			}
 		default:
-			v.errorf(m, "config.type", "unknown config type %q: use ignition, cloud-config or raw", c.Type)
+			v.errorf(m, "config.type", "unknown config type %q: use ignition, butane, cloud-config or raw", c.Type)
 		}
 	}
 }

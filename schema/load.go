@@ -168,6 +168,10 @@ func (l *loader) objectFiles(dir string) []objectFile {
 		switch {
 		case e.IsDir():
 			l.diags.warnf(Pos{File: file}, "subdirectory ignored: objects live directly in %s/", dir)
+		case !ok && (strings.HasSuffix(name, ".json") || strings.HasSuffix(name, ".ign")):
+			// matchbox keeps groups and profiles as JSON: pxeops would read
+			// none of them, so a half-migrated tree must not pass.
+			l.diags.errorf(Pos{File: file}, "files in %s/ are YAML (.yaml); this looks like matchbox's JSON groups and profiles: convert them with pxeops import matchbox DATA-DIR OUT-DIR", dir)
 		case !ok && strings.HasSuffix(name, ".yml"):
 			l.diags.errorf(Pos{File: file}, "files in %s/ must end in .yaml; rename to %s.yaml", dir, strings.TrimSuffix(name, ".yml"))
 		case !ok:

@@ -117,6 +117,8 @@ func FuzzLoad(f *testing.F) {
 	f.Add([]byte("profile: p\nmetadata: {a: 1, a: 2}\n"), []byte("kernel: /assets/k\nargs:\n  - \"\\0\"\n"), []byte("#cloud-config\n{{ .Hostname }}"), []byte(""))
 	f.Add([]byte(""), []byte("kernel: /assets/k\n"), []byte(""), []byte("allowEmpty: true\n"))
 	f.Add([]byte(""), []byte(""), []byte(""), []byte("allowEmpty: [true]\n"))
+	f.Add([]byte("profile: p\n"), []byte("kernel: /assets/k\nconfig: {template: t, type: butane}\n"), []byte("variant: flatcar\nversion: 1.1.0\nstorage:\n  files:\n    - path: {{ .Hostname }}\n      mode: 644\n"), []byte(""))
+	f.Add([]byte("profile: p\n"), []byte("kernel: /assets/k\nconfig: {template: t, type: ignition}\n"), []byte("ignition: {version: 3.4.0}\nstorage: {file: [{path: /x}]}\n"), []byte(""))
 	f.Fuzz(func(t *testing.T, group, profile, tmpl, settings []byte) {
 		fsys := fstest.MapFS{
 			"profiles/p.yaml": {Data: profile},

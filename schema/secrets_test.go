@@ -155,7 +155,7 @@ func TestSecretValueBreaksConfig(t *testing.T) {
 	fsys := fstest.MapFS{
 		"profiles/p.yaml":  {Data: []byte("kernel: /assets/k\nconfig: {template: c.yaml, type: ignition}\n")},
 		"groups/g.yaml":    {Data: []byte("profile: p\n")},
-		"templates/c.yaml": {Data: []byte(`{"ignition": {"version": "3.4.0"}, "x": "{{ secret "tok" }}"}`)},
+		"templates/c.yaml": {Data: []byte(`{"ignition": {"version": "3.4.0"}, "passwd": {"users": [{"name": "core", "passwordHash": "{{ secret "tok" }}"}]}}`)},
 	}
 	cache := NewCache()
 	good := mustSecrets(t, map[string]string{"tok": "fine"})

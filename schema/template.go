@@ -189,7 +189,7 @@ func (p *Profile) renderConfig(ctx context.Context, w io.Writer, data *TemplateD
 	if t == nil || t.tmpl == nil {
 		return errors.New("profile has no config")
 	}
-	if p.Config.Type != ConfigIgnition && p.Config.Type != ConfigCloudConfig {
+	if p.Config.Type != ConfigIgnition && p.Config.Type != ConfigCloudConfig && p.Config.Type != ConfigButane {
 		return t.tmpl.execute(ctx, w, data, configLimits, sec)
 	}
 	var buf bytes.Buffer
@@ -203,7 +203,7 @@ func (p *Profile) renderConfig(ctx context.Context, w io.Writer, data *TemplateD
 		_, err := w.Write(buf.Bytes())
 		return err
 	}
-	out, err := ignitionJSON(buf.Bytes())
+	out, _, err := finishConfig(p.Config.Type, buf.Bytes())
 	if err != nil {
 		return err
 	}

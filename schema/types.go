@@ -82,7 +82,7 @@ func EffectiveLoader(g *Group, p *Profile) string {
 // ConfigRef names the template served to a machine at /config.
 type ConfigRef struct {
 	Template string `yaml:"template" json:"template" doc:"File under templates/, e.g. worker.ign.yaml. Required."`
-	Type     string `yaml:"type" json:"type" doc:"ignition (rendered YAML or JSON, served as JSON), cloud-config, or raw." default:"raw"`
+	Type     string `yaml:"type" json:"type" doc:"ignition (rendered YAML or JSON, served as JSON), butane (rendered, then translated to Ignition JSON), cloud-config, or raw. Ignition 3.x and Butane output are validated in check." default:"raw"`
 }
 
 // Group says which machines get which profile.

@@ -282,11 +282,11 @@ func (v *validator) runTemplates() map[runKey][]finding {
 		if g.has("metadata") {
 			at = g.Pos("metadata")
 		}
-		v.execProfile(p, EffectiveLoader(g, p) == LoaderGRUB, sampleData(g, p), func(where Pos, msg string) {
+		v.execProfile(p, EffectiveLoader(g, p) == LoaderGRUB, sampleData(g, p), func(where Pos, msg string, warn bool) {
 			if strings.Contains(msg, "can't evaluate field") {
 				findings[i] = append(findings[i], finding{at: where, msg: msg, bug: true})
 			} else {
-				findings[i] = append(findings[i], finding{at: at, msg: fmt.Sprintf("%s: %s (run for this group)", where, msg)})
+				findings[i] = append(findings[i], finding{at: at, msg: fmt.Sprintf("%s: %s (run for this group)", where, msg), warn: warn})
 			}
 		})
 	})
@@ -302,6 +302,8 @@ func (v *validator) runTemplates() map[runKey][]finding {
 		}
 		for _, f := range findings[i] {
 			switch {
+			case f.warn:
+				v.diags.warnf(f.at, "%s", f.msg)
 			case !f.bug:
 				v.diags.errorf(f.at, "%s", f.msg)
 			case !reported[f.at.String()+f.msg]:
@@ -322,7 +324,7 @@ func (v *validator) runTemplates() map[runKey][]finding {
 		if p.config != nil {
 			usedTemplates[p.config.id] = true
 		}
-		v.execProfile(p, p.Loader == LoaderGRUB, sampleData(unused, p), func(where Pos, msg string) {
+		v.execProfile(p, p.Loader == LoaderGRUB, sampleData(unused, p), func(where Pos, msg string, _ bool) {
 			v.diags.warnf(p.Pos(""), "%s: %s (run with sample data)", where, msg)
 		})
 	}
@@ -344,7 +346,7 @@ func (v *validator) runTemplates() map[runKey][]finding {
 
 // execProfile runs the profile's templates on data; grub says some
 // machine boots it with GRUB, which takes fewer characters in arguments.
-func (v *validator) execProfile(p *Profile, grub bool, data *TemplateData, report func(where Pos, msg string)) {
+func (v *validator) execProfile(p *Profile, grub bool, data *TemplateData, report func(where Pos, msg string, warn bool)) {
 	var buf strings.Builder
 	cmdline := len(p.Args) - 1 // the spaces between arguments
 	for i := range p.Args {
@@ -355,20 +357,24 @@ func (v *validator) execProfile(p *Profile, grub bool, data *TemplateData, repor
 		buf.Reset()
 		where := p.Pos(fmt.Sprintf("args[%d]", i))
 		if err := p.WriteArg(v.ctx, &buf, i, data); err != nil {
-			report(where, templateErrMsg(err))
+			report(where, templateErrMsg(err), false)
 		} else if strings.ContainsAny(buf.String(), "\n\r\x00") {
-			report(where, "renders a newline or NUL into a kernel argument")
+			report(where, "renders a newline or NUL into a kernel argument", false)
 		} else if buf.Len() == 0 {
-			report(where, "renders an empty kernel argument")
+			report(where, "renders an empty kernel argument", false)
 		} else if err := CheckGRUBArg(buf.String()); grub && err != nil {
-			report(where, fmt.Sprintf("renders %q: %v (loader grub)", buf.String(), err))
+			report(where, fmt.Sprintf("renders %q: %v (loader grub)", buf.String(), err), false)
 		}
 		cmdline += buf.Len()
 	}
 	if cmdline > MaxCmdlineSize {
-		report(p.Pos("args"), fmt.Sprintf("the kernel command line renders to %d bytes, over the %d it may be", cmdline, MaxCmdlineSize))
+		report(p.Pos("args"), fmt.Sprintf("the kernel command line renders to %d bytes, over the %d it may be", cmdline, MaxCmdlineSize), false)
 	}
 	if p.config == nil || p.config.tmpl == nil {
+		return
+	}
+	if ServesIgnition(p.Config.Type) {
+		p.checkConfig(v.ctx, data, v.runSecrets, report)
 		return
 	}
 	if err := p.writeConfig(v.ctx, io.Discard, data, v.runSecrets); err != nil {
@@ -378,6 +384,6 @@ func (v *validator) execProfile(p *Profile, grub bool, data *TemplateData, repor
 		if exec || budget {
 			where = templateErrPos(p.config.file, 1, 1, err)
 		}
-		report(where, templateErrMsg(err))
+		report(where, templateErrMsg(err), false)
 	}
 }

@@ -329,11 +329,11 @@ func (s *server) configHandler(typ string) http.HandlerFunc {
 			switch {
 			case have == "":
 				return &httpError{http.StatusNotFound, fmt.Sprintf("profile %s has no config", g.Profile.ID)}
-			case typ != "" && have != typ:
+			case typ != "" && have != typ && !(typ == render.ConfigIgnition && have == render.ConfigButane):
 				return &httpError{http.StatusNotFound, fmt.Sprintf("profile %s serves %s, not %s; fetch /config", g.Profile.ID, have, typ)}
 			}
 			ctype := "text/plain; charset=utf-8"
-			if have == render.ConfigIgnition {
+			if have == render.ConfigIgnition || have == render.ConfigButane {
 				ctype = "application/json"
 			}
 			w.Header().Set("Content-Type", ctype)
