@@ -87,9 +87,6 @@ type outGroup struct {
 	Metadata    map[string]any    `yaml:"metadata,omitempty"`
 }
 
-// ConfigButane is the config type of Butane templates.
-const ConfigButane = "butane"
-
 // kinds are matchbox's config directories in the order one is kept when
 // a profile names several: pxeops serves one config per profile.
 var kinds = []string{"ignition", "cloud", "generic"}
@@ -387,10 +384,10 @@ func (c *converter) template(file, kind string, keys dataKeys) (typ, text string
 		typ = schema.ConfigIgnition
 		var top map[string]json.RawMessage
 		if json.Unmarshal(data, &top) == nil && top["variant"] != nil {
-			typ = ConfigButane
+			typ = schema.ConfigButane
 		}
 	case kind == "ignition":
-		typ = ConfigButane
+		typ = schema.ConfigButane
 	case kind == "cloud":
 		typ = schema.ConfigRaw
 		if t := strings.TrimLeft(src, " \t\r\n"); strings.HasPrefix(t, "#cloud-config") || strings.HasPrefix(t, "#!") {
