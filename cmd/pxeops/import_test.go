@@ -115,3 +115,17 @@ func TestImportMatchboxUsage(t *testing.T) {
 		t.Errorf("import into an empty directory = %d\n%s", code, stdout)
 	}
 }
+
+// Every golden case but the unconvertible one imports into a tree
+// check accepts, Butane configs included.
+func TestImportMatchboxCases(t *testing.T) {
+	for _, name := range []string{"flatcar", "three-configs"} {
+		out := filepath.Join(t.TempDir(), "tree")
+		if code, stdout, stderr := runCLI(t, "import", "matchbox", matchboxCase(t, name), out); code != exitOK {
+			t.Errorf("%s: import = %d\n%s%s", name, code, stdout, stderr)
+		}
+		if code, stdout, _ := runCLI(t, "check", out); code != exitOK {
+			t.Errorf("%s: check of the import = %d\n%s", name, code, stdout)
+		}
+	}
+}
