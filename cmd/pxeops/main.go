@@ -28,6 +28,7 @@ Usage:
   pxeops render --mac MAC [--uuid U --hostname H --serial S --arch A --label k=v] [--ref REF] [DIR|GIT-URL]
   pxeops schema [profile|group|image|settings]
   pxeops omaha sync --repo DIR|GIT-URL --assets-dir DIR [--ref main] [--push]
+  pxeops import matchbox DATA-DIR OUT-DIR
   pxeops version | --version
 
 Every flag can also be set as PXEOPS_<FLAG> in the environment
@@ -94,6 +95,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runSchema(rest, stdout, stderr)
 	case "omaha":
 		return runOmaha(ctx, rest, stdout, stderr)
+	case "import":
+		return runImport(ctx, rest, stdout, stderr)
 	case "version", "-version", "--version":
 		printVersion(stdout)
 		return exitOK

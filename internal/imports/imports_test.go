@@ -54,8 +54,11 @@ var rules = []rule{
 	{pkg: "internal/daemon", allow: []string{"source", "reconcile", "render", "schema", "serve/...", "omaha/...", "internal/secureboot", "internal/safefile", "internal/ratelog"},
 		why: "the one place that wires everything"},
 	// serve/access only for its mode names: the --access flag's values.
-	{pkg: "cmd/pxeops", allow: append([]string{"internal/daemon", "source", "source/static", "source/pixiecoreapi", "render", "schema", "omaha/...", "serve/access"}, helpers...),
+	{pkg: "cmd/pxeops", allow: append([]string{"internal/daemon", "source", "source/static", "source/pixiecoreapi", "render", "schema", "omaha/...", "serve/access", "internal/matchbox"}, helpers...),
 		why: "the command is flags and wiring through the daemon: servers and the reconciler are the daemon's"},
+
+	{pkg: "internal/matchbox", allow: append([]string{"schema"}, helpers...), banned: heavy,
+		why: "the matchbox converter: files in, files and a report out; schema only for its config type names"},
 
 	{pkg: "internal/secureboot", allow: helpers, banned: heavy,
 		why: "Authenticode checks of files against certificates: no model, no servers"},
