@@ -277,7 +277,8 @@ type Census struct {
 func (rs *Responder) Census() Census {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
-	c := Census{Hosts: len(rs.hosts), Versions: map[string]int{}}
+	// Recent is [] in /status before any host, not null.
+	c := Census{Hosts: len(rs.hosts), Versions: map[string]int{}, Recent: []Host{}}
 	for e := rs.recent.Front(); e != nil; e = e.Next() {
 		h := e.Value.(*Host)
 		c.Versions[h.Channel+" "+h.Version]++

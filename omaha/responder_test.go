@@ -2,6 +2,7 @@ package omaha_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -272,5 +273,13 @@ func TestResponderDoesNotEchoMalformedBodies(t *testing.T) {
 	rec := post(t, rs, []byte("<request><"+name+" a='1'></request>"))
 	if rec.Code != http.StatusBadRequest || rec.Body.Len() > 400 {
 		t.Errorf("%d, %d bytes: %.200s", rec.Code, rec.Body.Len(), rec.Body.String())
+	}
+}
+
+// An empty census is an empty list in /status's JSON, not null.
+func TestEmptyCensusJSON(t *testing.T) {
+	b, err := json.Marshal((&omaha.Responder{}).Census())
+	if err != nil || !strings.Contains(string(b), `"recent":[]`) {
+		t.Errorf("empty census: %s %v", b, err)
 	}
 }
