@@ -325,6 +325,13 @@ func (c *converter) templates(profiles map[string]*loadedProfile) {
 				keys.metadata[k] = true
 			}
 		}
+		if _, found := c.in[file]; !found {
+			// Said where it is named: the file itself is not there.
+			for _, lp := range users[file] {
+				c.report(lp.file, lineOfKey(lp.src, kind+"_id"), "%s_id names %s, which is not in the data directory; the profile is written without a config", kind, file)
+			}
+			continue
+		}
 		typ, text, used, ok := c.template(file, kind, keys)
 		if !ok {
 			continue
@@ -363,8 +370,7 @@ func (c *converter) templates(profiles map[string]*loadedProfile) {
 // its config type; ok false: the file is missing and nothing is written.
 func (c *converter) template(file, kind string, keys dataKeys) (typ, text string, used map[string]bool, ok bool) {
 	data, found := c.in[file]
-	if !found {
-		c.report(file, 0, "named by a profile but not in the data directory; the profile is written without a config")
+	if !found { // the caller reported it at the profile
 		return "", "", nil, false
 	}
 	src := string(data)
