@@ -3,7 +3,8 @@ package render
 import (
 	"encoding/json"
 	"io"
-	"strings"
+
+	"github.com/pxeops/pxeops/schema"
 )
 
 // pixiecoreBoot is the Pixiecore API's answer.
@@ -27,14 +28,9 @@ func (s *Snapshot) WritePixiecore(w io.Writer, g *Group, m *Machine, edit func(c
 	if edit != nil {
 		cmdline = edit(cmdline)
 	}
-	b := pixiecoreBoot{Kernel: g.Profile.Kernel, Cmdline: pixiecoreEscape(cmdline)}
+	b := pixiecoreBoot{Kernel: g.Profile.Kernel, Cmdline: schema.EscapeTemplate(cmdline)}
 	for _, i := range g.Profile.Initrds {
 		b.Initrd = append(b.Initrd, i.URL)
 	}
 	return json.NewEncoder(w).Encode(b)
 }
-
-// pixiecoreEscape makes s literal text for text/template, which Pixiecore
-// runs every command line through: each "{{" becomes an action printing
-// "{{". A lone "}}" is text already.
-func pixiecoreEscape(s string) string { return strings.ReplaceAll(s, "{{", `{{"{{"}}`) }

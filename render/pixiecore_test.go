@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"text/template"
+
+	"github.com/pxeops/pxeops/schema"
 )
 
 // pixiecoreTemplate is what Pixiecore does with a command line: parse it
@@ -20,9 +22,9 @@ func pixiecoreTemplate(s string) (string, error) {
 
 func TestPixiecoreEscape(t *testing.T) {
 	for _, s := range []string{"", "quiet", "a={{b}}", "{{", "}}", "{{{", "{{{{", `x={{ URL "http://h/f" }}`, "{{-", "-}}", `{{"{{"}}`, "a}}b{{c"} {
-		got, err := pixiecoreTemplate(pixiecoreEscape(s))
+		got, err := pixiecoreTemplate(schema.EscapeTemplate(s))
 		if err != nil || got != s {
-			t.Errorf("Pixiecore's template of pixiecoreEscape(%q) = %q, %v; want it back", s, got, err)
+			t.Errorf("Pixiecore's template of schema.EscapeTemplate(%q) = %q, %v; want it back", s, got, err)
 		}
 	}
 }
@@ -32,9 +34,9 @@ func FuzzPixiecoreEscape(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		got, err := pixiecoreTemplate(pixiecoreEscape(s))
+		got, err := pixiecoreTemplate(schema.EscapeTemplate(s))
 		if err != nil || got != s {
-			t.Fatalf("Pixiecore's template of pixiecoreEscape(%q) = %q, %v; want it back", s, got, err)
+			t.Fatalf("Pixiecore's template of schema.EscapeTemplate(%q) = %q, %v; want it back", s, got, err)
 		}
 	})
 }

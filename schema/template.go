@@ -44,6 +44,11 @@ func (d *TemplateData) ConfigURL() string {
 	return u
 }
 
+// EscapeTemplate makes s literal text for text/template, pxeops' and
+// Pixiecore's alike: each "{{" becomes an action printing "{{" (a lone
+// "}}" is text already).
+func EscapeTemplate(s string) string { return strings.ReplaceAll(s, "{{", `{{"{{"}}`) }
+
 // MergeMetadata is over laid on under: mappings merge key by key, any
 // other value of over (a list, a scalar, null) replaces under's. Neither
 // is changed; the result may share their values, which are read-only.

@@ -383,7 +383,7 @@ func (c *converter) template(file, kind string, keys dataKeys) (typ, text string
 		if strings.Contains(src, "{{") {
 			c.report(file, 1+strings.Count(src[:strings.Index(src, "{{")], "\n"), "raw Ignition is not a template in matchbox: {{ escaped so pxeops serves it verbatim")
 		}
-		return typ, header + escapeDelims(src), nil, true
+		return typ, header + schema.EscapeTemplate(src), nil, true
 	case kind == "ignition" && ext == ".json":
 		// matchbox runs every file but raw Ignition through Butane, so a
 		// .json with Butane's variant is Butane written as JSON.
@@ -457,7 +457,7 @@ func (c *converter) writeProfile(lp *loadedProfile) {
 			}
 			c.report(lp.file, line, "kept %s: it names a file that is not one of the initrds (pxeops adds initrd= for its own names too)", a)
 		}
-		out := escapeDelims(a)
+		out := schema.EscapeTemplate(a)
 		if out != a {
 			c.report(lp.file, line, "{{ escaped in %s: matchbox arguments are not templates, pxeops' are", a)
 		}

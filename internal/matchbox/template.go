@@ -237,12 +237,6 @@ func (tr *translator) target(pos parse.Pos, idents []string) (string, bool) {
 	return ".Metadata." + first + rest(1), true
 }
 
-// escapeDelims makes text that matchbox served verbatim (kernel
-// arguments, raw Ignition) mean itself as a pxeops template.
-func escapeDelims(s string) string {
-	return strings.ReplaceAll(s, "{{", `{{"{{"}}`)
-}
-
 // errLine pulls the line out of a template parse error
 // ("template: name:LINE: ...").
 func errLine(err error) int {

@@ -17,6 +17,7 @@ import (
 	"testing/fstest"
 	"time"
 
+	"github.com/pxeops/pxeops/schema"
 	"github.com/pxeops/pxeops/source"
 )
 
@@ -29,10 +30,6 @@ type Boot struct {
 	// is not a template action.
 	Args []string
 }
-
-// Escape makes s literal text for the tree's template runner
-// (text/template): "{{" becomes an action that prints "{{".
-func Escape(s string) string { return strings.ReplaceAll(s, "{{", `{{"{{"}}`) }
 
 // Tree is the config tree that serves b to every machine:
 // profiles/boot.yaml and groups/default.yaml.
@@ -59,7 +56,7 @@ func Machines(def *Boot, perMAC map[string]Boot) (fs.FS, error) {
 		}
 		args := make([]string, len(b.Args))
 		for i, a := range b.Args {
-			args[i] = Escape(a)
+			args[i] = schema.EscapeTemplate(a)
 		}
 		profile, err := json.MarshalIndent(struct {
 			Description string   `json:"description"`
