@@ -406,45 +406,48 @@ func (s *Server) read(name string, rf io.ReaderFrom) error {
 		return fmt.Errorf("%q: %w", name, err)
 	}
 	ot, _ := rf.(tftp.OutgoingTransfer)
+	r, size, err := s.open(path, ot)
+	if err != nil {
+		return fmt.Errorf("%q: %w", name, err)
+	}
+	defer r.Close()
+	if ot != nil {
+		ot.SetSize(size)
+	}
+	n, err := rf.ReadFrom(r)
+	s.metrics.bytes.Add(float64(n))
+	return err
+}
+
+// open finds path in Files, then in the directory.
+func (s *Server) open(path string, ot tftp.OutgoingTransfer) (io.ReadCloser, int64, error) {
 	if s.Files != nil && ot != nil {
 		ua := ot.RemoteAddr()
 		remote, _ := netip.AddrFromSlice(ua.IP)
 		r, size, err := s.Files.Open(path, remote.Unmap())
-		switch {
-		case err == nil:
-			defer r.Close()
-			ot.SetSize(size)
-			n, err := rf.ReadFrom(r)
-			s.metrics.bytes.Add(float64(n))
-			return err
-		case !errors.Is(err, fs.ErrNotExist):
-			return fmt.Errorf("%q: %w", name, err)
+		if err == nil || !errors.Is(err, fs.ErrNotExist) {
+			return r, size, err
 		}
 	}
 	// A named pipe or device is "not found" at once, never waited on.
 	f, err := safefile.OpenIn(s.root, path)
 	if err != nil {
-		return openError(name, err)
+		return nil, 0, openError(err)
 	}
-	defer f.Close()
 	info, err := f.Stat()
 	if err != nil {
-		return fmt.Errorf("%q: file not found", name)
+		f.Close()
+		return nil, 0, errors.New("file not found")
 	}
-	if ot != nil {
-		ot.SetSize(info.Size())
-	}
-	n, err := rf.ReadFrom(f)
-	s.metrics.bytes.Add(float64(n))
-	return err
+	return f, info.Size(), nil
 }
 
-// openError is what a client is told when name cannot be opened.
-func openError(name string, err error) error {
+// openError is what a client is told when a file cannot be opened.
+func openError(err error) error {
 	if outOfResources(err) {
-		return fmt.Errorf("%q: %w", name, &tftp.Error{Code: tftp.ErrCodeNotDefined, Msg: "server busy, retry later", Err: err})
+		return &tftp.Error{Code: tftp.ErrCodeNotDefined, Msg: "server busy, retry later", Err: err}
 	}
-	return fmt.Errorf("%q: file not found", name)
+	return errors.New("file not found")
 }
 
 // OnSuccess records a finished transfer.
