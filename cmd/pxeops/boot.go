@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/pxeops/pxeops/internal/daemon"
+	"github.com/pxeops/pxeops/internal/safefile"
 	"github.com/pxeops/pxeops/render"
 	"github.com/pxeops/pxeops/source/pixiecoreapi"
 	"github.com/pxeops/pxeops/source/static"
@@ -192,7 +193,7 @@ func stageBootFile(dir string, i int, p string) (url string, copied bool, err er
 }
 
 func copyFile(from, to string) error {
-	in, err := os.Open(from)
+	in, err := safefile.Open(from) // swapped for a FIFO since the stat: refused, never waited on
 	if err != nil {
 		return err
 	}

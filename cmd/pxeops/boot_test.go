@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -82,6 +83,10 @@ func TestBootStatic(t *testing.T) {
 
 func TestBootUsage(t *testing.T) {
 	dir := t.TempDir()
+	fifo := filepath.Join(dir, "vmlinuz")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
 		args []string
 		want string
@@ -89,6 +94,10 @@ func TestBootUsage(t *testing.T) {
 		{nil, "pxeops boot: a KERNEL is required"},
 		{[]string{filepath.Join(dir, "none")}, "pxeops boot: stat " + filepath.Join(dir, "none") + ": no such file"},
 		{[]string{dir}, "pxeops boot: " + dir + ": not a regular file"},
+		{[]string{fifo}, "pxeops boot: " + fifo + ": not a regular file"}, // at once, never opened
+		{[]string{"--api", "http://api.test", "https://images.test/vmlinuz", "--interface", "lo"}, "pxeops boot: --api: the API says what each machine boots"},
+		{[]string{"--api", "http://api.test"}, "pxeops boot: --api needs --interface"},
+		{[]string{"--api", "ftp://api.test", "--interface", "lo"}, "pxeops boot: --api ftp://api.test: want an http(s) URL"},
 		{[]string{"https://images.test/vmlinuz", "--http-addr", "8080"}, "pxeops boot: --http-addr 8080: want host:port"},
 		{[]string{"https://images.test/vmlinuz", "--interface", "pxeops-none0"}, "pxeops boot: --interface pxeops-none0: "},
 		{[]string{"https://images.test/vmlinuz", "--cmdline", "a\x00b"}, "pxeops boot: "},
