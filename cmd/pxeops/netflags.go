@@ -23,7 +23,7 @@ func (n *netFlags) register(fset *flag.FlagSet) {
 	fset.StringVar(&n.iface, "interface", "", "the network interface machines boot on: ProxyDHCP answers there, and TFTP binds its address when --tftp-addr has no host")
 	fset.StringVar(&n.bios, "bios-binary", "undionly.kpxe", "with --proxy-dhcp: iPXE for BIOS clients, in --ipxe-dir")
 	fset.StringVar(&n.efi, "efi-binary", "snponly.efi", "with --proxy-dhcp: iPXE for x86-64 UEFI clients, in --ipxe-dir (ipxe.efi works too if it is a file there)")
-	fset.StringVar(&n.arm64, "arm64-binary", "", "with --proxy-dhcp: iPXE for arm64 UEFI clients, in --ipxe-dir; empty: arm64 clients are not answered")
+	fset.StringVar(&n.arm64, "arm64-binary", "", "with --proxy-dhcp: iPXE for arm64 UEFI clients, in --ipxe-dir; empty: arm64 clients get the GRUB route when --arm64-shim-binary is set (serve), else no answer")
 	fset.StringVar(&n.ipxeDir, "ipxe-dir", "/usr/lib/ipxe", "directory of iPXE binaries served over TFTP (Debian package ipxe)")
 	fset.DurationVar(&n.shutdown, "shutdown-timeout", 30*time.Second, "on SIGTERM or SIGINT, how long in-flight requests (downloads) may finish")
 	n.level = &choice{value: "info", allowed: []string{"debug", "info", "warn", "error"}}
