@@ -10,7 +10,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -241,33 +240,36 @@ func (c *Config) Validate() error {
 // loadLoaders reads the GRUB route's binaries, naming the field of the
 // one that cannot be used.
 func (c *Config) loadLoaders() error {
-	var lds []bootfiles.Loader
-	for _, p := range []struct {
-		arch, shimField, grubField string
-		ld                         bootfiles.Loader
+	pairs := []struct {
+		ld     bootfiles.Loader
+		fields [2]string // shim's, GRUB's
 	}{
-		{bootfiles.X86_64, "ShimBinary", "GRUBBinary", bootfiles.Loader{Arch: bootfiles.X86_64, Shim: c.ShimBinary, GRUB: c.GRUBBinary}},
-		{bootfiles.ARM64, "ARM64ShimBinary", "ARM64GRUBBinary", bootfiles.Loader{Arch: bootfiles.ARM64, Shim: c.ARM64ShimBinary, GRUB: c.ARM64GRUBBinary}},
-	} {
-		if p.ld.Shim == "" && p.ld.GRUB == "" {
-			continue
+		{bootfiles.Loader{Arch: bootfiles.X86_64, Shim: c.ShimBinary, GRUB: c.GRUBBinary}, [2]string{"ShimBinary", "GRUBBinary"}},
+		{bootfiles.Loader{Arch: bootfiles.ARM64, Shim: c.ARM64ShimBinary, GRUB: c.ARM64GRUBBinary}, [2]string{"ARM64ShimBinary", "ARM64GRUBBinary"}},
+	}
+	var lds []bootfiles.Loader
+	for _, p := range pairs {
+		if p.ld.Shim != "" || p.ld.GRUB != "" {
+			lds = append(lds, p.ld)
 		}
-		if _, err := bootfiles.LoadLoaders(p.ld); err != nil {
-			// The file that failed, or the half of the pair not given.
-			field, value := p.shimField, p.ld.Shim
-			var pe *fs.PathError
-			if errors.As(err, &pe) && pe.Path == p.ld.GRUB || !errors.As(err, &pe) && p.ld.GRUB == "" {
-				field, value = p.grubField, p.ld.GRUB
-			}
-			return &FieldError{Field: field, Value: value, Err: err}
-		}
-		lds = append(lds, p.ld)
 	}
 	if len(lds) == 0 {
 		return nil
 	}
-	var err error
-	c.loaders, err = bootfiles.LoadLoaders(lds...)
+	l, err := bootfiles.LoadLoaders(lds...)
+	var le *bootfiles.LoaderError
+	if errors.As(err, &le) {
+		for _, p := range pairs {
+			if p.ld.Arch == le.Arch {
+				i := 0
+				if le.GRUB {
+					i = 1
+				}
+				return &FieldError{Field: p.fields[i], Value: [2]string{p.ld.Shim, p.ld.GRUB}[i], Err: le.Err}
+			}
+		}
+	}
+	c.loaders = l
 	return err
 }
 

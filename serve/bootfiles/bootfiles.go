@@ -58,6 +58,16 @@ type Loaders struct {
 	mod   time.Time
 }
 
+// LoaderError says which binary of a Loader cannot be used.
+type LoaderError struct {
+	Arch string
+	GRUB bool // the GRUB binary; false: the shim
+	Err  error
+}
+
+func (e *LoaderError) Error() string { return e.Arch + ": " + e.Err.Error() }
+func (e *LoaderError) Unwrap() error { return e.Err }
+
 // LoadLoaders reads each loader's binaries.
 func LoadLoaders(loaders ...Loader) (*Loaders, error) {
 	l := &Loaders{files: map[string][]byte{}, shim: map[string]string{}, mod: time.Now()}
@@ -66,13 +76,13 @@ func LoadLoaders(loaders ...Loader) (*Loaders, error) {
 		if !ok {
 			return nil, fmt.Errorf("architecture %q has no GRUB route (want %s or %s)", ld.Arch, X86_64, ARM64)
 		}
-		if ld.Shim == "" || ld.GRUB == "" {
-			return nil, fmt.Errorf("%s: shim and GRUB go together; both are needed", ld.Arch)
-		}
 		for i, path := range []string{ld.Shim, ld.GRUB} {
+			if path == "" {
+				return nil, &LoaderError{Arch: ld.Arch, GRUB: i == 1, Err: errors.New("shim and GRUB go together; both are needed")}
+			}
 			b, err := safefile.ReadFile(path, MaxLoader)
 			if err != nil {
-				return nil, err
+				return nil, &LoaderError{Arch: ld.Arch, GRUB: i == 1, Err: err}
 			}
 			l.files[n[i]] = b
 		}
