@@ -15,6 +15,7 @@ import (
 	"github.com/insomniacslk/dhcp/iana"
 
 	"github.com/pxeops/pxeops/render"
+	"github.com/pxeops/pxeops/serve/timeline"
 )
 
 // Config is what answers need besides the snapshot.
@@ -46,7 +47,28 @@ type Config struct {
 	// machine boots is asked of someone else when it shows up (Pixiecore's
 	// API mode). It must not block.
 	Seen func(mac string)
+	// Timeline, when set, is told of each answer sent and of each PXE
+	// client no group could match (Refusal.NoGroup). It must not block.
+	Timeline Timeline
 }
+
+// Timeline records what ProxyDHCP did for a machine (timeline.Recorder).
+type Timeline interface {
+	DHCP(mac timeline.MAC, stage timeline.Stage, addr netip.Addr, file string)
+	Unmatched(timeline.Client)
+}
+
+// Refusal says why Answer gave no reply.
+type Refusal struct {
+	Reason string // for the log; "" when there is a reply
+	// NoGroup: a PXE client no group of the served snapshot could
+	// match, which another boot server may answer, or one to discover.
+	NoGroup bool
+}
+
+func (r Refusal) String() string { return r.Reason }
+
+func refused(reason string) Refusal { return Refusal{Reason: reason} }
 
 // Port says where a request arrived.
 type Port int
@@ -61,41 +83,41 @@ const maxBootFile = 127
 
 // Answer returns the reply to req, or nil and why there is none. A nil
 // snapshot (nothing served yet) answers nobody.
-func Answer(req *dhcpv4.DHCPv4, port Port, snap *render.Snapshot, cfg Config) (*dhcpv4.DHCPv4, string) {
+func Answer(req *dhcpv4.DHCPv4, port Port, snap *render.Snapshot, cfg Config) (*dhcpv4.DHCPv4, Refusal) {
 	if req.OpCode != dhcpv4.OpcodeBootRequest {
-		return nil, "not a request"
+		return nil, refused("not a request")
 	}
 	if req.HWType != iana.HWTypeEthernet || len(req.ClientHWAddr) != 6 {
-		return nil, "not an Ethernet client"
+		return nil, refused("not an Ethernet client")
 	}
 	mt := req.MessageType()
 	switch {
 	case port == ProxyPort && (mt == dhcpv4.MessageTypeDiscover || mt == dhcpv4.MessageTypeRequest):
 	case port == BootServerPort && mt == dhcpv4.MessageTypeRequest:
 	default:
-		return nil, fmt.Sprintf("message type %s on port %d is not for a boot server", mt, port)
+		return nil, refused(fmt.Sprintf("message type %s on port %d is not for a boot server", mt, port))
 	}
 	class := req.ClassIdentifier()
 	vendor := vendorOf(class)
 	if vendor == "" {
-		return nil, "not a PXE client (option 60 is " + fmt.Sprintf("%q", class) + "); the site's DHCP server answers it"
+		return nil, refused("not a PXE client (option 60 is " + fmt.Sprintf("%q", class) + "); the site's DHCP server answers it")
 	}
 	mac := req.ClientHWAddr.String()
 	arch, file, why := bootFile(req, cfg)
 	if why != "" {
-		return nil, why
+		return nil, refused(why)
 	}
 	if snap == nil {
-		return nil, "no config served yet"
+		return nil, refused("no config served yet")
 	}
 	if !snap.MayServe(mac, arch) {
-		return nil, "no group matches " + mac + "; another boot server may answer it"
+		return nil, Refusal{Reason: "no group matches " + mac + "; another boot server may answer it", NoGroup: true}
 	}
 	if file, why = loader(req, snap, mac, arch, file, cfg); why != "" {
-		return nil, why
+		return nil, refused(why)
 	}
 	if len(file) > maxBootFile {
-		return nil, fmt.Sprintf("boot file name %q is longer than the %d bytes BOOTP holds", file, maxBootFile)
+		return nil, refused(fmt.Sprintf("boot file name %q is longer than the %d bytes BOOTP holds", file, maxBootFile))
 	}
 	// Built by hand rather than with dhcpv4.NewReplyFromRequest, which
 	// draws a transaction id from crypto/rand only to overwrite it: at
@@ -139,7 +161,7 @@ func Answer(req *dhcpv4.DHCPv4, port Port, snap *render.Snapshot, cfg Config) (*
 	if port == ProxyPort && arch == "" && !isIPXE(req) {
 		reply.UpdateOption(dhcpv4.OptGeneric(dhcpv4.OptionVendorSpecificInformation, []byte{6, 1, 8, 255}))
 	}
-	return reply, ""
+	return reply, Refusal{}
 }
 
 // vendorOf is the vendor class a boot client's option 60 starts with,

@@ -88,7 +88,7 @@ func TestAnswers(t *testing.T) {
 	} {
 		reply, why := Answer(c.req, c.port, snap, cfg)
 		if c.dropped != "" {
-			if reply != nil || !bytes.Contains([]byte(why), []byte(c.dropped)) {
+			if reply != nil || !bytes.Contains([]byte(why.Reason), []byte(c.dropped)) {
 				t.Errorf("%s: answered %v (%q); want no answer because %q", c.name, reply, why, c.dropped)
 			}
 			continue
@@ -140,14 +140,14 @@ func checkProxyReply(t *testing.T, name string, req, reply *dhcpv4.DHCPv4) {
 func TestSnapshotDecides(t *testing.T) {
 	req := request(t, dhcpv4.MessageTypeDiscover, "PXEClient:Arch:00007:UNDI:003000", 7)
 	req.ClientHWAddr, _ = net.ParseMAC("52:54:00:99:99:99")
-	if reply, why := Answer(req, ProxyPort, snapshot(t, known), cfg); reply != nil || why == "" {
-		t.Errorf("unknown MAC answered: %v", reply)
+	if reply, why := Answer(req, ProxyPort, snapshot(t, known), cfg); reply != nil || why.Reason == "" || !why.NoGroup {
+		t.Errorf("unknown MAC: %v, %+v; want no answer, NoGroup", reply, why)
 	}
 	withDefault := snapshot(t, map[string]string{"default": "profile: p\n"})
 	if reply, _ := Answer(req, ProxyPort, withDefault, cfg); reply == nil {
 		t.Error("a default group does not serve an unknown MAC")
 	}
-	if reply, why := Answer(req, ProxyPort, nil, cfg); reply != nil || why != "no config served yet" {
+	if reply, why := Answer(req, ProxyPort, nil, cfg); reply != nil || why.Reason != "no config served yet" || why.NoGroup {
 		t.Errorf("answered before any snapshot: %v %q", reply, why)
 	}
 }

@@ -80,7 +80,7 @@ func TestLoaderDecision(t *testing.T) {
 						req := request(t, fw.mt, fw.class, fw.arch, fw.extra...)
 						req.ClientHWAddr = mac
 						reply, why := Answer(req, fw.port, snap, c)
-						got := "no answer: " + why
+						got := "no answer: " + why.Reason
 						if reply != nil {
 							got = reply.BootFileName
 						}

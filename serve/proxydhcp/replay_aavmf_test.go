@@ -42,7 +42,7 @@ func TestCapturedAAVMF(t *testing.T) {
 		if got := req.ClientHWAddr.String(); got != "52:54:00:12:34:56" {
 			t.Errorf("%s: chaddr %s", c.file, got)
 		}
-		if reply, why := Answer(req, c.port, snap, cfg); reply != nil || why == "" {
+		if reply, why := Answer(req, c.port, snap, cfg); reply != nil || why.Reason == "" {
 			t.Errorf("%s: answered with no arm64 file configured: %v", c.file, reply)
 		}
 		if reply, why := Answer(req, c.port, snap, shim); reply == nil || reply.BootFileName != c.shim {

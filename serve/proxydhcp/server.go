@@ -158,6 +158,9 @@ func (s *Server) serve(conn *net.UDPConn, port Port) error {
 		reply, why := Answer(req, port, s.snaps.Snapshot(), s.cfg)
 		if reply == nil {
 			count["ignored"].Inc()
+			if why.NoGroup && s.cfg.Timeline != nil {
+				s.cfg.Timeline.Unmatched(clientOf(req))
+			}
 			if s.log.Enabled(ctx, slog.LevelDebug) {
 				s.log.Debug("dhcp: no answer", "mac", req.ClientHWAddr.String(), "port", port, "reason", why)
 			}
@@ -180,6 +183,9 @@ func (s *Server) serve(conn *net.UDPConn, port Port) error {
 			result = "ack"
 		}
 		count[result].Inc()
+		if s.cfg.Timeline != nil {
+			s.noteAnswer(req, port, reply)
+		}
 		if s.log.Enabled(ctx, slog.LevelInfo) {
 			s.log.Info("dhcp: "+result, "mac", req.ClientHWAddr.String(), "file", reply.BootFileName, "to", dst.String())
 		}
