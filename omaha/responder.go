@@ -30,6 +30,9 @@ type Responder struct {
 	// MaxHosts bounds the census (default 100,000); the longest silent
 	// host makes room for a new one.
 	MaxHosts int
+	// CheckIn, when set, is told of each host's check-in: the request's
+	// RemoteAddr and the OS version it runs. It must not block.
+	CheckIn func(remoteAddr, version string)
 
 	mu    sync.Mutex
 	hosts map[string]*list.Element // of *Host, in recent
@@ -80,6 +83,9 @@ func (rs *Responder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rs.record(req, r.RemoteAddr)
+	if rs.CheckIn != nil {
+		rs.checkIn(req, r.RemoteAddr)
+	}
 	answer := Marshal(noUpdate(req))
 	var policy Policy
 	if rs.Policy != nil {
@@ -207,6 +213,15 @@ func (rs *Responder) post(ctx context.Context, server string, body []byte) ([]by
 }
 
 // record updates the census from a request.
+func (rs *Responder) checkIn(req *Request, addr string) {
+	for _, app := range req.Apps {
+		if sameAppID(app.AppID, AppID) {
+			rs.CheckIn(addr, clip(app.Version, 64))
+			return
+		}
+	}
+}
+
 func (rs *Responder) record(req *Request, addr string) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()

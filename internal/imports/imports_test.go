@@ -45,16 +45,19 @@ var rules = []rule{
 		why: "Pixiecore's API as a source: its answers become a tree, served like any other"},
 	{pkg: "reconcile", allow: append([]string{"source", "render", "schema"}, helpers...),
 		why: "reconcile turns source revisions into render snapshots"},
-	{pkg: "serve/...", allow: append([]string{"render", "serve/access", "serve/neighbour", "serve/tftpserver/pintftp/..."}, helpers...), banned: heavy,
+	{pkg: "serve/...", allow: append([]string{"render", "serve/access", "serve/neighbour", "serve/tftpserver/pintftp/...", "serve/timeline"}, helpers...), banned: heavy,
 		why: "the servers see the model only through render"},
+	{pkg: "serve/timeline", allow: append([]string{"render"}, helpers...), banned: heavy,
+		why: "the boot timeline is told by the servers and knows none of them"},
 	{pkg: "omaha", allow: helpers, banned: heavy,
 		why: "the wire protocol, client and responder: no git, no store"},
 	{pkg: "omaha/updater", allow: append([]string{"omaha", "source", "schema"}, helpers...),
 		why: "the store and the updater: git through source's layer, validity through schema"},
 	{pkg: "internal/daemon", allow: []string{"source", "reconcile", "render", "schema", "serve/...", "omaha/...", "internal/secureboot", "internal/safefile", "internal/ratelog"},
 		why: "the one place that wires everything"},
-	// serve/access only for its mode names: the --access flag's values.
-	{pkg: "cmd/pxeops", allow: append([]string{"internal/daemon", "source", "source/static", "source/pixiecoreapi", "render", "schema", "omaha/...", "serve/access", "internal/matchbox"}, helpers...),
+	// serve/access only for its mode names: the --access flag's values;
+	// serve/timeline for the JSON `pxeops machines` reads.
+	{pkg: "cmd/pxeops", allow: append([]string{"internal/daemon", "source", "source/static", "source/pixiecoreapi", "render", "schema", "omaha/...", "serve/access", "serve/timeline", "internal/matchbox"}, helpers...),
 		why: "the command is flags and wiring through the daemon: servers and the reconciler are the daemon's"},
 
 	{pkg: "internal/matchbox", allow: append([]string{"schema"}, helpers...), banned: heavy,

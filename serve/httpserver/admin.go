@@ -29,6 +29,7 @@ func (s *server) registerAdmin(mux *http.ServeMux) {
 		handle("POST /hooks/git", "hooks", s.withBody(maxHookBody, s.opts.BodyTimeout, hook.ServeHTTP))
 	}
 	handle("GET /status", "status", s.handleStatus)
+	s.registerTimeline(handle)
 	s.registerProbes(handle)
 	mux.Handle("GET /metrics", noBody(promhttp.HandlerFor(s.opts.Registry, promhttp.HandlerOpts{})))
 	s.registerNotFound(handle, "not found: see /status for what this server answers")

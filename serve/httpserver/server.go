@@ -62,6 +62,9 @@ type Options struct {
 	// Loaders serves shim and GRUB at LoaderPath for UEFI HTTP boot;
 	// nil: not served.
 	Loaders http.Handler
+	// Timeline records boot answers and downloads and serves
+	// /v1/machines and /v1/discovered (timeline.go); nil: off.
+	Timeline Timeline
 }
 
 // LoaderPath is where shim and GRUB are served over HTTP. Paths under it
@@ -130,7 +133,11 @@ func build(snaps Snapshots, opts Options, split bool) (boot, admin http.Handler,
 	if err != nil {
 		return nil, nil, err
 	}
-	handle("GET /assets/", "assets", assets.ServeHTTP)
+	serveAssets := assets.ServeHTTP
+	if opts.Timeline != nil {
+		serveAssets = s.recordAssets(serveAssets)
+	}
+	handle("GET /assets/", "assets", serveAssets)
 	ipxeBin, err := newAssets(opts.IPXEDir, IPXEBinPath, "--ipxe-dir")
 	if err != nil {
 		return nil, nil, err
@@ -201,6 +208,9 @@ func bootScript(serverURL string) []byte {
 func (s *server) handleBootIPXE(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Write(s.bootIPXE)
+	if s.opts.Timeline != nil {
+		s.opts.Timeline.BootIPXE(remoteIP(r))
+	}
 }
 
 // httpError is an answer other than 200, with the reason a person reads.
@@ -248,8 +258,10 @@ func (s *server) boot(w http.ResponseWriter, r *http.Request, endpoint string, m
 	var g *render.Group
 	var token string
 	err := mErr
+	unmatched := false // a snapshot is served and no group matches
 	if err == nil {
 		g, err = match(snap, &m)
+		unmatched = err != nil && snap != nil
 	}
 	if err == nil {
 		token, err = s.access.check(w, r, endpoint, &m, snap, g)
@@ -261,8 +273,14 @@ func (s *server) boot(w http.ResponseWriter, r *http.Request, endpoint string, m
 	switch {
 	case err == nil:
 		s.logBoot(r, slog.LevelInfo, "boot", endpoint, &m, snap, g)
+		if s.opts.Timeline != nil {
+			s.opts.Timeline.Boot(m.MAC, remoteIP(r), endpoint, snap, g)
+		}
 	case errors.As(err, &he):
 		http.Error(w, he.msg, he.code)
+		if unmatched && s.opts.Timeline != nil && (endpoint == "ipxe" || endpoint == "grub") {
+			s.noteUnmatched(&m)
+		}
 		level := slog.LevelInfo
 		switch he.code {
 		case http.StatusNotFound:

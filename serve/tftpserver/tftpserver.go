@@ -43,6 +43,9 @@ type Server struct {
 	Limits Limits
 	// Files, when set before Serve, is asked first for every name.
 	Files Files
+	// Timeline, when set before Serve, is told of every transfer's end
+	// (size probes and names firmware asks for in case they exist aside).
+	Timeline Timeline
 
 	root    *os.Root
 	dir     string
@@ -401,13 +404,15 @@ func ResolveName(name string) (string, error) {
 }
 
 func (s *Server) read(name string, rf io.ReaderFrom) error {
+	ot, _ := rf.(tftp.OutgoingTransfer)
 	path, err := ResolveName(name)
 	if err != nil {
+		s.note(ot, name, 0, err)
 		return fmt.Errorf("%q: %w", name, err)
 	}
-	ot, _ := rf.(tftp.OutgoingTransfer)
 	r, size, err := s.open(path, ot)
 	if err != nil {
+		s.note(ot, name, 0, err)
 		return fmt.Errorf("%q: %w", name, err)
 	}
 	defer r.Close()
@@ -416,6 +421,7 @@ func (s *Server) read(name string, rf io.ReaderFrom) error {
 	}
 	n, err := rf.ReadFrom(r)
 	s.metrics.bytes.Add(float64(n))
+	s.note(ot, name, n, err)
 	return err
 }
 
