@@ -25,6 +25,7 @@ import (
 	"github.com/pxeops/pxeops/serve/bootfiles"
 	"github.com/pxeops/pxeops/serve/proxydhcp"
 	"github.com/pxeops/pxeops/serve/tftpserver"
+	"github.com/pxeops/pxeops/serve/timeline"
 	"github.com/pxeops/pxeops/source"
 )
 
@@ -103,6 +104,10 @@ type Config struct {
 	// the daemon shuts down, so probes and load balancers see why;
 	// default 2 s.
 	FailGrace time.Duration
+
+	// Timeline records every machine's boot (/v1/machines); nil: one
+	// with timeline's defaults, its metrics in Registry.
+	Timeline *timeline.Recorder
 
 	Version  string
 	Logger   *slog.Logger

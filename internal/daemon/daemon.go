@@ -98,6 +98,7 @@ func (c *Config) Run(ctx context.Context) (err error) {
 	sup.ctx = runCtx
 
 	upd, updaterState, responder := c.omaha(rec, log, reg)
+	boots := c.timeline(reg, responder)
 	var trigger func()
 	if len(c.WebhookSecret) > 0 {
 		trigger = c.Tree.Trigger
@@ -130,6 +131,7 @@ func (c *Config) Run(ctx context.Context) (err error) {
 		Ready:         sup.err,
 		Access:        acc,
 		Loaders:       loaders,
+		Timeline:      boots,
 		Status: func() any {
 			st := Status{Version: c.Version, ServerURL: c.ServerURL, Access: c.Access.String(), Status: rec.Status(), Source: c.Tree.State(),
 				Omaha: OmahaStatus{Updater: updaterState, Error: upd.LastError(), Images: upd.Status(), Census: responder.Census()}}
@@ -186,6 +188,7 @@ func (c *Config) Run(ctx context.Context) (err error) {
 			tftp.Files = files
 			log.Info("GRUB route on: shim, GRUB, their configs and assets over TFTP", "x86_64", c.loaders.Shim(bootfiles.X86_64), "arm64", c.loaders.Shim(bootfiles.ARM64))
 		}
+		tftp.Timeline = boots
 		if tl == nil {
 			if tl, err = tftpserver.Listen(c.TFTPAddr); err != nil {
 				return err // names --tftp-addr and the fix
@@ -198,7 +201,7 @@ func (c *Config) Run(ctx context.Context) (err error) {
 	var dhcpConns []dhcpConn
 	if c.ProxyDHCP {
 		dhcp = proxydhcp.New(proxydhcp.Config{ServerIP: c.serverIP, ServerURL: c.ServerURL, BIOSFile: c.BIOSBinary, EFIFile: c.EFIBinary, ARM64File: c.ARM64Binary,
-			ShimFile: c.loaders.Shim(bootfiles.X86_64), ARM64ShimFile: c.loaders.Shim(bootfiles.ARM64), Seen: c.Seen,
+			ShimFile: c.loaders.Shim(bootfiles.X86_64), ARM64ShimFile: c.loaders.Shim(bootfiles.ARM64), Seen: c.Seen, Timeline: boots,
 			Learn: func(mac string, ip netip.Addr) { bindings.Learn(mac, ip, time.Now()) }}, rec, log, reg)
 		for _, l := range []dhcpConn{{c.DHCPConn, ":67", proxydhcp.ProxyPort}, {c.BootServerConn, ":4011", proxydhcp.BootServerPort}} {
 			if l.conn == nil {
