@@ -26,7 +26,9 @@ func newClock() *clock { return &clock{t: time.Date(2026, 12, 3, 10, 0, 0, 0, ti
 
 func mac(i int) MAC { return MAC{0x52, 0x54, 0, byte(i >> 16), byte(i >> 8), byte(i)} }
 
-func addr(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}) }
+func addr(i int) netip.Addr {
+	return netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+}
 
 func group(id, profile string) *render.Group {
 	return &render.Group{ID: id, Profile: &render.Profile{ID: profile,
@@ -101,7 +103,7 @@ func TestUnmatchedBoundedAndMerged(t *testing.T) {
 	r.Unmatched(Client{MAC: mac(1), VendorClass: "PXEClient:Arch:00007", Arch: "x86_64"})
 	r.Unmatched(Client{MAC: mac(2), VendorClass: "PXEClient:Arch:00000"})
 	r.Unmatched(Client{MAC: mac(1), UUID: "4c4c4544-0042-3510-8050-b4c04f4d3232", Relay: relay}) // /ipxe's 404: no vendor class
-	r.Unmatched(Client{MAC: mac(3), VendorClass: "HTTPClient"})                                   // 2 is the oldest
+	r.Unmatched(Client{MAC: mac(3), VendorClass: "HTTPClient"})                                  // 2 is the oldest
 	d := r.Discovered()
 	if len(d) != 2 || d[0].MAC != mac(1).String() || d[1].MAC != mac(3).String() {
 		t.Fatalf("discovered %+v; want 1 and 3", d)
