@@ -62,6 +62,9 @@ type Options struct {
 	// Loaders serves shim and GRUB at LoaderPath for UEFI HTTP boot;
 	// nil: not served.
 	Loaders http.Handler
+	// Machines is the durable machine state (machinestate.go); nil: none
+	// kept, no machine is installed.
+	Machines MachineStates
 }
 
 // LoaderPath is where shim and GRUB are served over HTTP. Paths under it
@@ -142,6 +145,7 @@ func build(snaps Snapshots, opts Options, split bool) (boot, admin http.Handler,
 		s.registerSplitBoot(handle)
 	}
 	s.registerAdmin(adminMux)
+	s.registerMachineState(handle, s.register(adminMux), split)
 	if opts.Omaha != nil {
 		update := s.withBody(cmp.Or(opts.OmahaMaxBody, defaultOmahaMaxBody), opts.BodyTimeout, opts.Omaha.ServeHTTP)
 		handle("POST /v1/update/", "omaha", update)
@@ -249,6 +253,7 @@ func (s *server) boot(w http.ResponseWriter, r *http.Request, endpoint string, m
 	var token string
 	err := mErr
 	if err == nil {
+		s.withState(&m) // before the lookup: groups may select the state
 		g, err = match(snap, &m)
 	}
 	if err == nil {
@@ -361,6 +366,9 @@ func (s *server) handlePixiecore(w http.ResponseWriter, r *http.Request) {
 	}
 	m.MAC = mac
 	s.boot(w, r, "pixiecore", m, err, func(snap *render.Snapshot, g *render.Group, token string) error {
+		if g.Profile.Local() { // no kernel: Pixiecore leaves the machine to its next boot entry
+			return &httpError{http.StatusNotFound, fmt.Sprintf("profile %s boots the local disk", g.Profile.ID)}
+		}
 		w.Header().Set("Content-Type", "application/json")
 		return snap.WritePixiecore(w, g, &m, tokenEdit(token, snap))
 	})
