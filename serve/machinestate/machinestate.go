@@ -56,7 +56,7 @@ var bucket = []byte("machines")
 type Store struct {
 	db   *bolt.DB
 	path string
-	max  int // MaxMachines; tests lower it
+	max  int                              // MaxMachines; tests lower it
 	mu   sync.Mutex                       // serialises writers, so each copy of cur starts from the last
 	cur  atomic.Pointer[map[string]State] // immutable; replaced whole on every write
 }
