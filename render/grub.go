@@ -109,6 +109,9 @@ func (s *Snapshot) WriteGRUB(w io.Writer, g *Group, m *Machine, edit func(string
 
 func (s *Snapshot) grubConfig(g *Group, m *Machine) ([]byte, error) {
 	p := g.Profile
+	if p.Local() {
+		return localGRUB(s.Revision, g), nil
+	}
 	if p.grubErr != nil {
 		return nil, p.grubErr
 	}
@@ -119,19 +122,7 @@ func (s *Snapshot) grubConfig(g *Group, m *Machine) ([]byte, error) {
 		return nil, err
 	}
 	var b bytes.Buffer
-	// The revision comes from outside the tree; a line break in it would
-	// end the comment.
-	rev := strings.Map(func(r rune) rune {
-		if r < ' ' || r == 0x7f {
-			return '?'
-		}
-		return r
-	}, s.Revision)
-	fmt.Fprintf(&b, "# pxeops: group %s, profile %s", g.ID, p.ID)
-	if rev != "" {
-		b.WriteString(", revision " + rev)
-	}
-	b.WriteByte('\n')
+	grubHeader(&b, s.Revision, g)
 	b.WriteString("echo " + GRUBQuote("pxeops: booting "+g.ID+" ("+p.ID+")") + "\n")
 	b.WriteString(p.grubLinux)
 	for _, f := range bytes.FieldsFunc(args.Bytes(), isBlank) {
@@ -150,4 +141,21 @@ func (s *Snapshot) grubConfig(g *Group, m *Machine) ([]byte, error) {
 // not split at U+0085 and most other non-ASCII spaces, so neither may we.
 func isBlank(r rune) bool {
 	return r == ' ' || r == '\t' || r == '\v' || r == '\f'
+}
+
+// grubHeader writes the comment line every GRUB config starts with.
+func grubHeader(b *bytes.Buffer, revision string, g *Group) {
+	// The revision comes from outside the tree; a line break in it would
+	// end the comment.
+	rev := strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return '?'
+		}
+		return r
+	}, revision)
+	fmt.Fprintf(b, "# pxeops: group %s, profile %s", g.ID, g.Profile.ID)
+	if rev != "" {
+		b.WriteString(", revision " + rev)
+	}
+	b.WriteByte('\n')
 }

@@ -21,6 +21,9 @@ type pixiecoreBoot struct {
 // command line through text/template, so it is written escaped for that:
 // what the machine gets is the command line pxeops rendered.
 func (s *Snapshot) WritePixiecore(w io.Writer, g *Group, m *Machine, edit func(cmdline string) string) error {
+	if g.Profile.Local() {
+		return ErrLocalBoot
+	}
 	cmdline, err := s.Cmdline(g, m)
 	if err != nil {
 		return err

@@ -23,6 +23,10 @@ func ParseMachineQuery(raw string) (Machine, error) { return schema.ParseMachine
 // errors name the offending key (schema.ParseMachine).
 func ParseMachine(q url.Values) (Machine, error) { return schema.ParseMachine(q) }
 
+// StateInstalled is the machine state an installer's report records
+// (Machine.State; selector key state).
+const StateInstalled = schema.StateInstalled
+
 // ParseMAC normalises a MAC given alone, as in the Pixiecore API's path.
 func ParseMAC(v string) (string, error) { return schema.NormalizeValue(schema.KeyMAC, v) }
 

@@ -189,6 +189,10 @@ var initrdName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]*$`)
 
 func (s *Snapshot) profile(p *schema.Profile) *Profile {
 	rp := &Profile{ID: p.ID(), Source: p, Secrets: p.SecretNames()}
+	if p.Local() {
+		rp.head = localScript(rp.ID)
+		return rp
+	}
 	var urls []string
 	if im := p.ResolvedImage(); im != nil {
 		rp.Kernel = s.absolute(im.Kernel.URL)
@@ -239,7 +243,7 @@ func fixedBySelector(refs [][]string, sel map[string]string) bool {
 	for _, ref := range refs {
 		switch ref[0] {
 		case "Metadata", "Group", "Profile", "Image", "ServerURL", "ConfigServerURL":
-		case "ConfigURL": // the config URL names the MAC and the selector's values
+		case "ConfigURL", "InstalledURL": // these URLs name the MAC and the selector's values
 			if sel[schema.KeyMAC] == "" {
 				return false
 			}

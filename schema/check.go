@@ -127,6 +127,15 @@ func checkBootURL(s string) error {
 
 func (p *Profile) check(v checker) {
 	m := &p.meta
+	switch p.Boot {
+	case "", BootNetwork:
+	case BootLocal:
+		p.checkLocal(v)
+		v.checkLoader(m, p.Loader)
+		return
+	default:
+		v.errorf(m, "boot", "unknown boot %q: use network or local", p.Boot)
+	}
 	switch {
 	case p.Image != "" && p.Kernel != "":
 		v.errorf(m, "kernel", "use either image or kernel, not both")
@@ -217,4 +226,21 @@ func (g *Group) check(v checker) {
 	v.checkLoader(m, g.Loader)
 	g.keys = slices.Sorted(maps.Keys(g.Selector))
 	g.selKey = selectorString(g.Selector)
+}
+
+// checkLocal reports what a profile that boots the local disk cannot
+// have: everything it would boot over the network.
+func (p *Profile) checkLocal(v checker) {
+	m := &p.meta
+	for _, f := range []struct {
+		path string
+		set  bool
+	}{
+		{"image", p.Image != ""}, {"kernel", p.Kernel != ""}, {"initrd", len(p.Initrd) > 0},
+		{"args", len(p.Args) > 0}, {"config", p.Config != nil},
+	} {
+		if f.set || m.has(f.path) {
+			v.errorf(m, f.path, "boot: local boots the machine's disk: remove %s (it is for boot: network)", f.path)
+		}
+	}
 }

@@ -108,3 +108,15 @@ func TestCacheSeesSettingsMetadata(t *testing.T) {
 		t.Errorf("second load: %v, want the missing domain", diags)
 	}
 }
+
+func TestInstalledURL(t *testing.T) {
+	d := TemplateData{ConfigServerURL: "https://pxe.test:8443", selector: []string{"mac", "rack", "state"},
+		Machine: Machine{MAC: "52:54:00:00:00:01", Hostname: "n1", Labels: map[string]string{"rack": "r 7"}}}
+	if got, want := d.InstalledURL(), "https://pxe.test:8443/v1/machines/52:54:00:00:00:01/installed?rack=r%207"; got != want {
+		t.Errorf("InstalledURL %q, want %q", got, want)
+	}
+	d.selector = []string{"mac"}
+	if got, want := d.InstalledURL(), "https://pxe.test:8443/v1/machines/52:54:00:00:00:01/installed"; got != want {
+		t.Errorf("InstalledURL %q, want %q", got, want)
+	}
+}

@@ -17,6 +17,10 @@ type Machine struct {
 	Serial   string
 	Arch     string
 	Labels   map[string]string
+	// State is the machine's durable state ("" or StateInstalled), what
+	// selector key state matches. Only the server sets it, from its
+	// machine state store: ParseMachine refuses it in a request.
+	State string
 }
 
 const maxLabels = 32
@@ -65,6 +69,11 @@ func ParseMachine(q url.Values) (Machine, error) {
 			continue
 		}
 		v := vals[0]
+		if k == KeyState {
+			// A machine must not declare itself installed (and so boot its
+			// disk, or skip an install): the server alone knows.
+			return Machine{}, fmt.Errorf("state: set by the server from its record of the machine, never by a request")
+		}
 		if !knownKey(k) {
 			if err := CheckLabelKey(k); err != nil {
 				return Machine{}, fmt.Errorf("%s: %w", keyName(k), err)
@@ -96,7 +105,7 @@ func (m *Machine) String() string {
 	var parts []string
 	for _, f := range []struct{ k, v string }{
 		{KeyMAC, m.MAC}, {KeyUUID, m.UUID}, {KeyHostname, m.Hostname},
-		{KeySerial, m.Serial}, {KeyArch, m.Arch},
+		{KeySerial, m.Serial}, {KeyArch, m.Arch}, {KeyState, m.State},
 	} {
 		if f.v != "" {
 			parts = append(parts, f.k+"="+f.v)
@@ -121,6 +130,8 @@ func (m *Machine) Value(key string) string {
 		return m.Serial
 	case KeyArch:
 		return m.Arch
+	case KeyState:
+		return m.State
 	}
 	return m.Labels[key]
 }
@@ -138,6 +149,8 @@ func (m *Machine) set(key, v string) {
 		m.Serial = v
 	case KeyArch:
 		m.Arch = v
+	case KeyState:
+		m.State = v
 	default:
 		if m.Labels == nil {
 			m.Labels = map[string]string{}

@@ -16,11 +16,18 @@ const (
 	KeyHostname = "hostname"
 	KeySerial   = "serial"
 	KeyArch     = "arch"
+	// KeyState matches the machine's durable state, which only the
+	// server sets (from its machine state store): never a request.
+	KeyState = "state"
 )
+
+// StateInstalled is the one value of KeyState: the machine's installer
+// reported completion.
+const StateInstalled = "installed"
 
 func knownKey(k string) bool {
 	switch k {
-	case KeyMAC, KeyUUID, KeyHostname, KeySerial, KeyArch:
+	case KeyMAC, KeyUUID, KeyHostname, KeySerial, KeyArch, KeyState:
 		return true
 	}
 	return false
@@ -74,6 +81,11 @@ func NormalizeValue(key, v string) (string, error) {
 			return "", fmt.Errorf("unknown arch %s: use x86_64 (amd64), i386, arm64 (aarch64) or arm32", quoteInput(v))
 		}
 		return a, nil
+	case KeyState:
+		if v != StateInstalled {
+			return "", fmt.Errorf("invalid state %s: the only state is installed", quoteInput(v))
+		}
+		return v, nil
 	case KeySerial:
 		// Firmware fills serials like "To be filled by O.E.M."; spaces
 		// become '_' on both sides, so they match without ever reaching

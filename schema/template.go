@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"text/template"
@@ -40,6 +41,25 @@ func (d *TemplateData) ConfigURL() string {
 	u := d.ConfigServerURL + "/config"
 	if q := MachineQuery(&d.Machine, append([]string{KeyMAC}, d.selector...)); q != "" {
 		u += "?" + q
+	}
+	return u
+}
+
+// InstalledPath is the path of machine mac's completion report under
+// the server's URL (POST; {{ .InstalledURL }}).
+func InstalledPath(mac string) string { return "/v1/machines/" + mac + "/installed" }
+
+// InstalledURL is where the machine's installer reports completion
+// (POST, no body): ConfigServerURL's InstalledPath, with the machine's
+// values for the other keys of the group's selector, so the server
+// finds the group again and decides access as for ConfigURL.
+func (d *TemplateData) InstalledURL() string {
+	u := d.ConfigServerURL + InstalledPath(d.MAC)
+	keys := slices.DeleteFunc(slices.Clone(d.selector), func(k string) bool { return k == KeyMAC })
+	if len(keys) > 0 {
+		if q := MachineQuery(&d.Machine, keys); q != "" {
+			u += "?" + q
+		}
 	}
 	return u
 }

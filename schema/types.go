@@ -41,6 +41,7 @@ type Profile struct {
 	Args        []string   `yaml:"args" json:"args,omitempty" doc:"Kernel arguments, one per item; Go templates over the template data. No newlines."`
 	Config      *ConfigRef `yaml:"config" json:"config,omitempty" doc:"The config served at /config."`
 	Loader      string     `yaml:"loader" json:"loader,omitempty" doc:"What the machine runs first: ipxe (default) or grub (shim and GRUB, for Secure Boot machines that trust only Microsoft's keys, and arm64 without iPXE). GRUB fetches kernel and initrds over TFTP, so they must be paths under /assets/." default:"ipxe"`
+	Boot        string     `yaml:"boot" json:"boot,omitempty" doc:"network: boot the kernel and initrds over the network; local: leave pxeops for the machine's disk (iPXE under BIOS: sanboot of drive 0x80, else exit to the firmware's next boot entry; GRUB: exit). A local profile has no image, kernel, initrd, args or config. Pair it with selector state: installed." default:"network"`
 
 	Metadata map[string]any `yaml:"metadata" json:"metadata,omitempty" doc:"Free-form values for every group booting this profile, under the group's own metadata and over pxeops.yaml's (.Metadata)."`
 
@@ -71,6 +72,15 @@ const (
 	LoaderGRUB = "grub"
 )
 
+// The ways a profile boots (Profile.Boot).
+const (
+	BootNetwork = "network"
+	BootLocal   = "local"
+)
+
+// Local reports whether the profile boots the machine's own disk.
+func (p *Profile) Local() bool { return p.Boot == BootLocal }
+
 // EffectiveLoader is what the machines of group g run first when it boots
 // profile p: the group's loader, else the profile's, else iPXE.
 func EffectiveLoader(g *Group, p *Profile) string {
@@ -93,7 +103,7 @@ type ConfigRef struct {
 type Group struct {
 	Description string            `yaml:"description" json:"description,omitempty" doc:"Free text, shown by render and /status."`
 	Profile     string            `yaml:"profile" json:"profile" doc:"Id of profiles/<id>.yaml. Required."`
-	Selector    map[string]string `yaml:"selector" json:"selector,omitempty" doc:"All keys must match: mac, uuid, hostname, serial, arch, or any label. Empty or absent: the default group (at most one)."`
+	Selector    map[string]string `yaml:"selector" json:"selector,omitempty" doc:"All keys must match: mac, uuid, hostname, serial, arch, state, or any label. state: installed matches a machine whose installer reported completion (POST /v1/machines/<mac>/installed; the server keeps it, a request cannot set it). The matching group with the most keys wins, so {mac: X, state: installed} beats {mac: X}. Empty or absent: the default group (at most one)."`
 	Metadata    map[string]any    `yaml:"metadata" json:"metadata,omitempty" doc:"Free-form values, visible to templates as .Metadata, over the profile's and pxeops.yaml's metadata (mappings merge key by key; other values replace)."`
 	Loader      string            `yaml:"loader" json:"loader,omitempty" doc:"What the group's machines run first, ipxe or grub, overriding the profile's loader. Absent: the profile's."`
 

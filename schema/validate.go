@@ -315,7 +315,7 @@ func (v *validator) runTemplates() map[runKey][]finding {
 				// No data fixes a misspelt field: reported once, where the
 				// template is written.
 				reported[f.at.String()+f.msg] = true
-				v.diags.errorf(f.at, "%s; fields: .MAC .UUID .Hostname .Serial .Arch .Labels .Metadata .Group .Profile .Image .ServerURL .ConfigServerURL .ConfigURL", f.msg)
+				v.diags.errorf(f.at, "%s; fields: .MAC .UUID .Hostname .Serial .Arch .Labels .Metadata .Group .Profile .Image .ServerURL .ConfigServerURL .ConfigURL .InstalledURL", f.msg)
 			}
 		}
 	}

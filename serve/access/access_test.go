@@ -254,6 +254,11 @@ func TestAddToken(t *testing.T) {
 		{base + "/configs?mac=x " + base + "/assets/config " + base + "/ipxe?mac=x", base + "/configs?mac=x " + base + "/assets/config " + base + "/ipxe?mac=x"},
 		{"http://elsewhere/config?mac=x", "http://elsewhere/config?mac=x"},
 		{"https://10.0.0.3:8443/config?mac=x " + base + "/config?mac=x", "https://10.0.0.3:8443/config?mac=x&pxeops.token=T " + base + "/config?mac=x&pxeops.token=T"},
+		// The installer's completion report is decided as the config is.
+		{"pxeops.installed=" + base + "/v1/machines/52:54:00:00:00:01/installed quiet", "pxeops.installed=" + base + "/v1/machines/52:54:00:00:00:01/installed?pxeops.token=T quiet"},
+		{base + "/v1/machines/52:54:00:00:00:01/installed?rack=r1", base + "/v1/machines/52:54:00:00:00:01/installed?rack=r1&pxeops.token=T"},
+		{base + "/v1/machines/52:54:00:00:00:01/installedx " + base + "/v1/machines//installed " + base + "/v1/machines/a/b/installed " + base + "/v1/machines/52:54:00:00:00:01/reset",
+			base + "/v1/machines/52:54:00:00:00:01/installedx " + base + "/v1/machines//installed " + base + "/v1/machines/a/b/installed " + base + "/v1/machines/52:54:00:00:00:01/reset"},
 	} {
 		got := string(AddToken([]byte(c.in), "T", base, "", "https://10.0.0.3:8443"))
 		if got != c.want {

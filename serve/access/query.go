@@ -37,6 +37,16 @@ func SplitToken(raw string) (token, rest string, err error) {
 	return token, strings.Join(kept, "&"), nil
 }
 
+// The completion report's path around the MAC (schema.InstalledPath).
+const installedPrefix, installedSuffix = "/v1/machines/", "/installed"
+
+// configPathAt1 reports whether s starts with path p followed by the end
+// of the path.
+func configPathAt1(s []byte, p string) bool {
+	rest, ok := bytes.CutPrefix(s, []byte(p))
+	return ok && (len(rest) == 0 || rest[0] == '?' || rest[0] == '#' || strings.IndexByte(urlEnd, rest[0]) >= 0)
+}
+
 // urlEnd are the bytes that end a URL in a script or a kernel command line.
 const urlEnd = " \t\r\n\"'"
 
@@ -99,8 +109,15 @@ func AddToken(script []byte, token string, bases ...string) []byte {
 }
 
 // configPathAt reports whether s (from the slash after the base on)
-// starts with one of ConfigPaths followed by the end of the path.
+// starts with one of ConfigPaths, or a machine's completion report
+// (/v1/machines/<mac>/installed: decided as its config is), followed by
+// the end of the path.
 func configPathAt(s []byte) bool {
+	if rest, ok := bytes.CutPrefix(s, []byte(installedPrefix)); ok {
+		if i := bytes.IndexByte(rest, '/'); i > 0 && bytes.IndexAny(rest[:i], urlEnd+"?#") < 0 {
+			return configPathAt1(rest[i:], installedSuffix)
+		}
+	}
 	for _, p := range ConfigPaths {
 		if rest, ok := bytes.CutPrefix(s, []byte(p)); ok {
 			return len(rest) == 0 || rest[0] == '?' || rest[0] == '#' || strings.IndexByte(urlEnd, rest[0]) >= 0

@@ -65,6 +65,9 @@ type Options struct {
 	// Timeline records boot answers and downloads and serves
 	// /v1/machines and /v1/discovered (timeline.go); nil: off.
 	Timeline Timeline
+	// Machines is the durable machine state (machinestate.go); nil: none
+	// kept, no machine is installed.
+	Machines MachineStates
 }
 
 // LoaderPath is where shim and GRUB are served over HTTP. Paths under it
@@ -149,6 +152,7 @@ func build(snaps Snapshots, opts Options, split bool) (boot, admin http.Handler,
 		s.registerSplitBoot(handle)
 	}
 	s.registerAdmin(adminMux)
+	s.registerMachineState(handle, s.register(adminMux), split)
 	if opts.Omaha != nil {
 		update := s.withBody(cmp.Or(opts.OmahaMaxBody, defaultOmahaMaxBody), opts.BodyTimeout, opts.Omaha.ServeHTTP)
 		handle("POST /v1/update/", "omaha", update)
@@ -260,6 +264,7 @@ func (s *server) boot(w http.ResponseWriter, r *http.Request, endpoint string, m
 	err := mErr
 	unmatched := false // a snapshot is served and no group matches
 	if err == nil {
+		s.withState(&m) // before the lookup: groups may select the state
 		g, err = match(snap, &m)
 		unmatched = err != nil && snap != nil
 	}
@@ -379,6 +384,9 @@ func (s *server) handlePixiecore(w http.ResponseWriter, r *http.Request) {
 	}
 	m.MAC = mac
 	s.boot(w, r, "pixiecore", m, err, func(snap *render.Snapshot, g *render.Group, token string) error {
+		if g.Profile.Local() { // no kernel: Pixiecore leaves the machine to its next boot entry
+			return &httpError{http.StatusNotFound, fmt.Sprintf("profile %s boots the local disk", g.Profile.ID)}
+		}
 		w.Header().Set("Content-Type", "application/json")
 		return snap.WritePixiecore(w, g, &m, tokenEdit(token, snap))
 	})
