@@ -9,7 +9,7 @@ import (
 	"github.com/pxeops/pxeops/internal/ratelog"
 )
 
-// NewSplit is New with the operators' endpoints (/status, /metrics,
+// NewSplit is New with the operators' endpoints (/, /status, /metrics,
 // POST /hooks/git) on an admin handler of their own, for a listener
 // apart from the boot network: the boot handler answers them 404, so a
 // machine on the boot network sees neither the fleet's state nor the
@@ -29,6 +29,9 @@ func (s *server) registerAdmin(mux *http.ServeMux) {
 		handle("POST /hooks/git", "hooks", s.withBody(maxHookBody, s.opts.BodyTimeout, hook.ServeHTTP))
 	}
 	handle("GET /status", "status", s.handleStatus)
+	if s.opts.Page != nil {
+		handle("GET /{$}", "page", s.opts.Page.ServeHTTP)
+	}
 	s.registerProbes(handle)
 	mux.Handle("GET /metrics", noBody(promhttp.HandlerFor(s.opts.Registry, promhttp.HandlerOpts{})))
 	s.registerNotFound(handle, "not found: see /status for what this server answers")
