@@ -9,7 +9,7 @@ import (
 	"github.com/pxeops/pxeops/internal/ratelog"
 )
 
-// NewSplit is New with the operators' endpoints (/status, /metrics,
+// NewSplit is New with the operators' endpoints (/, /status, /metrics,
 // POST /hooks/git) on an admin handler of their own, for a listener
 // apart from the boot network: the boot handler answers them 404, so a
 // machine on the boot network sees neither the fleet's state nor the
@@ -30,6 +30,9 @@ func (s *server) registerAdmin(mux *http.ServeMux) {
 	}
 	handle("GET /status", "status", s.handleStatus)
 	s.registerTimeline(handle)
+	if s.opts.Page != nil {
+		handle("GET /{$}", "page", s.opts.Page.ServeHTTP)
+	}
 	s.registerProbes(handle)
 	mux.Handle("GET /metrics", noBody(promhttp.HandlerFor(s.opts.Registry, promhttp.HandlerOpts{})))
 	s.registerNotFound(handle, "not found: see /status for what this server answers")

@@ -35,6 +35,9 @@ type Options struct {
 	IPXEDir string
 	// Status builds the /status document.
 	Status func() any
+	// Page serves the HTML status page at GET / beside /status (package
+	// statuspage); nil: / answers 404.
+	Page http.Handler
 	// Ready, when set, is asked by /readyz before the snapshot: an error
 	// (a component that stopped, named) makes it answer 503 with it.
 	Ready  func() error
