@@ -53,10 +53,12 @@ var rules = []rule{
 		why: "the wire protocol, client and responder: no git, no store"},
 	{pkg: "omaha/updater", allow: append([]string{"omaha", "source", "source/propose", "schema"}, helpers...),
 		why: "the store and the updater: git through source's layer, validity through schema"},
-	{pkg: "internal/daemon", allow: []string{"source", "reconcile", "render", "schema", "serve/...", "omaha/...", "source/propose", "internal/secureboot", "internal/safefile", "internal/ratelog"},
+	{pkg: "discover", allow: append([]string{"schema", "render", "source/propose"}, helpers...),
+		why: "discovery: the tree through render (does a group match this machine?), the branch through source/propose"},
+	{pkg: "internal/daemon", allow: []string{"discover", "source", "reconcile", "render", "schema", "serve/...", "omaha/...", "source/propose", "internal/secureboot", "internal/safefile", "internal/ratelog"},
 		why: "the one place that wires everything"},
 	// serve/access only for its mode names: the --access flag's values.
-	{pkg: "cmd/pxeops", allow: append([]string{"internal/daemon", "source", "source/static", "source/pixiecoreapi", "source/propose", "render", "schema", "omaha/...", "serve/access", "internal/matchbox"}, helpers...),
+	{pkg: "cmd/pxeops", allow: append([]string{"internal/daemon", "discover", "source", "source/static", "source/pixiecoreapi", "source/propose", "render", "schema", "omaha/...", "serve/access", "internal/matchbox"}, helpers...),
 		why: "the command is flags and wiring through the daemon: servers and the reconciler are the daemon's"},
 
 	{pkg: "internal/matchbox", allow: append([]string{"schema"}, helpers...), banned: heavy,

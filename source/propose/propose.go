@@ -134,6 +134,38 @@ func (r *Repo) Base() string { return r.base.Hash.String() }
 // Tree is the config tree at the base commit.
 func (r *Repo) Tree() (fs.FS, error) { return r.clone.CommitFS(r.base, r.subdir) }
 
+// BranchTree is the config tree at the tip of branch, what an open
+// proposal holds, read like Tree; nil, and no error, when there is no such
+// branch (or it lacks the config tree's directory).
+func (r *Repo) BranchTree(branch string) (fs.FS, error) {
+	name := plumbing.NewBranchReferenceName(branch)
+	if err := name.Validate(); err != nil {
+		return nil, fmt.Errorf("branch %q: %w", branch, err)
+	}
+	var tip *object.Commit
+	err := r.clone.Do(func(repo *git.Repository) error {
+		ref, err := repo.Reference(name, true)
+		if errors.Is(err, plumbing.ErrReferenceNotFound) {
+			return nil
+		}
+		if err == nil {
+			tip, err = repo.CommitObject(ref.Hash())
+		}
+		return err
+	})
+	if err != nil {
+		return nil, r.redact.Error(fmt.Errorf("branch %s: %w", branch, err))
+	}
+	if tip == nil {
+		return nil, nil
+	}
+	fsys, err := r.clone.CommitFS(tip, r.subdir)
+	if errors.Is(err, object.ErrDirectoryNotFound) {
+		return nil, nil
+	}
+	return fsys, err
+}
+
 // MaxFiles bounds the files of one proposal.
 const MaxFiles = 1024
 
