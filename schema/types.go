@@ -144,6 +144,8 @@ type Settings struct {
 
 	Metadata map[string]any `yaml:"metadata" json:"metadata,omitempty" doc:"Free-form values shared by every group, under the profile's and the group's own metadata (.Metadata)."`
 
+	Discovery DiscoverySettings `yaml:"discovery" json:"discovery" doc:"How PXE clients that no group matches are proposed as group files (pxeops discover)."`
+
 	meta
 }
 

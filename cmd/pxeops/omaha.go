@@ -21,6 +21,7 @@ import (
 	"github.com/pxeops/pxeops/omaha"
 	"github.com/pxeops/pxeops/omaha/updater"
 	"github.com/pxeops/pxeops/source"
+	"github.com/pxeops/pxeops/source/propose"
 )
 
 func runOmaha(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -178,8 +179,8 @@ func (u *updaterFlags) updater(log *slog.Logger, term io.Writer) (*updater.Updat
 // openUpdateRepo opens a local repository or clones a URL into the state
 // dir, for the updater; shared, when set, is the git source's clone of the
 // same remote, used instead of the state dir's.
-func (g *gitFlags) openUpdateRepo(ctx context.Context, location string, shared *source.Clone) (*updater.Repo, error) {
-	opts := updater.RepoOptions{Location: location, Ref: g.ref, Path: g.path, CloneDir: source.CloneDir(g.stateDir), Clone: shared}
+func (g *gitFlags) openUpdateRepo(ctx context.Context, location string, shared *source.Clone) (*propose.Repo, error) {
+	opts := propose.Options{Location: location, Ref: g.ref, Path: g.path, CloneDir: source.CloneDir(g.stateDir), Clone: shared}
 	if source.IsGitURL(location) {
 		auth, err := source.Auth(location, source.AuthOptions{SSHKey: g.sshKey, KnownHosts: g.knownHosts, TokenFile: g.tokenFile, TokenEnv: tokenEnv})
 		if err != nil {
@@ -187,5 +188,5 @@ func (g *gitFlags) openUpdateRepo(ctx context.Context, location string, shared *
 		}
 		opts.Auth = auth
 	}
-	return updater.OpenRepo(ctx, opts)
+	return propose.Open(ctx, opts)
 }

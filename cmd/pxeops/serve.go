@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/pxeops/pxeops/internal/daemon"
-	"github.com/pxeops/pxeops/omaha/updater"
 	"github.com/pxeops/pxeops/serve/access"
 	"github.com/pxeops/pxeops/source"
+	"github.com/pxeops/pxeops/source/propose"
 )
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -114,7 +114,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if !source.IsGitURL(*src) {
 		ref = "HEAD" // a directory source serves its work tree; updates start from its HEAD
 	}
-	cfg.OpenUpdateRepo = func(ctx context.Context) (*updater.Repo, error) {
+	cfg.OpenUpdateRepo = func(ctx context.Context) (*propose.Repo, error) {
 		opts := g
 		opts.ref = ref
 		return opts.openUpdateRepo(ctx, *src, shared)

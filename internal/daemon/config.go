@@ -27,6 +27,7 @@ import (
 	"github.com/pxeops/pxeops/serve/tftpserver"
 	"github.com/pxeops/pxeops/serve/timeline"
 	"github.com/pxeops/pxeops/source"
+	"github.com/pxeops/pxeops/source/propose"
 )
 
 // Tree is where revisions come from: a source.Dir or a source.Git.
@@ -84,7 +85,7 @@ type Config struct {
 	// UpdaterOff's reason. OpenUpdateRepo gives it the repository.
 	Updater        *updater.Updater
 	UpdaterOff     string
-	OpenUpdateRepo func(context.Context) (*updater.Repo, error)
+	OpenUpdateRepo func(context.Context) (*propose.Repo, error)
 
 	// SecureBootCert is a PEM file of the operator's Secure Boot db:
 	// with it the EFI loaders served (EFIBinary, ARM64Binary) must verify

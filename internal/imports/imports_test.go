@@ -41,6 +41,8 @@ var rules = []rule{
 		why: "source knows where trees come from, nothing of rendering or serving"},
 	{pkg: "source/static", allow: []string{"source", "schema"},
 		why: "pxeops boot's fixed tree: a source's revision and nothing else of pxeops"},
+	{pkg: "source/propose", allow: []string{"source"},
+		why: "commits on a branch of their own, through source's clone: the one git layer's write side"},
 	{pkg: "source/pixiecoreapi", allow: []string{"source", "source/static"},
 		why: "Pixiecore's API as a source: its answers become a tree, served like any other"},
 	{pkg: "reconcile", allow: append([]string{"source", "render", "schema"}, helpers...),
@@ -53,13 +55,15 @@ var rules = []rule{
 		why: "the boot timeline is told by the servers and knows none of them"},
 	{pkg: "omaha", allow: helpers, banned: heavy,
 		why: "the wire protocol, client and responder: no git, no store"},
-	{pkg: "omaha/updater", allow: append([]string{"omaha", "source", "schema"}, helpers...),
+	{pkg: "omaha/updater", allow: append([]string{"omaha", "source", "source/propose", "schema"}, helpers...),
 		why: "the store and the updater: git through source's layer, validity through schema"},
-	{pkg: "internal/daemon", allow: []string{"source", "reconcile", "render", "schema", "serve/...", "omaha/...", "internal/secureboot", "internal/safefile", "internal/ratelog"},
+	{pkg: "reconcile/discover", allow: append([]string{"schema", "render", "source/propose"}, helpers...),
+		why: "discovery: the tree through render (does a group match this machine?), the branch through source/propose"},
+	{pkg: "internal/daemon", allow: []string{"reconcile/discover", "source", "reconcile", "render", "schema", "serve/...", "omaha/...", "source/propose", "internal/secureboot", "internal/safefile", "internal/ratelog"},
 		why: "the one place that wires everything"},
 	// serve/access only for its mode names: the --access flag's values;
 	// serve/timeline for the JSON `pxeops machines` reads.
-	{pkg: "cmd/pxeops", allow: append([]string{"internal/daemon", "source", "source/static", "source/pixiecoreapi", "render", "schema", "omaha/...", "serve/access", "serve/timeline", "internal/matchbox"}, helpers...),
+	{pkg: "cmd/pxeops", allow: append([]string{"internal/daemon", "reconcile/discover", "source", "source/static", "source/pixiecoreapi", "source/propose", "render", "schema", "omaha/...", "serve/access", "serve/timeline", "internal/matchbox"}, helpers...),
 		why: "the command is flags and wiring through the daemon: servers and the reconciler are the daemon's"},
 
 	{pkg: "internal/matchbox", allow: append([]string{"schema"}, helpers...), banned: heavy,

@@ -9,6 +9,5 @@
 // out against the pinned Keyring (keys/ holds the built-in keys), edits
 // images/<id>.yaml in place (EditImage), checks that the edited tree
 // still loads (schema), and commits the change to a branch of its own for
-// review (Repo). Git itself is source's layer; this package adds the
-// commit on top.
+// review (source/propose, the git layer discovery proposes through too).
 package updater

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/pxeops/pxeops/source"
+	"github.com/pxeops/pxeops/source/propose"
 )
 
 // Schedule is what the served tree says about running passes.
@@ -23,7 +24,7 @@ type Schedule struct {
 // the schedule is periodic, sooner with backoff after retryable failures,
 // and at once on Trigger. open gives the repository for each pass,
 // fetched anew.
-func (u *Updater) Run(ctx context.Context, open func(context.Context) (*Repo, error), schedule func() Schedule) {
+func (u *Updater) Run(ctx context.Context, open func(context.Context) (*propose.Repo, error), schedule func() Schedule) {
 	timer := time.NewTimer(10 * time.Second) // let the first snapshot arrive
 	defer timer.Stop()
 	failures := 0
@@ -64,7 +65,7 @@ func (u *Updater) Run(ctx context.Context, open func(context.Context) (*Repo, er
 
 // runPass runs one pass and reports whether it failed in a way worth
 // retrying soon.
-func (u *Updater) runPass(ctx context.Context, open func(context.Context) (*Repo, error)) (retry bool) {
+func (u *Updater) runPass(ctx context.Context, open func(context.Context) (*propose.Repo, error)) (retry bool) {
 	repo, err := open(ctx)
 	if err != nil {
 		u.setLastError(fmt.Errorf("open the repository: %w", err))

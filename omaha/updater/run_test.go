@@ -9,13 +9,14 @@ import (
 	"time"
 
 	"github.com/pxeops/pxeops/omaha/updater"
+	"github.com/pxeops/pxeops/source/propose"
 )
 
 // However many triggers arrive during a pass, they fold into one more.
 func TestTriggersFoldIntoOnePass(t *testing.T) {
 	var opens atomic.Int32
 	release := make(chan struct{})
-	open := func(ctx context.Context) (*updater.Repo, error) {
+	open := func(ctx context.Context) (*propose.Repo, error) {
 		if opens.Add(1) == 1 {
 			<-release
 		}
@@ -49,7 +50,7 @@ func TestTriggersFoldIntoOnePass(t *testing.T) {
 // before the interval.
 func TestRetryableFailureBacksOff(t *testing.T) {
 	var opens atomic.Int32
-	open := func(ctx context.Context) (*updater.Repo, error) {
+	open := func(ctx context.Context) (*propose.Repo, error) {
 		opens.Add(1)
 		return nil, errors.New("remote unreachable")
 	}

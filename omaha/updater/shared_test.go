@@ -11,6 +11,7 @@ import (
 	"github.com/pxeops/pxeops/internal/omahatest"
 	"github.com/pxeops/pxeops/omaha/updater"
 	"github.com/pxeops/pxeops/source"
+	"github.com/pxeops/pxeops/source/propose"
 )
 
 // The updater proposes and pushes through the git source's own clone
@@ -52,10 +53,10 @@ func TestSyncSharesTheSourceClone(t *testing.T) {
 		}
 	}()
 	u := newUpdater(t)
-	var repo *updater.Repo
+	var repo *propose.Repo
 	for range 5 { // passes, as serve runs them: each opens the repository anew
 		var err error
-		repo, err = updater.OpenRepo(ctx, updater.RepoOptions{Location: remote.FileURL(), Ref: "main", Clone: g.Clone()})
+		repo, err = propose.Open(ctx, propose.Options{Location: remote.FileURL(), Ref: "main", Clone: g.Clone()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -85,7 +86,7 @@ func TestSyncSharesTheSourceClone(t *testing.T) {
 
 	// A clone of another remote is not used for this one.
 	other := fleet(t, rel)
-	if _, err := updater.OpenRepo(ctx, updater.RepoOptions{Location: other.FileURL(), Ref: "main", Clone: g.Clone()}); err == nil || !strings.Contains(err.Error(), "shared clone follows") {
+	if _, err := propose.Open(ctx, propose.Options{Location: other.FileURL(), Ref: "main", Clone: g.Clone()}); err == nil || !strings.Contains(err.Error(), "shared clone follows") {
 		t.Errorf("another remote through the source's clone: %v", err)
 	}
 }
@@ -96,7 +97,7 @@ func TestOpenRepoRefusesPathOutside(t *testing.T) {
 	rel := omahatest.New(t)
 	remote := fleet(t, rel)
 	for _, p := range []string{"..", "../x", "a/../../x", "/abs"} {
-		_, err := updater.OpenRepo(context.Background(), updater.RepoOptions{Location: remote.Work, Ref: "main", Path: p})
+		_, err := propose.Open(context.Background(), propose.Options{Location: remote.Work, Ref: "main", Path: p})
 		if err == nil || !strings.Contains(err.Error(), "a directory inside the repository") {
 			t.Errorf("--path %q: %v", p, err)
 		}

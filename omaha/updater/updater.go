@@ -17,6 +17,7 @@ import (
 	"github.com/pxeops/pxeops/omaha"
 	"github.com/pxeops/pxeops/schema"
 	"github.com/pxeops/pxeops/source"
+	"github.com/pxeops/pxeops/source/propose"
 )
 
 // Updater runs passes of the image updater: for each image with
@@ -109,7 +110,7 @@ func (u *Updater) setStatus(id string, st ImageStatus) {
 // Sync runs one pass over the repository's base commit. It fails only
 // when the tree cannot be read or is invalid; per-image outcomes are in
 // the returned map (and Status).
-func (u *Updater) Sync(ctx context.Context, repo *Repo) (map[string]ImageStatus, error) {
+func (u *Updater) Sync(ctx context.Context, repo *propose.Repo) (map[string]ImageStatus, error) {
 	u.pass.Lock()
 	defer u.pass.Unlock()
 	fsys, err := repo.Tree()
@@ -144,7 +145,7 @@ func (u *Updater) Sync(ctx context.Context, repo *Repo) (map[string]ImageStatus,
 	return out, nil
 }
 
-func (u *Updater) syncImage(ctx context.Context, repo *Repo, fsys fs.FS, tree *schema.Tree, img *schema.Image) ImageStatus {
+func (u *Updater) syncImage(ctx context.Context, repo *propose.Repo, fsys fs.FS, tree *schema.Tree, img *schema.Image) ImageStatus {
 	st := ImageStatus{Current: img.Version, LastCheck: time.Now().UTC()}
 	fail := func(stage string, retry bool, err error) ImageStatus {
 		st.State, st.Stage, st.Retry, st.Error = StateFailed, stage, retry, err.Error()
@@ -207,8 +208,8 @@ func (u *Updater) syncImage(ctx context.Context, repo *Repo, fsys fs.FS, tree *s
 	}
 	author := u.Author
 	author.When = time.Now()
-	out, err := repo.Propose(ctx, Proposal{
-		Branch: st.Branch, File: img.File(), Content: edited,
+	out, err := repo.Propose(ctx, propose.Proposal{
+		Branch: st.Branch, Files: []propose.File{{Path: img.File(), Content: edited}},
 		Message: commitMessage(img, latest, dir, files), Author: author,
 		SignKey: u.SignKey, Push: u.Push, AllowRef: u.AllowRef,
 	})

@@ -23,6 +23,7 @@ import (
 	"github.com/pxeops/pxeops/omaha"
 	"github.com/pxeops/pxeops/omaha/updater"
 	"github.com/pxeops/pxeops/render"
+	"github.com/pxeops/pxeops/source/propose"
 )
 
 // fleet commits a config repository tracking one image against rel.
@@ -48,7 +49,7 @@ func newUpdater(t *testing.T) *updater.Updater {
 
 func sync(t *testing.T, u *updater.Updater, remote *gittest.Remote, cloneDir string) updater.ImageStatus {
 	t.Helper()
-	repo, err := updater.OpenRepo(context.Background(), updater.RepoOptions{Location: remote.FileURL(), Ref: "main", CloneDir: cloneDir})
+	repo, err := propose.Open(context.Background(), propose.Options{Location: remote.FileURL(), Ref: "main", CloneDir: cloneDir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +124,7 @@ func TestSyncProposesVerifiedUpdate(t *testing.T) {
 		}
 	}
 	// pxeops check accepts the proposed tree.
-	proposed, err := updater.OpenRepo(context.Background(), updater.RepoOptions{Location: remote.FileURL(), Ref: branch, CloneDir: t.TempDir()})
+	proposed, err := propose.Open(context.Background(), propose.Options{Location: remote.FileURL(), Ref: branch, CloneDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -336,7 +337,7 @@ func TestSyncRefusesAnInvalidTree(t *testing.T) {
 	rel := omahatest.New(t)
 	remote := fleet(t, rel)
 	remote.Commit("break", map[string]string{"groups/broken.yaml": "profile: nope\nselector: {mac: 52:54:00:00:00:01}\n"})
-	repo, err := updater.OpenRepo(context.Background(), updater.RepoOptions{Location: remote.Work, Ref: "main"})
+	repo, err := propose.Open(context.Background(), propose.Options{Location: remote.Work, Ref: "main"})
 	if err != nil {
 		t.Fatal(err)
 	}

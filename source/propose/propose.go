@@ -1,4 +1,11 @@
-package updater
+// Package propose commits changes to a config repository on a branch of
+// their own, for review: never the served ref unless asked, idempotent
+// (a branch that already holds the change is left as it is), pushed to
+// origin when asked, with credentials kept out of every error. The image
+// updater proposes version bumps through it and discovery new group
+// files. Git itself (clones, the lock, reading trees, path rules,
+// redaction) is source's; this package adds the commit and the push.
+package propose
 
 import (
 	"bytes"
@@ -6,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"path"
 	"slices"
 	"strings"
@@ -21,7 +29,7 @@ import (
 	"github.com/pxeops/pxeops/source"
 )
 
-// Repo is the config repository updates are proposed to: a local clone
+// Repo is the config repository changes are proposed to: a local clone
 // the operator owns (branches are made in it, pushed to origin), or a
 // remote URL in a bare clone of pxeops' own, the git source's when serve
 // serves the same remote. Git itself (clones, the lock, reading trees,
@@ -35,11 +43,11 @@ type Repo struct {
 	redact source.Redactor
 }
 
-// RepoOptions say where the repository is.
-type RepoOptions struct {
+// Options say where the repository is.
+type Options struct {
 	// Location is a directory holding a git repository, or a git URL.
 	Location string
-	// Ref is the served branch (or tag, or commit) updates are based on.
+	// Ref is the served branch (or tag, or commit) proposals are based on.
 	Ref string
 	// Path is the config tree's directory inside the repository
 	// (source.CleanPath: one that leaves the repository is refused).
@@ -48,7 +56,7 @@ type RepoOptions struct {
 	// of pxeops' own (source.CloneDir of the state dir).
 	CloneDir string
 	// Clone, when set, is the git source's clone of Location
-	// (source.Git.Clone): the updater fetches, commits and pushes in it,
+	// (source.Git.Clone): proposals fetch, commit and push in it,
 	// under its lock, instead of keeping a second clone of the remote.
 	Clone *source.Clone
 	// Auth authenticates to a URL (see source.Auth); nil: the
@@ -56,14 +64,14 @@ type RepoOptions struct {
 	Auth transport.AuthMethod
 }
 
-// OpenRepo opens or clones the repository and resolves Ref. Its errors,
+// Open opens or clones the repository and resolves Ref. Its errors,
 // and Propose's, never show the URL's credentials or the token.
-func OpenRepo(ctx context.Context, o RepoOptions) (*Repo, error) {
+func Open(ctx context.Context, o Options) (*Repo, error) {
 	if o.Auth == nil && source.IsGitURL(o.Location) {
 		o.Auth, _ = source.Auth(o.Location, source.AuthOptions{}) // no files to read: cannot fail
 	}
 	redact := source.NewRedactor(o.Location, o.Auth)
-	r, err := openRepo(ctx, o)
+	r, err := open(ctx, o)
 	if err != nil {
 		return nil, redact.Error(err)
 	}
@@ -71,7 +79,7 @@ func OpenRepo(ctx context.Context, o RepoOptions) (*Repo, error) {
 	return r, nil
 }
 
-func openRepo(ctx context.Context, o RepoOptions) (*Repo, error) {
+func open(ctx context.Context, o Options) (*Repo, error) {
 	subdir, err := source.CleanPath(o.Path)
 	if err != nil {
 		return nil, err
@@ -86,7 +94,7 @@ func openRepo(ctx context.Context, o RepoOptions) (*Repo, error) {
 		}
 		err = r.clone.Do(func(repo *git.Repository) error { return fetchBranches(ctx, repo, o) })
 	} else if r.clone, err = source.OpenLocal(o.Location); err != nil {
-		err = fmt.Errorf("%s: %w (the updater commits its changes, so it needs a git repository)", o.Location, err)
+		err = fmt.Errorf("%s: %w (proposals are commits, so it needs a git repository)", o.Location, err)
 	}
 	if err != nil {
 		return nil, err
@@ -109,7 +117,7 @@ func openRepo(ctx context.Context, o RepoOptions) (*Repo, error) {
 // travel as o.Auth), so existing update branches are seen and pushes go
 // there. The git source's own refs live under refs/pxeops/ and are left
 // alone.
-func fetchBranches(ctx context.Context, repo *git.Repository, o RepoOptions) error {
+func fetchBranches(ctx context.Context, repo *git.Repository, o Options) error {
 	err := repo.FetchContext(ctx, &git.FetchOptions{
 		RemoteName: "origin", Auth: o.Auth, Force: true, Tags: git.NoTags,
 		RefSpecs: []config.RefSpec{"+refs/heads/*:refs/heads/*"},
@@ -126,12 +134,55 @@ func (r *Repo) Base() string { return r.base.Hash.String() }
 // Tree is the config tree at the base commit.
 func (r *Repo) Tree() (fs.FS, error) { return r.clone.CommitFS(r.base, r.subdir) }
 
-// Proposal is one change to one file of the config tree, on its own
-// branch.
+// BranchTree is the config tree at the tip of branch, what an open
+// proposal holds, read like Tree; nil, and no error, when there is no such
+// branch (or it lacks the config tree's directory).
+func (r *Repo) BranchTree(branch string) (fs.FS, error) {
+	name := plumbing.NewBranchReferenceName(branch)
+	if err := name.Validate(); err != nil {
+		return nil, fmt.Errorf("branch %q: %w", branch, err)
+	}
+	var tip *object.Commit
+	err := r.clone.Do(func(repo *git.Repository) error {
+		ref, err := repo.Reference(name, true)
+		if errors.Is(err, plumbing.ErrReferenceNotFound) {
+			return nil
+		}
+		if err == nil {
+			tip, err = repo.CommitObject(ref.Hash())
+		}
+		return err
+	})
+	if err != nil {
+		return nil, r.redact.Error(fmt.Errorf("branch %s: %w", branch, err))
+	}
+	if tip == nil {
+		return nil, nil
+	}
+	fsys, err := r.clone.CommitFS(tip, r.subdir)
+	if errors.Is(err, object.ErrDirectoryNotFound) {
+		return nil, nil
+	}
+	return fsys, err
+}
+
+// MaxFiles bounds the files of one proposal.
+const MaxFiles = 1024
+
+// File is one file of a proposal: created, with the directories above it,
+// when the base does not hold it; replaced (keeping its mode) when it
+// does.
+type File struct {
+	// Path is slash-separated and relative to the config tree (Options.Path);
+	// one that leaves it, or names .git, is refused.
+	Path    string
+	Content []byte
+}
+
+// Proposal is a change to files of the config tree, on its own branch.
 type Proposal struct {
 	Branch  string
-	File    string // relative to the config tree
-	Content []byte
+	Files   []File
 	Message string
 	Author  object.Signature
 	// SignKey, when set, signs the commit.
@@ -149,21 +200,26 @@ type Outcome struct {
 }
 
 // Propose commits p on top of the base commit to refs/heads/<Branch>,
-// replacing what the branch held (a newer release supersedes an open
-// proposal), and pushes it with --force when asked. When the branch
-// already holds exactly this change on this base, nothing is committed.
+// replacing what the branch held (a newer proposal supersedes an open
+// one), and pushes it with --force when asked. When the branch already
+// holds exactly these files on this base, or the base does, nothing is
+// committed.
 func (r *Repo) Propose(ctx context.Context, p Proposal) (Outcome, error) {
 	if !p.AllowRef && (p.Branch == r.ref || "refs/heads/"+p.Branch == r.ref) {
-		return Outcome{}, fmt.Errorf("branch %s is the served ref: updates go to a branch of their own for review", p.Branch)
+		return Outcome{}, fmt.Errorf("branch %s is the served ref: proposals go to a branch of their own for review", p.Branch)
 	}
 	branch := plumbing.NewBranchReferenceName(p.Branch)
 	if err := branch.Validate(); err != nil {
 		return Outcome{}, fmt.Errorf("branch %q: %w", p.Branch, err)
 	}
+	files, err := r.files(p.Files)
+	if err != nil {
+		return Outcome{}, err
+	}
 	var out Outcome
-	err := r.clone.Do(func(repo *git.Repository) error {
+	err = r.clone.Do(func(repo *git.Repository) error {
 		var err error
-		out, err = r.commit(repo, branch, p)
+		out, err = r.commit(repo, branch, p, files)
 		return err
 	})
 	if err != nil || !p.Push {
@@ -181,20 +237,71 @@ func (r *Repo) Propose(ctx context.Context, p Proposal) (Outcome, error) {
 	return out, nil
 }
 
+// node is a directory of the files to write (kids), or one file (leaf).
+type node struct {
+	leaf    bool
+	content []byte
+	kids    map[string]*node
+}
+
+// files checks the paths and arranges them as a tree below the
+// repository's top.
+func (r *Repo) files(list []File) (*node, error) {
+	if len(list) == 0 {
+		return nil, errors.New("a proposal with no files")
+	}
+	if len(list) > MaxFiles {
+		return nil, fmt.Errorf("%d files in one proposal, at most %d", len(list), MaxFiles)
+	}
+	top := &node{kids: map[string]*node{}}
+	for _, f := range list {
+		if err := CheckPath(f.Path); err != nil {
+			return nil, err
+		}
+		n := top
+		parts := strings.Split(path.Join(r.subdir, f.Path), "/")
+		for i, part := range parts {
+			if n.leaf {
+				return nil, fmt.Errorf("%s: %s is a file of the same proposal", f.Path, strings.Join(parts[:i], "/"))
+			}
+			kid := n.kids[part]
+			if kid == nil {
+				kid = &node{kids: map[string]*node{}}
+				n.kids[part] = kid
+			} else if i == len(parts)-1 {
+				return nil, fmt.Errorf("%s: given twice, or a directory of the same proposal", f.Path)
+			}
+			n = kid
+		}
+		n.leaf, n.content, n.kids = true, f.Content, nil
+	}
+	return top, nil
+}
+
+// CheckPath checks a file's path relative to the config tree: clean,
+// relative, slash-separated, no control characters or backslashes, and
+// no .git anywhere (git would refuse such a tree on checkout).
+func CheckPath(p string) error {
+	if !fs.ValidPath(p) || p == "." || strings.ContainsAny(p, "\\") || strings.ContainsFunc(p, func(c rune) bool { return c < 0x20 || c == 0x7f }) {
+		return fmt.Errorf("file %q: want a clean relative path such as groups/node1.yaml", p)
+	}
+	for part := range strings.SplitSeq(p, "/") {
+		if strings.EqualFold(part, ".git") {
+			return fmt.Errorf("file %q: a path inside .git", p)
+		}
+	}
+	return nil
+}
+
 // commit writes p's commit; the clone's lock held.
-func (r *Repo) commit(repo *git.Repository, branch plumbing.ReferenceName, p Proposal) (Outcome, error) {
+func (r *Repo) commit(repo *git.Repository, branch plumbing.ReferenceName, p Proposal, files *node) (Outcome, error) {
 	baseTree, err := r.base.Tree()
 	if err != nil {
 		return Outcome{}, err
 	}
-	blob, err := store(repo, plumbing.BlobObject, p.Content)
+	treeHash, err := write(repo, baseTree, files, "")
 	if err != nil {
 		return Outcome{}, err
-	}
-	file := path.Join(r.subdir, p.File)
-	treeHash, err := replace(repo, baseTree, strings.Split(file, "/"), blob)
-	if err != nil {
-		return Outcome{}, fmt.Errorf("%s: %w", file, err)
 	}
 	if treeHash == baseTree.Hash {
 		return Outcome{Commit: r.base.Hash.String()}, nil
@@ -227,28 +334,56 @@ func (r *Repo) commit(repo *git.Repository, branch plumbing.ReferenceName, p Pro
 	return Outcome{Commit: h.String(), Changed: true}, nil
 }
 
-// replace writes the trees from tree down to parts with the file's blob
-// swapped for blob, and returns the new top tree's hash.
-func replace(repo *git.Repository, tree *object.Tree, parts []string, blob plumbing.Hash) (plumbing.Hash, error) {
-	entries := slices.Clone(tree.Entries)
-	i := slices.IndexFunc(entries, func(e object.TreeEntry) bool { return e.Name == parts[0] })
-	if i < 0 {
-		return plumbing.ZeroHash, fmt.Errorf("%s is not in the commit", parts[0])
+// write stores tree (nil: a new directory) with n's files written into
+// it, and returns the new tree's hash; dir names tree in errors.
+func write(repo *git.Repository, tree *object.Tree, n *node, dir string) (plumbing.Hash, error) {
+	var entries []object.TreeEntry
+	if tree != nil {
+		entries = slices.Clone(tree.Entries)
 	}
-	if len(parts) == 1 {
-		if !entries[i].Mode.IsFile() || entries[i].Mode == filemode.Symlink {
-			return plumbing.ZeroHash, fmt.Errorf("%s is not a regular file", parts[0])
+	for _, name := range slices.Sorted(maps.Keys(n.kids)) {
+		kid, where := n.kids[name], path.Join(dir, name)
+		i := slices.IndexFunc(entries, func(e object.TreeEntry) bool { return e.Name == name })
+		var h plumbing.Hash
+		var err error
+		if kid.leaf {
+			if i >= 0 && (!entries[i].Mode.IsFile() || entries[i].Mode == filemode.Symlink) {
+				return plumbing.ZeroHash, fmt.Errorf("%s is not a regular file", where)
+			}
+			h, err = store(repo, plumbing.BlobObject, kid.content)
+		} else {
+			var sub *object.Tree
+			if i >= 0 {
+				if entries[i].Mode != filemode.Dir {
+					return plumbing.ZeroHash, fmt.Errorf("%s is not a directory", where)
+				}
+				if sub, err = repo.TreeObject(entries[i].Hash); err != nil {
+					return plumbing.ZeroHash, fmt.Errorf("%s: %w", where, err)
+				}
+			}
+			h, err = write(repo, sub, kid, where)
 		}
-		entries[i].Hash = blob
-	} else {
-		sub, err := tree.Tree(parts[0])
 		if err != nil {
 			return plumbing.ZeroHash, err
 		}
-		if entries[i].Hash, err = replace(repo, sub, parts[1:], blob); err != nil {
-			return plumbing.ZeroHash, err
+		if i >= 0 {
+			entries[i].Hash = h
+			continue
 		}
+		mode := filemode.Regular
+		if !kid.leaf {
+			mode = filemode.Dir
+		}
+		entries = append(entries, object.TreeEntry{Name: name, Mode: mode, Hash: h})
 	}
+	// Git's order: by name, a directory's as if it ended in "/".
+	key := func(e object.TreeEntry) string {
+		if e.Mode == filemode.Dir {
+			return e.Name + "/"
+		}
+		return e.Name
+	}
+	slices.SortFunc(entries, func(a, b object.TreeEntry) int { return strings.Compare(key(a), key(b)) })
 	obj := repo.Storer.NewEncodedObject()
 	if err := (&object.Tree{Entries: entries}).Encode(obj); err != nil {
 		return plumbing.ZeroHash, err
