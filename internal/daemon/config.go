@@ -45,8 +45,9 @@ type Config struct {
 	// the log and /status; Tree gives its revisions.
 	Source string
 	Tree   Tree
-	// StateDir keeps a git source's clone; it must be usable when Source
-	// is a git URL.
+	// StateDir keeps a git source's clone and, for every source, the
+	// machine state (machines.db); it must be usable when Source is a
+	// git URL. Empty with a directory source: no machine state is kept.
 	StateDir string
 	// WebhookSecret enables POST /hooks/git, which triggers Tree.
 	WebhookSecret []byte
@@ -222,7 +223,7 @@ func (c *Config) Validate() error {
 		}
 		root.Close()
 	}
-	if source.IsGitURL(c.Source) {
+	if source.IsGitURL(c.Source) || c.StateDir != "" { // the machine state is kept there for every source
 		if err := checkStateDir(c.StateDir); err != nil {
 			return &FieldError{Field: "StateDir", Value: c.StateDir, Err: err}
 		}
@@ -291,8 +292,9 @@ func checkHostPort(addr, example string) error {
 	return nil
 }
 
-// checkStateDir makes sure the clone can be kept in dir: a relative path
-// would follow the working directory (HOME unset leaves the default one),
+// checkStateDir makes sure the clone and the machine state can be kept
+// in dir: a relative path would follow the working directory (HOME unset
+// leaves the default one),
 // and a directory that cannot be created or written fails every fetch,
 // which the git source would retry for ever as if the network were down.
 func checkStateDir(dir string) error {
@@ -300,7 +302,7 @@ func checkStateDir(dir string) error {
 		return errors.New("required for a git source: an absolute directory to keep the clone in")
 	}
 	if !filepath.IsAbs(dir) {
-		return errors.New("want an absolute path: the clone must not depend on the working directory")
+		return errors.New("want an absolute path: the clone and the machine state must not depend on the working directory")
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("cannot be created: %w", err)

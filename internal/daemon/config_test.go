@@ -41,7 +41,9 @@ func TestValidate(t *testing.T) {
 		{"git state dir empty", git(""), "StateDir", "required for a git source"},
 		{"git state dir relative", git(".pxeops-state"), "StateDir", "StateDir .pxeops-state: want an absolute path"},
 		{"git state dir under a file", git(filepath.Join(file, "sub")), "StateDir", "cannot be created: mkdir " + file + ": not a directory"},
-		{"directory needs no state dir", func(c *Config) { c.StateDir = "relative" }, "", ""},
+		{"directory needs no state dir", func(c *Config) { c.StateDir = "" }, "", ""},
+		{"directory state dir relative", func(c *Config) { c.StateDir = "relative" }, "StateDir", "StateDir relative: want an absolute path"},
+		{"directory state dir", func(c *Config) { c.StateDir = filepath.Join(t.TempDir(), "state") }, "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := base()

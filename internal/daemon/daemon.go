@@ -118,6 +118,23 @@ func (c *Config) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	machines, closeMachines, err := c.openMachines(log)
+	if err != nil {
+		return err
+	}
+	defer closeMachines()
+	status := func() Status {
+		st := Status{Version: c.Version, ServerURL: c.ServerURL, Access: c.Access.String(), Status: rec.Status(), Source: c.Tree.State(),
+			Omaha: OmahaStatus{Updater: updaterState, Error: upd.LastError(), Images: upd.Status(), Census: responder.Census()}}
+		if err := sup.err(); err != nil {
+			st.Down = err.Error()
+		}
+		if certs != nil {
+			cs := certs.Status()
+			st.TLS = &cs
+		}
+		return st
+	}
 	handler, adminHandler, err := c.handlers(rec, httpserver.Options{
 		ServerURL:     c.ServerURL,
 		AssetsDir:     c.AssetsDir,
@@ -132,18 +149,9 @@ func (c *Config) Run(ctx context.Context) (err error) {
 		Access:        acc,
 		Loaders:       loaders,
 		Timeline:      boots,
-		Status: func() any {
-			st := Status{Version: c.Version, ServerURL: c.ServerURL, Access: c.Access.String(), Status: rec.Status(), Source: c.Tree.State(),
-				Omaha: OmahaStatus{Updater: updaterState, Error: upd.LastError(), Images: upd.Status(), Census: responder.Census()}}
-			if err := sup.err(); err != nil {
-				st.Down = err.Error()
-			}
-			if certs != nil {
-				cs := certs.Status()
-				st.TLS = &cs
-			}
-			return st
-		},
+		Machines:      machines,
+		Status:        func() any { return status() },
+		Page:          statusPage(status, boots, machines),
 	})
 	if err != nil {
 		return err

@@ -9,8 +9,8 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing/object"
 
-	"github.com/pxeops/pxeops/reconcile/discover"
 	"github.com/pxeops/pxeops/internal/gittest"
+	"github.com/pxeops/pxeops/reconcile/discover"
 	"github.com/pxeops/pxeops/render"
 	"github.com/pxeops/pxeops/schema"
 	"github.com/pxeops/pxeops/source"

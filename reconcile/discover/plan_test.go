@@ -13,8 +13,8 @@ import (
 	"testing"
 	"testing/fstest"
 
-	"github.com/pxeops/pxeops/reconcile/discover"
 	"github.com/pxeops/pxeops/internal/txtar"
+	"github.com/pxeops/pxeops/reconcile/discover"
 	"github.com/pxeops/pxeops/render"
 	"github.com/pxeops/pxeops/schema"
 )

@@ -67,6 +67,9 @@ func (s *server) handleInstalled(w http.ResponseWriter, r *http.Request) {
 		if s.opts.Machines == nil {
 			return &httpError{http.StatusNotFound, "this server keeps no machine state"}
 		}
+		if s.opts.Timeline != nil {
+			s.opts.Timeline.Installed(mac, remoteIP(r))
+		}
 		if st, ok := s.opts.Machines.Get(mac); ok && st.Installed {
 			w.WriteHeader(http.StatusNoContent)
 			return nil

@@ -20,6 +20,7 @@ type Timeline interface {
 	BootIPXE(remote netip.Addr)
 	Asset(remote netip.Addr, path string, bytes int64, complete bool)
 	Unmatched(timeline.Client)
+	Installed(mac string, remote netip.Addr)
 	Machines() []timeline.Machine
 	Machine(mac string) (timeline.Machine, bool)
 	Discovered() []timeline.Discovered
@@ -106,9 +107,13 @@ func (s *server) registerTimeline(handle func(pattern, endpoint string, h http.H
 		return
 	}
 	handle("GET /v1/machines", "machines", func(w http.ResponseWriter, r *http.Request) {
+		ms := nonNil(tl.Machines())
+		for i := range ms {
+			s.addState(&ms[i])
+		}
 		writeJSON(w, http.StatusOK, struct {
 			Machines []timeline.Machine `json:"machines"`
-		}{nonNil(tl.Machines())})
+		}{ms})
 	})
 	handle("GET /v1/machines/{mac}", "machines", func(w http.ResponseWriter, r *http.Request) {
 		mac, err := render.ParseMAC(r.PathValue("mac"))
@@ -118,7 +123,12 @@ func (s *server) registerTimeline(handle func(pattern, endpoint string, h http.H
 		}
 		m, ok := tl.Machine(mac)
 		if !ok {
-			http.Error(w, "no boot of "+mac+" recorded (since pxeops started, within the last machines kept)", http.StatusNotFound)
+			m.MAC = mac
+		}
+		// A machine installed before this process started has a
+		// state and no boot recorded yet: its state is still the answer.
+		if !s.addState(&m) && !ok {
+			http.Error(w, "no boot of "+mac+" recorded (since pxeops started, within the last machines kept) and no state kept", http.StatusNotFound)
 			return
 		}
 		writeJSON(w, http.StatusOK, m)
@@ -143,4 +153,17 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	enc.Encode(v)
+}
+
+// addState puts the machine's durable state (installed, when, by which
+// revision) beside its timeline; false when none is kept for it.
+func (s *server) addState(m *timeline.Machine) bool {
+	if s.opts.Machines == nil {
+		return false
+	}
+	st, ok := s.opts.Machines.Get(m.MAC)
+	if ok {
+		m.State = st
+	}
+	return ok
 }
