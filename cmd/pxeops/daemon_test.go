@@ -64,7 +64,7 @@ func TestServeBindFailureIsTheLastLine(t *testing.T) {
 	must(t, err)
 	defer taken.Close()
 	ipxe := t.TempDir()
-	code, _, stderr := runCLI(t, "serve", "--source", dir, "--http-addr", "127.0.0.1:0", "--tftp-addr", taken.LocalAddr().String(), "--ipxe-dir", ipxe)
+	code, _, stderr := runCLI(t, "serve", "--source", dir, "--http-addr", "127.0.0.1:0", "--tftp-addr", taken.LocalAddr().String(), "--ipxe-dir", ipxe, "--state-dir", t.TempDir())
 	lines := strings.Split(strings.TrimSuffix(stderr, "\n"), "\n")
 	last := lines[len(lines)-1]
 	if code != exitInvalid || !strings.HasPrefix(last, "pxeops serve: --tftp-addr "+taken.LocalAddr().String()+": ") || !strings.Contains(last, "address already in use") {

@@ -37,7 +37,7 @@ func (g *gitFlags) register(fset *flag.FlagSet) {
 	g.verifyMode = &choice{value: source.VerifyHead, allowed: []string{source.VerifyHead, source.VerifyTags}}
 	fset.Var(g.verifyMode, "verify-mode", "with --verify-commits: head (the commit is signed) or tags (the ref is a signed tag)")
 	if fset.Name() == "serve" {
-		fset.StringVar(&g.stateDir, "state-dir", defaultStateDir(), "git: where the clone is kept across restarts")
+		fset.StringVar(&g.stateDir, "state-dir", defaultStateDir(), "where the git clone and the machine state (machines.db: the machines whose installer reported) are kept across restarts")
 		fset.StringVar(&g.webhookSecretFile, "webhook-secret-file", "", "git: file holding the secret of POST /hooks/git (GitHub HMAC or GitLab token)")
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -40,6 +41,9 @@ func startServe(t testing.TB, dir string, flags ...string) *testServer {
 	logs := &logtest.Buffer{}
 	done := make(chan int, 1)
 	args := append([]string{"serve", "--source", dir, "--http-addr", addr, "--log-level", "debug"}, flags...)
+	if !slices.Contains(flags, "--state-dir") { // the machine state's file is locked: one per server
+		args = append(args, "--state-dir", t.TempDir())
+	}
 	go func() { done <- run(ctx, args, io.Discard, logs) }()
 	t.Cleanup(func() {
 		cancel()

@@ -44,7 +44,7 @@ func TestAccessOnTheBootNetwork(t *testing.T) {
 		t.Fatal(err)
 	}
 	l := newLab(t)
-	l.start("pxe", "pxeops.log", bin, "serve", "--source", tree, "--assets-dir", assets, "--proxy-dhcp", "--interface", "eth0",
+	l.start("pxe", "pxeops.log", bin, "serve", "--source", tree, "--state-dir", t.TempDir(), "--assets-dir", assets, "--proxy-dhcp", "--interface", "eth0",
 		"--http-addr", ":8080", "--access", "machine", "--log-level", "debug")
 	l.ready("pxeops.log", 20*time.Second)
 	// The attacker: another host on the bridge, its own MAC and address.

@@ -189,7 +189,7 @@ func TestNetworkBoot(t *testing.T) {
 	work := t.TempDir()
 	bin, assets, tree := buildPxeops(t, work), buildAssets(t, work), fleet(t)
 	l := newLab(t)
-	pxeops := l.start("pxe", "pxeops.log", bin, "serve", "--source", tree, "--assets-dir", assets, "--proxy-dhcp", "--interface", "eth0",
+	pxeops := l.start("pxe", "pxeops.log", bin, "serve", "--source", tree, "--state-dir", t.TempDir(), "--assets-dir", assets, "--proxy-dhcp", "--interface", "eth0",
 		"--http-addr", ":8080", "--log-level", "debug")
 	l.ready("pxeops.log", 20*time.Second)
 

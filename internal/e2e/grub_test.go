@@ -81,7 +81,7 @@ func TestShimGRUB(t *testing.T) {
 	}
 	assets, tree := buildAssets(t, work), grubFleet(t)
 	l := newLab(t, siteNextServer)
-	l.start("pxe", "pxeops.log", bin, "serve", "--source", tree, "--assets-dir", assets, "--proxy-dhcp", "--interface", "eth0",
+	l.start("pxe", "pxeops.log", bin, "serve", "--source", tree, "--state-dir", t.TempDir(), "--assets-dir", assets, "--proxy-dhcp", "--interface", "eth0",
 		"--http-addr", ":8080", "--log-level", "debug") // shim and GRUB from their defaults
 	l.ready("pxeops.log", 20*time.Second)
 	serial := l.boot("shim-grub", l.ovmfSecureBoot("shim-grub", msVars))
@@ -168,7 +168,7 @@ args:
 		}
 	}
 	l := newLab(t, siteNextServer)
-	l.start("pxe", "pxeops.log", bin, "serve", "--source", tree, "--assets-dir", assets, "--proxy-dhcp", "--interface", "eth0",
+	l.start("pxe", "pxeops.log", bin, "serve", "--source", tree, "--state-dir", t.TempDir(), "--assets-dir", assets, "--proxy-dhcp", "--interface", "eth0",
 		"--arm64-shim-binary", shim, "--arm64-grub-binary", grub, "--http-addr", ":8080", "--log-level", "debug")
 	l.ready("pxeops.log", 20*time.Second)
 	serial := l.bootTo("arm64", armMarker, l.aavmf("arm64", aavmfMSVars))

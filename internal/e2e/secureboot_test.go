@@ -91,7 +91,7 @@ func TestSecureBoot(t *testing.T) {
 	}
 
 	l := newLab(t)
-	signed := l.start("pxe", "pxeops.log", bin, "serve", "--source", tree, "--assets-dir", signedAssets, "--ipxe-dir", ipxe,
+	signed := l.start("pxe", "pxeops.log", bin, "serve", "--source", tree, "--state-dir", t.TempDir(), "--assets-dir", signedAssets, "--ipxe-dir", ipxe,
 		"--secure-boot-cert", snakeoilCert, "--proxy-dhcp", "--interface", "eth0", "--http-addr", ":8080", "--log-level", "debug")
 	l.ready("pxeops.log", 20*time.Second)
 	l.boot("secureboot", l.ovmfSecureBoot("secureboot", snakeoilVars))
@@ -101,7 +101,7 @@ func TestSecureBoot(t *testing.T) {
 	signed.Kill()
 	signed.Wait()
 
-	l.start("pxe", "pxeops-unsigned.log", bin, "serve", "--source", tree, "--assets-dir", assets,
+	l.start("pxe", "pxeops-unsigned.log", bin, "serve", "--source", tree, "--state-dir", t.TempDir(), "--assets-dir", assets,
 		"--proxy-dhcp", "--interface", "eth0", "--http-addr", ":8080", "--log-level", "debug")
 	l.ready("pxeops-unsigned.log", 20*time.Second)
 	serial, took := l.bootUntil("secureboot-unsigned", 90*time.Second, refusal, l.ovmfSecureBoot("secureboot-unsigned", snakeoilVars))
