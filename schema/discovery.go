@@ -8,7 +8,7 @@ import (
 // DiscoverySettings configure discovery: PXE clients that no group
 // matches, proposed as one group file each on a branch of their own.
 type DiscoverySettings struct {
-	Profile  string   `yaml:"profile" json:"profile,omitempty" doc:"Id of profiles/<id>.yaml that proposed groups boot; they are written to groups/. Absent: they are written to discovered/, which pxeops does not load, without a profile: name one in the file and move it to groups/ to boot the machine."`
+	Profile  string   `yaml:"profile" json:"profile,omitempty" doc:"Id of profiles/<id>.yaml that proposed groups boot; they are written to groups/. Absent: they are written as groups/discovered-<mac>.yaml.disabled, which pxeops does not load: name a profile in the file and drop the suffix to boot the machine."`
 	Branch   string   `yaml:"branch" json:"branch" doc:"Branch proposals are committed to (replacing what it held); never the served one." default:"pxeops/discovered"`
 	Serve    bool     `yaml:"serve" json:"serve" doc:"Run discovery inside pxeops serve every interval (pushed to origin for a git URL source; committed in the repository for a directory that is one); pxeops discover runs it on demand either way." default:"false"`
 	Interval Duration `yaml:"interval" json:"interval" doc:"Time between passes inside serve, jittered; at least 10s. A pass commits only when the unmatched machines or the served revision changed." default:"1m"`
