@@ -29,6 +29,8 @@ Usage:
   pxeops schema [profile|group|image|settings]
   pxeops omaha sync --repo DIR|GIT-URL --assets-dir DIR [--ref main] [--push]
   pxeops import matchbox DATA-DIR OUT-DIR
+  pxeops machines [--admin URL] [--json] [MAC]
+  pxeops machine reset [--admin URL] MAC
   pxeops version | --version
 
 Every flag can also be set as PXEOPS_<FLAG> in the environment
@@ -97,6 +99,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runOmaha(ctx, rest, stdout, stderr)
 	case "import":
 		return runImport(ctx, rest, stdout, stderr)
+	case "machines":
+		return runMachines(ctx, rest, stdout, stderr)
+	case "machine":
+		return runMachine(ctx, rest, stdout, stderr)
 	case "version", "-version", "--version":
 		printVersion(stdout)
 		return exitOK
