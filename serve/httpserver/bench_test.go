@@ -9,6 +9,7 @@ import (
 
 	"github.com/pxeops/pxeops/internal/gentree"
 	"github.com/pxeops/pxeops/render"
+	"github.com/pxeops/pxeops/serve/timeline"
 )
 
 // generatedSnapshot is gentree's fleet of 10,000 groups over 100 profiles.
@@ -43,5 +44,33 @@ func BenchmarkIPXEHandler(b *testing.B) {
 		if w.Code != http.StatusOK {
 			b.Fatal(w.Code)
 		}
+	}
+}
+
+// BenchmarkIPXETimeline is BenchmarkIPXEHandler without and with the
+// boot timeline recording each answer: run side by side, the difference
+// is the timeline's cost per request.
+func BenchmarkIPXETimeline(b *testing.B) {
+	snap := generatedSnapshot(b, "")
+	for _, name := range []string{"timeline=off", "timeline=on"} {
+		b.Run(name, func(b *testing.B) {
+			opts := Options{ServerURL: "http://pxe.test", Loaders: http.NotFoundHandler()}
+			if name == "timeline=on" {
+				opts.Timeline = timeline.New(timeline.Options{})
+			}
+			h, err := New(fixedSnapshots{snap}, opts)
+			if err != nil {
+				b.Fatal(err)
+			}
+			req := httptest.NewRequest("GET", "/ipxe?mac="+gentree.MAC(4242), nil)
+			b.ReportAllocs()
+			for b.Loop() {
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, req)
+				if w.Code != http.StatusOK {
+					b.Fatal(w.Code)
+				}
+			}
+		})
 	}
 }

@@ -1,6 +1,8 @@
 package proxydhcp
 
 import (
+	"github.com/pxeops/pxeops/serve/timeline"
+
 	"bytes"
 	"context"
 	"net"
@@ -285,5 +287,40 @@ func BenchmarkAnswer(b *testing.B) {
 			b.Fatal("no answer")
 		}
 		reply.ToBytes()
+	}
+}
+
+// BenchmarkAnswerTimeline is BenchmarkAnswer plus what the server loop
+// tells the timeline of the reply, without and with one: run side by
+// side, the difference is the timeline's cost per packet.
+func BenchmarkAnswerTimeline(b *testing.B) {
+	snap := snapshot(b, known)
+	data, err := os.ReadFile("../../testdata/dhcp/edk2-discover.bin")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, name := range []string{"timeline=off", "timeline=on"} {
+		b.Run(name, func(b *testing.B) {
+			c := cfg
+			if name == "timeline=on" {
+				c.Timeline = timeline.New(timeline.Options{})
+			}
+			s := New(c, nil, nil, nil)
+			b.ReportAllocs()
+			for b.Loop() {
+				req, err := dhcpv4.FromBytes(data)
+				if err != nil {
+					b.Fatal(err)
+				}
+				reply, _ := Answer(req, ProxyPort, snap, s.cfg)
+				if reply == nil {
+					b.Fatal("no answer")
+				}
+				reply.ToBytes()
+				if s.cfg.Timeline != nil {
+					s.noteAnswer(req, ProxyPort, reply)
+				}
+			}
+		})
 	}
 }
