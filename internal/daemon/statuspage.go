@@ -19,7 +19,7 @@ func statusPage(status func() Status, boots *timeline.Recorder, states httpserve
 	return statuspage.Handler(func(*http.Request) statuspage.Data {
 		d := pageData(status(), time.Now())
 		if boots != nil {
-			d.Machines, d.Unmatched = pageMachines(boots.Machines(), states), pageUnmatched(boots.Discovered())
+			d.Machines, d.Unmatched = pageMachines(boots.Machines(), states), boots.Discovered()
 		}
 		return d
 	})
@@ -35,14 +35,6 @@ func pageMachines(ms []timeline.Machine, states httpserver.MachineStates) []stat
 			}
 		}
 		out = append(out, pm)
-	}
-	return out
-}
-
-func pageUnmatched(ds []timeline.Discovered) []statuspage.Unmatched {
-	out := make([]statuspage.Unmatched, 0, len(ds))
-	for _, c := range ds {
-		out = append(out, statuspage.Unmatched(c))
 	}
 	return out
 }

@@ -29,10 +29,13 @@ func generatedSnapshot(b *testing.B, revision string) *render.Snapshot {
 // (routing, metrics, query parsing, lookup, script, logging discarded) in
 // a 10,000-group snapshot, without the network.
 func BenchmarkIPXEHandler(b *testing.B) {
-	snap := generatedSnapshot(b, "")
 	// With the loaders' route in front of the mux, as serve runs where
 	// Debian's shim and GRUB are installed.
-	h, err := New(fixedSnapshots{snap}, Options{ServerURL: "http://pxe.test", Loaders: http.NotFoundHandler()})
+	benchIPXE(b, generatedSnapshot(b, ""), Options{ServerURL: "http://pxe.test", Loaders: http.NotFoundHandler()})
+}
+
+func benchIPXE(b *testing.B, snap *render.Snapshot, opts Options) {
+	h, err := New(fixedSnapshots{snap}, opts)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -58,19 +61,7 @@ func BenchmarkIPXETimeline(b *testing.B) {
 			if name == "timeline=on" {
 				opts.Timeline = timeline.New(timeline.Options{})
 			}
-			h, err := New(fixedSnapshots{snap}, opts)
-			if err != nil {
-				b.Fatal(err)
-			}
-			req := httptest.NewRequest("GET", "/ipxe?mac="+gentree.MAC(4242), nil)
-			b.ReportAllocs()
-			for b.Loop() {
-				w := httptest.NewRecorder()
-				h.ServeHTTP(w, req)
-				if w.Code != http.StatusOK {
-					b.Fatal(w.Code)
-				}
-			}
+			benchIPXE(b, snap, opts)
 		})
 	}
 }

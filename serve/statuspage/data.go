@@ -2,10 +2,15 @@
 // one server-rendered document from templates embedded in the binary,
 // no script, nothing fetched from anywhere (its Content-Security-Policy
 // forbids it). Its input is Data, plain values the daemon fills: this
-// package knows nothing of the reconciler, the updater or the timeline.
+// package knows nothing of the reconciler or the updater, and of the
+// timeline only its record of unmatched clients' shape.
 package statuspage
 
-import "time"
+import (
+	"time"
+
+	"github.com/pxeops/pxeops/serve/timeline"
+)
 
 // Data is everything the page shows. Zero values read as "none" or
 // "never"; slices may be longer than the page's bounds (Max*), which
@@ -92,17 +97,9 @@ type Machine struct {
 	State string `json:"state,omitempty"`
 }
 
-// Unmatched is a PXE client no group matched (GET /v1/discovered's shape).
-type Unmatched struct {
-	MAC         string    `json:"mac"`
-	UUID        string    `json:"uuid,omitempty"`
-	Arch        string    `json:"arch,omitempty"`
-	VendorClass string    `json:"vendor_class,omitempty"`
-	Relay       string    `json:"relay,omitempty"`
-	FirstSeen   time.Time `json:"first_seen"`
-	LastSeen    time.Time `json:"last_seen"`
-	Seen        int       `json:"seen"`
-}
+// Unmatched is a PXE client no group matched: the timeline's record,
+// as GET /v1/discovered has it.
+type Unmatched = timeline.Discovered
 
 // Omaha is the image updater's and the Omaha responder's state.
 type Omaha struct {
