@@ -42,6 +42,18 @@ func (g *gitFlags) register(fset *flag.FlagSet) {
 	}
 }
 
+// registerPropose registers the flags of a command that proposes a
+// change on a branch of the repository (omaha sync, discover); what is
+// the proposal, for the --ref help.
+func (g *gitFlags) registerPropose(fset *flag.FlagSet, what string) {
+	fset.StringVar(&g.ref, "ref", "main", "branch (or tag, or commit) "+what+" is based on")
+	fset.StringVar(&g.path, "path", "", "subdirectory of the repository that holds the config tree")
+	fset.StringVar(&g.stateDir, "state-dir", defaultStateDir(), "where a git URL is cloned (repo.git, the one serve keeps)")
+	fset.StringVar(&g.sshKey, "ssh-key", "", "git over SSH: private key file (needs --known-hosts)")
+	fset.StringVar(&g.knownHosts, "known-hosts", "", "git over SSH: known_hosts file; host keys are always checked")
+	fset.StringVar(&g.tokenFile, "token-file", "", "git over HTTPS: file holding a token (or set "+tokenEnv+")")
+}
+
 func defaultStateDir() string { return defaultStateDirFor(os.Geteuid()) }
 
 // defaultStateDirFor is the default for user euid. Without HOME there is

@@ -29,6 +29,7 @@ Usage:
   pxeops schema [profile|group|image|settings]
   pxeops omaha sync --repo DIR|GIT-URL --assets-dir DIR [--ref main] [--push]
   pxeops import matchbox DATA-DIR OUT-DIR
+  pxeops discover --repo DIR|GIT-URL [--admin URL | --machines FILE] [--push]
   pxeops machines [--admin URL] [--json] [MAC]
   pxeops machine reset [--admin URL] MAC
   pxeops version | --version
@@ -99,6 +100,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runOmaha(ctx, rest, stdout, stderr)
 	case "import":
 		return runImport(ctx, rest, stdout, stderr)
+	case "discover":
+		return runDiscover(ctx, rest, stdout, stderr)
 	case "machines":
 		return runMachines(ctx, rest, stdout, stderr)
 	case "machine":

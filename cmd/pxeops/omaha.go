@@ -36,12 +36,7 @@ func runOmaha(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		"Exit 0 when every image is current or proposed, 1 when one failed.", stderr)
 	repoFlag := fset.String("repo", "", "config repository: a local git repository, or a git URL (required)")
 	var g gitFlags
-	fset.StringVar(&g.ref, "ref", "main", "branch (or tag, or commit) the update is based on")
-	fset.StringVar(&g.path, "path", "", "subdirectory of the repository that holds the config tree")
-	fset.StringVar(&g.stateDir, "state-dir", defaultStateDir(), "where a git URL is cloned (repo.git, the one serve keeps)")
-	fset.StringVar(&g.sshKey, "ssh-key", "", "git over SSH: private key file (needs --known-hosts)")
-	fset.StringVar(&g.knownHosts, "known-hosts", "", "git over SSH: known_hosts file; host keys are always checked")
-	fset.StringVar(&g.tokenFile, "token-file", "", "git over HTTPS: file holding a token (or set "+tokenEnv+")")
+	g.registerPropose(fset, "the update")
 	var u updaterFlags
 	fset.StringVar(&u.assetsDir, "assets-dir", "", "asset store: verified images land in <dir>/<sha256>/<file>, served at /assets/ (required)")
 	u.register(fset, "", false)
