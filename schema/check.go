@@ -29,14 +29,19 @@ func (c checker) errorf(m *meta, path, format string, args ...any) {
 	c.diags.errorf(m.Pos(path), format, args...)
 }
 
-// required reports a missing field: at the start of the file when it is
-// absent, at the value when it is written but empty.
+// required reports a missing field: at the mapping that lacks it (the
+// start of the file for a top-level field), at the value when it is
+// written but empty.
 func (c checker) required(m *meta, path, hint string) {
 	if m.bad[""] {
 		return // the file is not a mapping at all; that error says enough
 	}
 	if !m.has(path) {
-		c.diags.errorf(m.Pos(""), "%s is required: %s", path, hint)
+		parent := path
+		for parent != "" && !m.has(parent) {
+			parent = parent[:max(strings.LastIndexAny(parent, ".["), 0)]
+		}
+		c.diags.errorf(m.Pos(parent), "%s is required: %s", path, hint)
 	} else {
 		c.errorf(m, path, "%s is empty: %s", path, hint)
 	}
@@ -86,6 +91,9 @@ func (im *Image) check(v checker) {
 	}
 	for i := range im.Initrd {
 		v.file(m, fmt.Sprintf("initrd[%d]", i), &im.Initrd[i])
+	}
+	if im.Rollout != nil {
+		im.Rollout.check(v, m)
 	}
 }
 

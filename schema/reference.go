@@ -85,6 +85,8 @@ func typeName(t reflect.Type) string {
 	switch {
 	case t == reflect.TypeFor[Duration]():
 		return "duration"
+	case t == reflect.TypeFor[Share]():
+		return "percentage"
 	case t.Kind() == reflect.Struct:
 		return "mapping"
 	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Struct:
@@ -175,6 +177,11 @@ func typeSchema(t reflect.Type) map[string]any {
 	switch {
 	case t == reflect.TypeFor[Duration]():
 		return map[string]any{"type": "string", "pattern": `^([0-9]+(\.[0-9]*)?(ns|us|µs|ms|s|m|h))+$`}
+	case t == reflect.TypeFor[Share]():
+		return map[string]any{"oneOf": []any{
+			map[string]any{"type": "number", "minimum": 0, "maximum": 100},
+			map[string]any{"type": "string", "pattern": `^[0-9]+(\.[0-9]{1,2})?%$`},
+		}}
 	case t.Kind() == reflect.Pointer:
 		return orNull(typeSchema(t.Elem()))
 	case t.Kind() == reflect.Struct:

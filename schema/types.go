@@ -117,13 +117,14 @@ func (g *Group) SelectorKeys() []string { return g.keys }
 
 // Image is an OS image pinned to a version; the updater edits these files.
 type Image struct {
-	OS      string `yaml:"os" json:"os" doc:"flatcar, coreos or linux. Required."`
-	Channel string `yaml:"channel" json:"channel,omitempty" doc:"Release channel, e.g. stable, beta, alpha. Required with update: omaha."`
-	Arch    string `yaml:"arch" json:"arch" doc:"amd64 or arm64." default:"amd64"`
-	Version string `yaml:"version" json:"version" doc:"Release version, e.g. 4081.2.0. Required."`
-	Kernel  File   `yaml:"kernel" json:"kernel" doc:"The kernel. Required."`
-	Initrd  []File `yaml:"initrd" json:"initrd" doc:"The initrds, in load order. At least one."`
-	Update  string `yaml:"update" json:"update,omitempty" doc:"omaha: the updater tracks this image. Absent: pinned by hand."`
+	OS      string   `yaml:"os" json:"os" doc:"flatcar, coreos or linux. Required."`
+	Channel string   `yaml:"channel" json:"channel,omitempty" doc:"Release channel, e.g. stable, beta, alpha. Required with update: omaha."`
+	Arch    string   `yaml:"arch" json:"arch" doc:"amd64 or arm64." default:"amd64"`
+	Version string   `yaml:"version" json:"version" doc:"Release version, e.g. 4081.2.0. Required."`
+	Kernel  File     `yaml:"kernel" json:"kernel" doc:"The kernel. Required."`
+	Initrd  []File   `yaml:"initrd" json:"initrd" doc:"The initrds, in load order. At least one."`
+	Update  string   `yaml:"update" json:"update,omitempty" doc:"omaha: the updater tracks this image. Absent: pinned by hand."`
+	Rollout *Rollout `yaml:"rollout" json:"rollout,omitempty" doc:"A release served to a share of the machines beside version, for a rollout in stages; finishing it is a commit that moves version up and removes rollout."`
 
 	meta
 }
@@ -159,11 +160,12 @@ type OmahaSettings struct {
 	Branch   string      `yaml:"branch" json:"branch" doc:"Template of the branch updates are pushed to; data: .Image." default:"pxeops/update-{{ .Image }}"`
 	Proxy    bool        `yaml:"proxy" json:"proxy" doc:"Forward host update checks upstream too (corepxe mode); a newer upstream version starts a mirroring pass at once." default:"false"`
 	// The fields below are pxeops' additions to the design's settings.
-	Passthrough  bool     `yaml:"passthrough" json:"passthrough" doc:"With proxy: give hosts the upstream answer (when it arrives within 2s) instead of noupdate." default:"false"`
-	Sync         bool     `yaml:"sync" json:"sync" doc:"Run the updater inside pxeops serve every interval; pxeops omaha sync runs it on demand either way." default:"false"`
-	Fallback     bool     `yaml:"fallback" json:"fallback" doc:"When the Omaha server fails, read the channel's current/version.txt under the mirror instead." default:"false"`
-	URLs         string   `yaml:"urls" json:"urls" doc:"assets: mirrored images are served from /assets/<sha256>/<file>; upstream: images keep the mirror's URLs, pinned by sha256." default:"assets"`
-	Fingerprints []string `yaml:"fingerprints" json:"fingerprints,omitempty" doc:"Primary key fingerprints (40 hex digits) allowed to sign images. Absent: Flatcar's key for os flatcar, CoreOS's for os coreos."`
+	Passthrough  bool            `yaml:"passthrough" json:"passthrough" doc:"With proxy: give hosts the upstream answer (when it arrives within 2s) instead of noupdate." default:"false"`
+	Sync         bool            `yaml:"sync" json:"sync" doc:"Run the updater inside pxeops serve every interval; pxeops omaha sync runs it on demand either way." default:"false"`
+	Fallback     bool            `yaml:"fallback" json:"fallback" doc:"When the Omaha server fails, read the channel's current/version.txt under the mirror instead." default:"false"`
+	URLs         string          `yaml:"urls" json:"urls" doc:"assets: mirrored images are served from /assets/<sha256>/<file>; upstream: images keep the mirror's URLs, pinned by sha256." default:"assets"`
+	Fingerprints []string        `yaml:"fingerprints" json:"fingerprints,omitempty" doc:"Primary key fingerprints (40 hex digits) allowed to sign images. Absent: Flatcar's key for os flatcar, CoreOS's for os coreos."`
+	Rollout      RolloutSettings `yaml:"rollout" json:"rollout" doc:"How the updater rolls a new release out in stages."`
 }
 
 // Legacy CoreOS defaults, used for images with os: coreos where

@@ -166,6 +166,7 @@ func (v *validator) overlapWarning(g, h *Group) {
 
 func (v *validator) settings(s *Settings) {
 	v.discovery(s)
+	v.rollout(s)
 	m, o := &s.meta, &s.Omaha
 	if u, err := url.Parse(o.Server); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		v.errorf(m, "omaha.server", "invalid omaha.server %q: want an http(s):// URL", o.Server)
