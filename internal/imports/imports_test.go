@@ -78,7 +78,7 @@ var rules = []rule{
 	{pkg: "internal/gentree/...", allow: []string{"internal/gentree"}},
 	{pkg: "internal/e2e", allow: []string{"internal/podmantest"}},
 	{pkg: "internal/gittest"}, {pkg: "internal/logtest"}, {pkg: "internal/podmantest"}, {pkg: "internal/txtar"},
-	{pkg: "internal/safefile/..."}, {pkg: "internal/ratelog"}, {pkg: "internal/packaging"}, {pkg: "internal/imports"}, {pkg: "internal/tlstest"}, {pkg: "internal/browsertest"},
+	{pkg: "internal/safefile/..."}, {pkg: "internal/ratelog"}, {pkg: "internal/packaging"}, {pkg: "internal/imports"}, {pkg: "internal/tlstest"}, {pkg: "internal/browsertest"}, {pkg: "internal/benchcpu"},
 }
 
 // match reports whether a module-relative path is pattern or, for

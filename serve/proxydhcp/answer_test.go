@@ -1,8 +1,6 @@
 package proxydhcp
 
 import (
-	"github.com/pxeops/pxeops/serve/timeline"
-
 	"bytes"
 	"context"
 	"net"
@@ -14,7 +12,9 @@ import (
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 
+	"github.com/pxeops/pxeops/internal/benchcpu"
 	"github.com/pxeops/pxeops/render"
+	"github.com/pxeops/pxeops/serve/timeline"
 )
 
 // The requests of TestAnswers are built field by field after what
@@ -281,6 +281,7 @@ func benchAnswer(b *testing.B, s *Server) {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
+	cpu := benchcpu.Start()
 	for b.Loop() {
 		req, err := dhcpv4.FromBytes(data)
 		if err != nil {
@@ -295,6 +296,7 @@ func benchAnswer(b *testing.B, s *Server) {
 			s.noteAnswer(req, ProxyPort, reply)
 		}
 	}
+	cpu.Report(b)
 }
 
 // BenchmarkAnswerTimeline is BenchmarkAnswer plus what the server loop
