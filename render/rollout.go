@@ -37,11 +37,14 @@ func RolloutBucket(imageID, version, mac string) int {
 }
 
 // RolloutSide reports whether machine mac (ParseMAC's form) is on the
-// rollout's side at share: its bucket is under share. A machine without a
-// MAC never is. Raising share only adds buckets, so a machine on the
-// rollout's side stays there.
+// rollout's side at share: its bucket is under share. A request without
+// a MAC has no bucket: it is on the rollout's side only at 100%. Raising
+// share only adds buckets, so a machine on the rollout's side stays there.
 func RolloutSide(imageID, version, mac string, share schema.Share) bool {
-	return mac != "" && RolloutBucket(imageID, version, mac) < int(share)
+	if share >= schema.FullShare || mac == "" {
+		return share >= schema.FullShare
+	}
+	return RolloutBucket(imageID, version, mac) < int(share)
 }
 
 // bucket hashes prefix and mac without allocating when both fit the
@@ -58,10 +61,10 @@ func bucket(prefix, mac string) int {
 // (RolloutSide, with the prefix built once per snapshot).
 func (r *Rollout) Has(mac string) bool {
 	switch {
-	case mac == "" || r.Share == 0:
-		return false
 	case r.Share >= schema.FullShare:
 		return true
+	case mac == "" || r.Share == 0:
+		return false
 	}
 	return bucket(r.prefix, mac) < int(r.Share)
 }
