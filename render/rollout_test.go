@@ -273,3 +273,15 @@ func TestRolloutSideDoesNotAllocate(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkRolloutBoot is choosing a machine's side: what a rollout
+// adds to each boot answer (BenchmarkIPXERollout in serve/httpserver is
+// the whole request).
+func BenchmarkRolloutBoot(b *testing.B) {
+	snap := mustLoad(b, rolloutTree("4116.0.0", "50%"))
+	p := snap.Lookup(&Machine{MAC: testMAC(1)}).Profile
+	b.ReportAllocs()
+	for b.Loop() {
+		p.Boot("52:54:00:12:34:0f")
+	}
+}
