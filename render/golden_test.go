@@ -24,7 +24,8 @@ var update = flag.Bool("update", false, "rewrite the want sections of testdata g
 // and want what each is served (the GRUB config, not the iPXE script,
 // for a group with loader grub; a line ending in " [installed]" is a
 // machine the server's state store knows as installed, which no query
-// can say). testdata/examples/<name>.txtar holds the
+// can say; a profile whose image has a rollout shows the machine's
+// bucket and the version it gets). testdata/examples/<name>.txtar holds the
 // machines and wants for the tree in examples/<name>.
 func TestGolden(t *testing.T) {
 	files, _ := filepath.Glob("../testdata/*/*.txtar")
@@ -105,6 +106,9 @@ func goldenOutput(t *testing.T, file string, a *txtar.Archive) string {
 			continue
 		}
 		fmt.Fprintf(&b, "group %s, profile %s\n", g.ID, g.Profile.ID)
+		if r := g.Profile.Rollout(); r != nil {
+			fmt.Fprintf(&b, "rollout %s %s at %s: bucket %d → %s\n", r.Image, r.Version, r.Share, r.Bucket(m.MAC), g.Profile.Boot(m.MAC).Version)
+		}
 		var out bytes.Buffer
 		// A GRUB machine never runs the iPXE script: it gets the GRUB
 		// config instead.

@@ -45,35 +45,35 @@ func GRUBQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
-// grubFiles precomputes profile rp's linux and initrd lines. GRUB fetches
-// over TFTP from its root, where pxeops serves what it serves over HTTP
-// under the same path, so the lines hold the paths of rp's URLs under
-// ServerURL.
-func (s *Snapshot) grubFiles(rp *Profile) {
+// grubFiles precomputes the linux and initrd lines of f, profile id's.
+// GRUB fetches over TFTP from its root, where pxeops serves what it
+// serves over HTTP under the same path, so the lines hold the paths of
+// f's URLs under ServerURL.
+func (s *Snapshot) grubFiles(f *BootFiles, id string) {
 	local := func(u string) (string, bool) {
 		p, ok := strings.CutPrefix(u, s.ServerURL)
 		return p, ok && strings.HasPrefix(p, "/assets/")
 	}
-	kernel, ok := local(rp.Kernel)
+	kernel, ok := local(f.Kernel)
 	if !ok {
-		rp.grubErr = fmt.Errorf("profile %s: kernel %s is not under %s/assets/: GRUB fetches over TFTP only", rp.ID, rp.Kernel, s.ServerURL)
+		f.grubErr = fmt.Errorf("profile %s: kernel %s is not under %s/assets/: GRUB fetches over TFTP only", id, f.Kernel, s.ServerURL)
 		return
 	}
-	rp.grubLinux = "linux " + GRUBQuote(kernel)
-	if len(rp.Initrds) == 0 {
+	f.grubLinux = "linux " + GRUBQuote(kernel)
+	if len(f.Initrds) == 0 {
 		return
 	}
 	var b strings.Builder
 	b.WriteString("initrd")
-	for _, in := range rp.Initrds {
+	for _, in := range f.Initrds {
 		p, ok := local(in.URL)
 		if !ok {
-			rp.grubErr = fmt.Errorf("profile %s: initrd %s is not under %s/assets/: GRUB fetches over TFTP only", rp.ID, in.URL, s.ServerURL)
+			f.grubErr = fmt.Errorf("profile %s: initrd %s is not under %s/assets/: GRUB fetches over TFTP only", id, in.URL, s.ServerURL)
 			return
 		}
 		b.WriteString(" " + GRUBQuote(p))
 	}
-	rp.grubInitrd = b.String()
+	f.grubInitrd = b.String()
 }
 
 // WriteGRUB writes the GRUB config that boots machine m as group g. It is
@@ -88,14 +88,16 @@ func (s *Snapshot) grubFiles(rp *Profile) {
 // the kernel reads as one argument where iPXE gave it several. Arguments
 // GRUB would change are refused with ErrGRUBArg.
 func (s *Snapshot) WriteGRUB(w io.Writer, g *Group, m *Machine, edit func(string) string) error {
-	out := g.grub.Load()
+	f := g.Profile.Boot(m.MAC)
+	cache := &g.grub[f.side()]
+	out := cache.Load()
 	if out == nil {
-		text, err := s.grubConfig(g, m)
+		text, err := s.grubConfig(g, m, f)
 		if err != nil {
 			return err
 		}
 		if g.sameScript {
-			g.grub.Store(&text)
+			cache.Store(&text)
 		}
 		out = &text
 	}
@@ -107,30 +109,30 @@ func (s *Snapshot) WriteGRUB(w io.Writer, g *Group, m *Machine, edit func(string
 	return err
 }
 
-func (s *Snapshot) grubConfig(g *Group, m *Machine) ([]byte, error) {
+func (s *Snapshot) grubConfig(g *Group, m *Machine, f *BootFiles) ([]byte, error) {
 	p := g.Profile
 	if p.Local() {
 		return localGRUB(s.Revision, g), nil
 	}
-	if p.grubErr != nil {
-		return nil, p.grubErr
+	if f.grubErr != nil {
+		return nil, f.grubErr
 	}
 	args := bufPool.Get().(*bytes.Buffer)
 	defer bufPool.Put(args)
 	args.Reset()
-	if err := writeArgs(args, g, m, false, func(arg []byte) error { return schema.CheckGRUBArg(string(arg)) }); err != nil {
+	if err := writeArgs(args, g, m, f, false, func(arg []byte) error { return schema.CheckGRUBArg(string(arg)) }); err != nil {
 		return nil, err
 	}
 	var b bytes.Buffer
 	grubHeader(&b, s.Revision, g)
 	b.WriteString("echo " + GRUBQuote("pxeops: booting "+g.ID+" ("+p.ID+")") + "\n")
-	b.WriteString(p.grubLinux)
+	b.WriteString(f.grubLinux)
 	for _, f := range bytes.FieldsFunc(args.Bytes(), isBlank) {
 		b.WriteString(" " + GRUBQuote(string(f)))
 	}
 	b.WriteByte('\n')
-	if p.grubInitrd != "" {
-		b.WriteString(p.grubInitrd + "\n")
+	if f.grubInitrd != "" {
+		b.WriteString(f.grubInitrd + "\n")
 	}
 	b.WriteString("boot\n")
 	return b.Bytes(), nil

@@ -339,14 +339,14 @@ func TestWriteGRUB(t *testing.T) {
 	if err != nil || !strings.Contains(first, "linux '/assets/k' 'mac=52:54:00:00:00:01' 'host=one'\nboot\n# 1\n") {
 		t.Fatalf("first: %v\n%s", err, first)
 	}
-	if snap.Lookup(one).grub.Load() == nil {
+	if snap.Lookup(one).grub[0].Load() == nil {
 		t.Error("one's config not cached")
 	}
 	second, _ := write(one, func(s string) string { return strings.ReplaceAll(s, "one", "ONE") })
 	if !strings.Contains(second, "'host=ONE'") || strings.Contains(second, "# 1") {
 		t.Errorf("edit applied to the cached text: %s", second)
 	}
-	if _, err := write(&Machine{MAC: "52:54:00:00:00:03", Hostname: "x"}, nil); err != nil || snap.Lookup(&Machine{MAC: "52:54:00:00:00:03"}).grub.Load() != nil {
+	if _, err := write(&Machine{MAC: "52:54:00:00:00:03", Hostname: "x"}, nil); err != nil || snap.Lookup(&Machine{MAC: "52:54:00:00:00:03"}).grub[0].Load() != nil {
 		t.Errorf("any's arguments read the machine, yet its config is cached (err %v)", err)
 	}
 }

@@ -73,10 +73,20 @@ func (g *Group) matches(m *schema.Machine) bool {
 	return true
 }
 
-// Data is the template data for machine m in group g.
+// Data is the template data for machine m in group g. A machine on the
+// side of the image's rollout sees the rollout's version as
+// .Image.Version: the version it boots.
 func (g *Group) Data(m *schema.Machine) *schema.TemplateData {
+	return g.dataFor(m, g.Profile.Boot(m.MAC))
+}
+
+// dataFor is Data for a machine that boots f.
+func (g *Group) dataFor(m *schema.Machine, f *BootFiles) *schema.TemplateData {
 	d := g.data
 	d.Machine = *m
+	if f.OnRollout {
+		d.Image.Version = f.Version
+	}
 	return &d
 }
 
@@ -90,21 +100,23 @@ var ErrUnsafeArg = errors.New("kernel argument renders a newline or NUL")
 // The script is built in full before anything is written, so a failing
 // template never leaves half a script on the wire.
 func (s *Snapshot) WriteScript(w io.Writer, g *Group, m *schema.Machine) error {
-	if script := g.script.Load(); script != nil {
+	f := g.Profile.Boot(m.MAC)
+	cache := &g.script[f.side()]
+	if script := cache.Load(); script != nil {
 		_, err := w.Write(*script)
 		return err
 	}
 	buf := bufPool.Get().(*bytes.Buffer)
 	defer bufPool.Put(buf)
 	buf.Reset()
-	buf.WriteString(g.Profile.head)
-	if err := writeArgs(buf, g, m, true, nil); err != nil {
+	buf.WriteString(f.head)
+	if err := writeArgs(buf, g, m, f, true, nil); err != nil {
 		return err
 	}
-	buf.WriteString(g.Profile.tail)
+	buf.WriteString(f.tail)
 	if g.sameScript {
 		script := bytes.Clone(buf.Bytes())
-		g.script.Store(&script)
+		cache.Store(&script)
 	}
 	_, err := w.Write(buf.Bytes())
 	return err
@@ -114,20 +126,21 @@ func (s *Snapshot) WriteScript(w io.Writer, g *Group, m *schema.Machine) error {
 // the initrd= names the iPXE script adds: what the Pixiecore API serves.
 func (s *Snapshot) Cmdline(g *Group, m *schema.Machine) (string, error) {
 	var b bytes.Buffer
-	if err := writeArgs(&b, g, m, false, nil); err != nil {
+	if err := writeArgs(&b, g, m, g.Profile.Boot(m.MAC), false, nil); err != nil {
 		return "", err
 	}
 	return b.String(), nil
 }
 
-// writeArgs renders the profile's kernel arguments, separated by spaces
+// writeArgs renders the profile's kernel arguments for a machine that
+// boots f, separated by spaces
 // (with a leading one when lead is set), refusing any that rendered a
 // line break or NUL, or that check, when set, refuses (what the loader
 // cannot pass on unchanged).
 //
 // Templates run within the budgets check ran them with; boot requests
 // do not cancel them (a run is bounded in time anyway).
-func writeArgs(buf *bytes.Buffer, g *Group, m *schema.Machine, lead bool, check func(arg []byte) error) error {
+func writeArgs(buf *bytes.Buffer, g *Group, m *schema.Machine, f *BootFiles, lead bool, check func(arg []byte) error) error {
 	p := g.Profile
 	begin := buf.Len()
 	if lead {
@@ -139,7 +152,7 @@ func writeArgs(buf *bytes.Buffer, g *Group, m *schema.Machine, lead bool, check 
 			buf.WriteByte(' ')
 		}
 		if data == nil && !p.Source.ArgIsStatic(i) {
-			data = g.Data(m)
+			data = g.dataFor(m, f)
 		}
 		start := buf.Len()
 		if err := p.Source.WriteArg(context.Background(), buf, i, data); err != nil {
@@ -168,19 +181,21 @@ func (s *Snapshot) WriteConfig(w io.Writer, g *Group, m *schema.Machine) error {
 	if g.Profile.Source.Config == nil {
 		return ErrNoConfig
 	}
-	if config := g.config.Load(); config != nil {
+	f := g.Profile.Boot(m.MAC)
+	cache := &g.config[f.side()]
+	if config := cache.Load(); config != nil {
 		_, err := w.Write(*config)
 		return err
 	}
 	buf := bufPool.Get().(*bytes.Buffer)
 	defer bufPool.Put(buf)
 	buf.Reset()
-	if err := g.Profile.Source.WriteConfig(context.Background(), buf, g.Data(m)); err != nil {
+	if err := g.Profile.Source.WriteConfig(context.Background(), buf, g.dataFor(m, f)); err != nil {
 		return fmt.Errorf("profile %s: config %s: %w", g.Profile.ID, g.Profile.Source.Config.Template, err)
 	}
 	if g.sameConfig {
 		config := bytes.Clone(buf.Bytes())
-		g.config.Store(&config)
+		cache.Store(&config)
 	}
 	_, err := w.Write(buf.Bytes())
 	return err

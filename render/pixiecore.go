@@ -31,8 +31,9 @@ func (s *Snapshot) WritePixiecore(w io.Writer, g *Group, m *Machine, edit func(c
 	if edit != nil {
 		cmdline = edit(cmdline)
 	}
-	b := pixiecoreBoot{Kernel: g.Profile.Kernel, Cmdline: schema.EscapeTemplate(cmdline)}
-	for _, i := range g.Profile.Initrds {
+	f := g.Profile.Boot(m.MAC)
+	b := pixiecoreBoot{Kernel: f.Kernel, Cmdline: schema.EscapeTemplate(cmdline)}
+	for _, i := range f.Initrds {
 		b.Initrd = append(b.Initrd, i.URL)
 	}
 	return json.NewEncoder(w).Encode(b)

@@ -89,8 +89,10 @@ type Group struct {
 	// get the same script: the first request renders it, the rest reuse it.
 	// The same holds for the config, judged by its template alone.
 	sameScript, sameConfig bool
-	script, config, grub   atomic.Pointer[[]byte]
-	loader                 string // LoaderIPXE or LoaderGRUB
+	// By side (BootFiles.side): a rollout's machines get other files
+	// and may see another .Image.Version.
+	script, config, grub [2]atomic.Pointer[[]byte]
+	loader               string // LoaderIPXE or LoaderGRUB
 }
 
 type kv struct{ key, value string }
@@ -98,22 +100,37 @@ type kv struct{ key, value string }
 // Profile is a profile with its boot script precomputed around the
 // arguments that vary by machine.
 type Profile struct {
-	ID      string
-	Source  *schema.Profile
-	Kernel  string   // absolute URL
-	Initrds []Initrd // absolute URLs with the names the kernel finds them by
-	head    string   // "#!ipxe\nkernel <url> initrd=<name>..."
-	tail    string   // "\ninitrd --name ...\nboot\n"
-	// The GRUB config's "linux <path>" and "initrd <path>..." lines
-	// (GRUB fetches root-relative paths from its TFTP root), or why there
-	// are none: a file not under the server's /assets/.
-	grubLinux, grubInitrd string
-	grubErr               error
+	ID     string
+	Source *schema.Profile
+	// BootFiles are the image's version's files (or the profile's own
+	// kernel's): what every machine gets but those on the side of the
+	// image's rollout, which get rolloutFiles (Boot).
+	BootFiles
+	rollout      *Rollout
+	rolloutFiles *BootFiles
 
 	// Secrets names the secrets the profile's config reads, sorted; nil
 	// when it reads none. A config that reads one must only go to the
 	// machine it is for.
 	Secrets []string
+}
+
+// BootFiles are one version's kernel and initrds, with the script and
+// GRUB lines around them precomputed.
+type BootFiles struct {
+	// Version is the image version they are; "" when the profile names
+	// its kernel itself.
+	Version   string
+	OnRollout bool     // they are the image's rollout's, not its version's
+	Kernel    string   // absolute URL
+	Initrds   []Initrd // absolute URLs with the names the kernel finds them by
+	head      string   // "#!ipxe\nkernel <url> initrd=<name>..."
+	tail      string   // "\ninitrd --name ...\nboot\n"
+	// The GRUB config's "linux <path>" and "initrd <path>..." lines
+	// (GRUB fetches root-relative paths from its TFTP root), or why there
+	// are none: a file not under the server's /assets/.
+	grubLinux, grubInitrd string
+	grubErr               error
 }
 
 // Initrd is one initrd as iPXE loads it.
@@ -193,36 +210,53 @@ func (s *Snapshot) profile(p *schema.Profile) *Profile {
 		rp.head = localScript(rp.ID)
 		return rp
 	}
-	var urls []string
-	if im := p.ResolvedImage(); im != nil {
-		rp.Kernel = s.absolute(im.Kernel.URL)
-		for _, f := range im.Initrd {
-			urls = append(urls, f.URL)
-		}
-	} else {
-		rp.Kernel = s.absolute(p.Kernel)
-		urls = p.Initrd
+	im := p.ResolvedImage()
+	if im == nil {
+		s.bootFiles(&rp.BootFiles, rp.ID, p.Kernel, p.Initrd)
+		return rp
 	}
+	s.bootFiles(&rp.BootFiles, rp.ID, im.Kernel.URL, fileURLs(im.Initrd))
+	rp.Version = im.Version
+	if r := im.Rollout; r != nil {
+		rp.rollout = &Rollout{Image: im.ID(), Pinned: im.Version, Version: r.Version, Share: r.Share,
+			prefix: im.ID() + "\n" + r.Version + "\n"}
+		rp.rolloutFiles = &BootFiles{Version: r.Version, OnRollout: true}
+		s.bootFiles(rp.rolloutFiles, rp.ID, r.Kernel.URL, fileURLs(r.Initrd))
+	}
+	return rp
+}
+
+func fileURLs(fs []schema.File) []string {
+	urls := make([]string, len(fs))
+	for i, f := range fs {
+		urls[i] = f.URL
+	}
+	return urls
+}
+
+// bootFiles fills f from a kernel's and initrds' URLs (absolute or under
+// the server) for profile id.
+func (s *Snapshot) bootFiles(f *BootFiles, id, kernel string, initrds []string) {
+	f.Kernel = s.absolute(kernel)
 	// Under UEFI the kernel's EFI stub finds initrds by name, so each gets
 	// one (its file name where that is unique and plain) and the command
 	// line names it; BIOS boots ignore the extra argument.
 	seen := map[string]bool{}
 	var head, tail strings.Builder
-	head.WriteString("#!ipxe\nkernel " + rp.Kernel)
-	for i, u := range urls {
+	head.WriteString("#!ipxe\nkernel " + f.Kernel)
+	for i, u := range initrds {
 		name := path.Base(u)
 		if !initrdName.MatchString(name) || seen[name] {
 			name = "initrd" + strconv.Itoa(i)
 		}
 		seen[name] = true
-		rp.Initrds = append(rp.Initrds, Initrd{Name: name, URL: s.absolute(u)})
+		f.Initrds = append(f.Initrds, Initrd{Name: name, URL: s.absolute(u)})
 		head.WriteString(" initrd=" + name)
 		tail.WriteString("\ninitrd --name " + name + " " + s.absolute(u))
 	}
 	tail.WriteString("\nboot\n")
-	rp.head, rp.tail = head.String(), tail.String()
-	s.grubFiles(rp)
-	return rp
+	f.head, f.tail = head.String(), tail.String()
+	s.grubFiles(f, id)
 }
 
 // argsFixedBySelector reports whether every kernel argument of p reads

@@ -167,7 +167,7 @@ func TestScriptReuseFollowsTheSelector(t *testing.T) {
 	if a1 != a2 || !strings.Contains(a1, " m=52:54:00:00:00:01 g=a r=r1\n") {
 		t.Errorf("group a: %q then %q", a1, a2)
 	}
-	if g := snap.Lookup(&schema.Machine{MAC: "52:54:00:00:00:01", Labels: map[string]string{"rack": "r1"}}); g.script.Load() == nil {
+	if g := snap.Lookup(&schema.Machine{MAC: "52:54:00:00:00:01", Labels: map[string]string{"rack": "r1"}}); g.script[0].Load() == nil {
 		t.Errorf("group a's script was not kept")
 	}
 	b1 := script(schema.Machine{MAC: "52:54:00:00:00:02", Hostname: "x"})
@@ -228,8 +228,8 @@ func TestConfigReuseFollowsTheSelector(t *testing.T) {
 		return b.String()
 	}
 	a := schema.Machine{MAC: "52:54:00:00:00:01", Hostname: "x"}
-	if got := config(a); got != "mac: 52:54:00:00:00:01\ngroup: a\n" || snap.Lookup(&a).config.Load() == nil {
-		t.Errorf("group a: %q, kept %v", got, snap.Lookup(&a).config.Load() != nil)
+	if got := config(a); got != "mac: 52:54:00:00:00:01\ngroup: a\n" || snap.Lookup(&a).config[0].Load() == nil {
+		t.Errorf("group a: %q, kept %v", got, snap.Lookup(&a).config[0].Load() != nil)
 	}
 	if got := config(a); got != "mac: 52:54:00:00:00:01\ngroup: a\n" {
 		t.Errorf("group a, reused: %q", got)

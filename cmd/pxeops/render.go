@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/pxeops/pxeops/render"
+	"github.com/pxeops/pxeops/schema"
 )
 
 func runRender(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -100,6 +101,9 @@ func explain(w io.Writer, snap *render.Snapshot, m *render.Machine) int {
 		fmt.Fprintf(w, ": %s", d)
 	}
 	fmt.Fprintln(w)
+	if im := p.Source.ResolvedImage(); im != nil {
+		fmt.Fprintf(w, "image:    %s\n", imageSide(p, m.MAC))
+	}
 	// A GRUB machine never runs the iPXE script: it gets the GRUB config.
 	if g.Loader() == render.LoaderGRUB {
 		// The name GRUB asks pxeops' TFTP for (serve/bootfiles).
@@ -162,6 +166,31 @@ func explainPixiecore(w io.Writer, snap *render.Snapshot, g *render.Group, m *re
 		return exitInvalid
 	}
 	return exitOK
+}
+
+// imageSide says which version of profile p's image machine mac boots
+// and, during a rollout, why: its bucket against the share.
+func imageSide(p *render.Profile, mac string) string {
+	f := p.Boot(mac)
+	r := p.Rollout()
+	if r == nil {
+		return p.Source.Image + " " + f.Version
+	}
+	got := f.Version + " (pinned)"
+	if f.OnRollout {
+		got = f.Version + " (the rollout)"
+	}
+	head := fmt.Sprintf("%s: rollout %s at %s beside %s: ", r.Image, r.Version, r.Share, r.Pinned)
+	switch under := int(r.Share); {
+	case r.Share >= schema.FullShare:
+		return head + "every machine → " + got
+	case mac == "":
+		return head + "no --mac, so no bucket → " + got
+	case f.OnRollout:
+		return head + fmt.Sprintf("this machine's bucket %d of %d is under %d → %s", r.Bucket(mac), render.Buckets, under, got)
+	default:
+		return head + fmt.Sprintf("this machine's bucket %d of %d is not under %d → %s", r.Bucket(mac), render.Buckets, under, got)
+	}
 }
 
 func describe(g *render.Group) string {

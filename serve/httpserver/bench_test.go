@@ -14,8 +14,18 @@ import (
 
 // generatedSnapshot is gentree's fleet of 10,000 groups over 100 profiles.
 func generatedSnapshot(b *testing.B, revision string) *render.Snapshot {
+	return generatedSnapshotWith(b, revision, nil)
+}
+
+// generatedSnapshotWith is generatedSnapshot with edit applied to the
+// files first.
+func generatedSnapshotWith(b *testing.B, revision string, edit func(map[string][]byte)) *render.Snapshot {
+	files := gentree.Files(10000, 100)
+	if edit != nil {
+		edit(files)
+	}
 	fsys := fstest.MapFS{}
-	for name, data := range gentree.Files(10000, 100) {
+	for name, data := range files {
 		fsys[name] = &fstest.MapFile{Data: data}
 	}
 	snap, diags := render.Load(context.Background(), fsys, render.Options{ServerURL: "http://pxe.test", Revision: revision})
@@ -35,11 +45,15 @@ func BenchmarkIPXEHandler(b *testing.B) {
 }
 
 func benchIPXE(b *testing.B, snap *render.Snapshot, opts Options) {
+	benchIPXEFor(b, snap, opts, gentree.MAC(4242))
+}
+
+func benchIPXEFor(b *testing.B, snap *render.Snapshot, opts Options, mac string) {
 	h, err := New(fixedSnapshots{snap}, opts)
 	if err != nil {
 		b.Fatal(err)
 	}
-	req := httptest.NewRequest("GET", "/ipxe?mac="+gentree.MAC(4242), nil)
+	req := httptest.NewRequest("GET", "/ipxe?mac="+mac, nil)
 	b.ReportAllocs()
 	for b.Loop() {
 		w := httptest.NewRecorder()
@@ -64,4 +78,32 @@ func BenchmarkIPXETimeline(b *testing.B) {
 			benchIPXE(b, snap, opts)
 		})
 	}
+}
+
+// BenchmarkIPXERollout is BenchmarkIPXEHandler without a rollout, then
+// with the generated image rolling out 4116.0.0 to 50 % of the machines,
+// for a machine on either side: run side by side, the difference is what
+// choosing the side costs a request (one SHA-256 of ~40 bytes).
+func BenchmarkIPXERollout(b *testing.B) {
+	plain := generatedSnapshot(b, "")
+	rolling := generatedSnapshotWith(b, "", func(files map[string][]byte) {
+		files["images/flatcar-stable.yaml"] = append(files["images/flatcar-stable.yaml"], []byte(`rollout:
+  version: 4116.0.0
+  share: 50%
+  kernel: {url: /assets/flatcar/4116.0.0/flatcar_production_pxe.vmlinuz}
+  initrd: [{url: /assets/flatcar/4116.0.0/flatcar_production_pxe_image.cpio.gz}]
+`)...)
+	})
+	// The first generated machine on each side, past 4242 (the others' MAC).
+	side := func(rollout bool) string {
+		for i := 4242; ; i++ {
+			if render.RolloutSide("flatcar-stable", "4116.0.0", gentree.MAC(i), 5000) == rollout {
+				return gentree.MAC(i)
+			}
+		}
+	}
+	opts := Options{ServerURL: "http://pxe.test", Loaders: http.NotFoundHandler()}
+	b.Run("rollout=none", func(b *testing.B) { benchIPXEFor(b, plain, opts, gentree.MAC(4242)) })
+	b.Run("rollout=pinned", func(b *testing.B) { benchIPXEFor(b, rolling, opts, side(false)) })
+	b.Run("rollout=new", func(b *testing.B) { benchIPXEFor(b, rolling, opts, side(true)) })
 }

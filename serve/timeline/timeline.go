@@ -67,6 +67,9 @@ type Event struct {
 	Revision string     `json:"revision,omitempty"`
 	Remote   netip.Addr `json:"remote,omitzero"`
 	Version  string     `json:"version,omitempty"` // Omaha
+	// ImageVersion is the image version a boot answer served: the
+	// rollout's on a machine on its side.
+	ImageVersion string `json:"image_version,omitempty"`
 }
 
 // Outcomes of transfers and downloads.
@@ -103,7 +106,8 @@ type machine struct {
 	last      time.Time
 	newer     *machine
 	older     *machine
-	group     *render.Group // the last boot answer's
+	group     *render.Group     // the last boot answer's
+	files     *render.BootFiles // the version of group's profile it served
 	revision  string
 	stages    *stageCounters
 	lastStage Stage
@@ -157,8 +161,9 @@ func share(total, n, i int) int {
 }
 
 // record appends e to mac's timeline. g, when set, is the group of a
-// boot answer: the machine's new attribution for later events.
-func (r *Recorder) record(mac MAC, e Event, g *render.Group, revision string) {
+// boot answer and files what it served: the machine's new attribution
+// for later events.
+func (r *Recorder) record(mac MAC, e Event, g *render.Group, files *render.BootFiles, revision string) {
 	sh := &r.machines[mac.shard(len(r.machines))]
 	sh.mu.Lock()
 	m := sh.byMAC[mac]
@@ -169,16 +174,16 @@ func (r *Recorder) record(mac MAC, e Event, g *render.Group, revision string) {
 	}
 	sh.pushNewest(m)
 	if e.Stage == StageUnmatched { // served nothing: counted under no group
-		m.group, m.revision, m.stages = nil, "", r.counters.none
+		m.group, m.files, m.revision, m.stages = nil, nil, "", r.counters.none
 	}
 	if g != nil {
 		if g != m.group {
 			m.stages = r.counters.of(g.ID, g.Profile.ID)
 		}
-		m.group, m.revision = g, revision
+		m.group, m.files, m.revision = g, files, revision
 	}
-	if m.group != nil && e.Stage == StageAsset {
-		e.Stage = assetStage(m.group.Profile, e.File)
+	if m.files != nil && e.Stage == StageAsset {
+		e.Stage = assetStage(m.files, e.File)
 	}
 	if m.group != nil && e.Group == "" {
 		e.Group, e.Profile = m.group.ID, m.group.Profile.ID
@@ -251,7 +256,7 @@ func (r *Recorder) byAddr(remote netip.Addr, e Event) {
 		return
 	}
 	e.Remote = remote
-	r.record(mac, e, nil, "")
+	r.record(mac, e, nil, nil, "")
 }
 
 // DHCP records a ProxyDHCP answer (StageOffer) or a boot server answer
@@ -262,7 +267,7 @@ func (r *Recorder) DHCP(mac MAC, stage Stage, addr netip.Addr, file string) {
 	if addr.IsValid() && !addr.IsUnspecified() {
 		r.learn(addr, mac)
 	}
-	r.record(mac, Event{At: r.now(), Stage: stage, File: file, Remote: addr}, nil, "")
+	r.record(mac, Event{At: r.now(), Stage: stage, File: file, Remote: addr}, nil, nil, "")
 }
 
 // Boot records a boot answer of the HTTP server (endpoint as httpserver
@@ -277,7 +282,8 @@ func (r *Recorder) Boot(mac string, remote netip.Addr, endpoint string, snap *re
 	if remote.IsValid() {
 		r.learn(remote, m)
 	}
-	r.record(m, Event{At: r.now(), Stage: stage, Group: g.ID, Profile: g.Profile.ID, Revision: snap.Revision, Remote: remote}, g, snap.Revision)
+	files := g.Profile.Boot(mac) // the rollout's files on a machine on its side
+	r.record(m, Event{At: r.now(), Stage: stage, Group: g.ID, Profile: g.Profile.ID, Revision: snap.Revision, Remote: remote, ImageVersion: files.Version}, g, files, snap.Revision)
 }
 
 // BootIPXE records a GET /boot.ipxe, which carries no MAC.
@@ -299,7 +305,7 @@ func (r *Recorder) Omaha(remote netip.Addr, version string) {
 // Installed records the installer's report (StageInstalled).
 func (r *Recorder) Installed(mac string, remote netip.Addr) {
 	if m, ok := ParseMAC(mac); ok {
-		r.record(m, Event{At: r.now(), Stage: StageInstalled, Remote: remote}, nil, "")
+		r.record(m, Event{At: r.now(), Stage: StageInstalled, Remote: remote}, nil, nil, "")
 	}
 }
 
@@ -316,12 +322,12 @@ func (r *Recorder) Asset(remote netip.Addr, path string, bytes int64, complete b
 	if complete {
 		e.Outcome = OutcomeComplete
 	}
-	r.record(mac, e, nil, "") // classified there, against the machine's profile
+	r.record(mac, e, nil, nil, "") // classified there, against the machine's profile
 }
 
-// assetStage compares a requested path with the profile's kernel and
-// initrd URLs (absolute: the server's URL and the path).
-func assetStage(p *render.Profile, path string) Stage {
+// assetStage compares a requested path with the kernel and initrd URLs
+// served to the machine (absolute: the server's URL and the path).
+func assetStage(p *render.BootFiles, path string) Stage {
 	if p == nil || path == "" {
 		return StageAsset
 	}
@@ -348,13 +354,17 @@ func urlPathIs(url, path string) bool {
 
 // Machine is one machine's summary; Events only in Recorder.Machine.
 type Machine struct {
-	MAC        string    `json:"mac"`
-	Group      string    `json:"group"`
-	Profile    string    `json:"profile"`
-	Revision   string    `json:"revision"`
-	Stage      Stage     `json:"stage"`
-	LastSeen   time.Time `json:"last_seen"`
-	AgoSeconds float64   `json:"ago_seconds"`
+	MAC      string `json:"mac"`
+	Group    string `json:"group"`
+	Profile  string `json:"profile"`
+	Revision string `json:"revision"`
+	// ImageVersion is the image version last served; Rollout says it
+	// is the image's rollout's.
+	ImageVersion string    `json:"image_version,omitempty"`
+	Rollout      bool      `json:"rollout,omitempty"`
+	Stage        Stage     `json:"stage"`
+	LastSeen     time.Time `json:"last_seen"`
+	AgoSeconds   float64   `json:"ago_seconds"`
 	// State is the durable machine state, filled by whoever keeps it.
 	State  any     `json:"state,omitempty"`
 	Events []Event `json:"events,omitempty"`
@@ -365,6 +375,9 @@ func (m *machine) summary(now time.Time) Machine {
 		AgoSeconds: float64(now.Sub(m.last).Round(100*time.Millisecond)) / float64(time.Second)}
 	if m.group != nil {
 		s.Group, s.Profile = m.group.ID, m.group.Profile.ID
+	}
+	if m.files != nil {
+		s.ImageVersion, s.Rollout = m.files.Version, m.files.OnRollout
 	}
 	return s
 }

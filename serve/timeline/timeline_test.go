@@ -32,8 +32,8 @@ func addr(i int) netip.Addr {
 
 func group(id, profile string) *render.Group {
 	return &render.Group{ID: id, Profile: &render.Profile{ID: profile,
-		Kernel:  "http://pxe.test/assets/" + profile + "/vmlinuz",
-		Initrds: []render.Initrd{{Name: "initrd.img", URL: "http://pxe.test/assets/" + profile + "/initrd.img"}}}}
+		BootFiles: render.BootFiles{Kernel: "http://pxe.test/assets/" + profile + "/vmlinuz",
+			Initrds: []render.Initrd{{Name: "initrd.img", URL: "http://pxe.test/assets/" + profile + "/initrd.img"}}}}}
 }
 
 func TestEventsPerMachineAreBounded(t *testing.T) {

@@ -83,7 +83,7 @@ func (r *Recorder) Unmatched(c Client) {
 	cl.seen++
 	u.pushNewest(cl)
 	u.mu.Unlock()
-	r.record(c.MAC, Event{At: now, Stage: StageUnmatched, Remote: c.Relay}, nil, "")
+	r.record(c.MAC, Event{At: now, Stage: StageUnmatched, Remote: c.Relay}, nil, nil, "")
 }
 
 func (u *unmatched) unlink(c *client) {
