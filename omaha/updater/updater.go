@@ -67,6 +67,9 @@ type ImageStatus struct {
 	Commit string `json:"commit,omitempty"`
 	Pushed bool   `json:"pushed,omitempty"`
 	Signer string `json:"signer,omitempty"`
+	// Action is what was proposed: update, channel-switch, rollout-open,
+	// rollout-replace, rollout-stage or rollout-finish.
+	Action string `json:"action,omitempty"`
 }
 
 // Status returns a copy of every image's state.
@@ -159,16 +162,25 @@ func (u *Updater) syncImage(ctx context.Context, repo *propose.Repo, fsys fs.FS,
 	if err != nil {
 		return fail("verify", false, err)
 	}
-	latest, err := u.latest(ctx, o, img)
+	latest, err := u.latest(ctx, o, img, img.Version)
 	if err != nil {
 		return fail("check", true, err)
 	}
 	st.Latest = latest
-	if latest == "" || omaha.CompareVersions(latest, img.Version) <= 0 {
+	t, err := u.target(ctx, o, img, latest)
+	if err != nil {
+		return fail("check", true, err)
+	}
+	if t.Switch {
+		st.Latest = t.Version
+	}
+	ch := plan(img, o.Rollout, t)
+	if ch == nil {
 		st.State = StateUpToDate
 		return st
 	}
-	data := img.MirrorData(latest)
+	st.Action = ch.Action
+	data := img.MirrorData(ch.Version)
 	dir, err := data.Expand("omaha.mirror", o.Mirror)
 	if err != nil {
 		return fail("download", false, err)
@@ -192,11 +204,15 @@ func (u *Updater) syncImage(ctx context.Context, repo *propose.Repo, fsys fs.FS,
 		}
 		return FileRef{URL: "/assets/" + a.Path(), SHA256: a.SHA256}
 	}
+	e := ImageEdit{Version: ch.Version, Kernel: ref(files[0]), Initrd: ref(files[1]), RemoveRollout: img.Rollout != nil}
+	if ch.Action == ActionRolloutOpen || ch.Action == ActionRolloutReplace {
+		e = ImageEdit{Rollout: &RolloutEdit{Version: ch.Version, Share: ch.Share, Kernel: e.Kernel, Initrd: e.Initrd}}
+	}
 	src, err := fs.ReadFile(fsys, img.File())
 	if err != nil {
 		return fail("edit", true, err)
 	}
-	edited, err := EditImage(src, ImageEdit{Version: latest, Kernel: ref(files[0]), Initrd: ref(files[1])})
+	edited, err := EditImage(src, e)
 	if err != nil {
 		return fail("edit", false, fmt.Errorf("%s:%w", img.File(), err))
 	}
@@ -210,7 +226,7 @@ func (u *Updater) syncImage(ctx context.Context, repo *propose.Repo, fsys fs.FS,
 	author.When = time.Now()
 	out, err := repo.Propose(ctx, propose.Proposal{
 		Branch: st.Branch, Files: []propose.File{{Path: img.File(), Content: edited}},
-		Message: commitMessage(img, latest, dir, files), Author: author,
+		Message: commitMessage(img, ch, dir, files), Author: author,
 		SignKey: u.SignKey, Push: u.Push, AllowRef: u.AllowRef,
 	})
 	st.Commit, st.Pushed = out.Commit, out.Pushed
@@ -228,10 +244,11 @@ func (u *Updater) syncImage(ctx context.Context, repo *propose.Repo, fsys fs.FS,
 	return st
 }
 
-// latest asks the update service which version a machine running img
-// would move to ("" for none), falling back to version.txt when enabled.
-func (u *Updater) latest(ctx context.Context, o schema.OmahaSettings, img *schema.Image) (string, error) {
-	offer, err := u.Client.Check(ctx, omaha.Query{Server: o.Server, Channel: img.Channel, Arch: img.Arch, Board: schema.Board(img.Arch), Version: img.Version, MachineID: "pxeops-" + img.ID()})
+// latest asks the update service which version a machine of img's
+// channel running version would move to ("" for none), falling back to
+// version.txt (the channel's current release) when enabled.
+func (u *Updater) latest(ctx context.Context, o schema.OmahaSettings, img *schema.Image, version string) (string, error) {
+	offer, err := u.Client.Check(ctx, omaha.Query{Server: o.Server, Channel: img.Channel, Arch: img.Arch, Board: schema.Board(img.Arch), Version: version, MachineID: "pxeops-" + img.ID()})
 	if err == nil || !o.Fallback {
 		return offer.Version, err
 	}
@@ -269,15 +286,18 @@ func keyringFor(fsys fs.FS, o schema.OmahaSettings, osName string) (*Keyring, er
 	return k, err
 }
 
-func commitMessage(img *schema.Image, latest, dir string, files [2]Asset) string {
+func commitMessage(img *schema.Image, ch *change, dir string, files [2]Asset) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s: %s %s %s → %s\n\n", img.File(), img.OS, img.Channel, img.Version, latest)
+	fmt.Fprintf(&b, "%s: %s\n\n", img.File(), ch.headline(img))
+	if ch.Switch {
+		fmt.Fprintf(&b, "The image's channel is %s, which does not have %s: a PXE image is stateless, so it moves to %s's release.\n\n", img.Channel, img.Version, img.Channel)
+	}
 	fmt.Fprintf(&b, "Mirrored by pxeops omaha sync; both files verified before they were kept.\n\n")
 	for i, role := range []string{"kernel", "initrd"} {
 		fmt.Fprintf(&b, "%s: %s (%d bytes)\n  sha256 %s\n", role, files[i].Name, files[i].Size, files[i].SHA256)
 	}
 	fmt.Fprintf(&b, "signed by: %s (subkey %s)\n", files[0].Signer.Primary, files[0].Signer.KeyID)
-	fmt.Fprintf(&b, "release: %s\n", releaseLink(img.OS, latest, dir))
+	fmt.Fprintf(&b, "release: %s\n", releaseLink(img.OS, ch.Version, dir))
 	return b.String()
 }
 
