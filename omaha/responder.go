@@ -41,7 +41,7 @@ type Responder struct {
 	// request costs the same whether the census is full or not.
 	recent   list.List
 	versions map[string]*versionCount // by versionKey, for ImageCensus
-	forwards chan struct{} // bounds concurrent upstream forwards
+	forwards chan struct{}            // bounds concurrent upstream forwards
 	once     sync.Once
 }
 
