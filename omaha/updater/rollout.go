@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/pxeops/pxeops/omaha"
 	"github.com/pxeops/pxeops/schema"
@@ -139,6 +140,71 @@ func plan(img *schema.Image, r schema.RolloutSettings, t change) *change {
 		return nil
 	}
 	return &t
+}
+
+// stageSeen is a rollout stage an earlier pass found in the base tree.
+type stageSeen struct {
+	version string
+	share   schema.Share
+	at      time.Time
+}
+
+// soaked moves an open rollout on once it has soaked: with
+// omaha.rollout.soak and the census (Hosts, inside serve), when at least
+// one host reports the rollout's version and hosts have done so without
+// a pause for the soak time, counted from no earlier than the first pass
+// that saw this stage in the base tree (so each stage soaks in full after
+// its merge; a restart of serve starts the soak over), the next stage is
+// proposed, and after the last one the finished rollout. nil: nothing to
+// move yet.
+func (u *Updater) soaked(img *schema.Image, rs schema.RolloutSettings) *change {
+	r := img.Rollout
+	soak := time.Duration(rs.Soak)
+	if r == nil || soak <= 0 || len(rs.Stages) == 0 || u.Hosts == nil {
+		return nil
+	}
+	now := u.now()
+	seen := u.stageSince(img.ID(), r.Version, r.Share, now)
+	hosts, since := u.Hosts(img.Arch, r.Version)
+	if hosts == 0 {
+		return nil
+	}
+	from := since
+	if seen.After(from) {
+		from = seen
+	}
+	if now.Sub(from) < soak {
+		return nil
+	}
+	c := &change{Action: ActionRolloutFinish, Version: r.Version, Share: schema.FullShare,
+		Soaked: fmt.Sprintf("%d hosts report %s, reported without a pause since %s; this stage soaked for %s (omaha.rollout.soak %s).",
+			hosts, r.Version, since.UTC().Format(time.RFC3339), now.Sub(from).Round(time.Second), soak)}
+	if next, ok := nextStage(rs.Stages, r.Share); ok {
+		c.Action, c.Share = ActionRolloutStage, next
+	}
+	return c
+}
+
+// stageSince records the first pass that saw image's rollout at this
+// version and share, and returns when that was.
+func (u *Updater) stageSince(image, version string, share schema.Share, now time.Time) time.Time {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.stages == nil {
+		u.stages = map[string]stageSeen{}
+	}
+	if s, ok := u.stages[image]; ok && s.version == version && s.share == share {
+		return s.at
+	}
+	u.stages[image] = stageSeen{version: version, share: share, at: now}
+	return now
+}
+
+func (u *Updater) now() time.Time {
+	if u.Now != nil {
+		return u.Now()
+	}
+	return time.Now()
 }
 
 // nextStage is the stage after share, and whether there is one; past the

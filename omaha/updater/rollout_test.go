@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pxeops/pxeops/internal/gittest"
 	"github.com/pxeops/pxeops/internal/omahatest"
@@ -141,5 +142,77 @@ func TestSyncOpensAndReplacesARollout(t *testing.T) {
 	body := branchFile(remote)
 	if !strings.Contains(body, "version: 1.0.0   # bumped") || !strings.Contains(body, "  version: 3.0.0\n") || !strings.Contains(body, sum(k3)) || strings.Contains(body, sum(kernel)) {
 		t.Errorf("branch file:\n%s", body)
+	}
+}
+
+// With omaha.rollout.soak, inside serve: once hosts have reported the
+// rollout's version for the soak time, and the stage has been in the
+// served tree that long, the next stage is proposed, then the finished
+// rollout; a stage merged later soaks in full again.
+func TestSyncMovesASoakedRolloutOn(t *testing.T) {
+	rel := omahatest.New(t)
+	remote := fleet(t, rel, "  rollout:", "    stages: [10%, 50%]", "    soak: 1h")
+	publish(rel, "2.0.0", kernel, initrd)
+	rel.SetLatest("2.0.0")
+	t0 := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	now := t0
+	var hosts int
+	var since time.Time
+	u := newUpdater(t)
+	u.Now = func() time.Time { return now }
+	u.Hosts = func(arch, version string) (int, time.Time) {
+		if arch != "amd64" || version != "2.0.0" {
+			return 0, time.Time{}
+		}
+		return hosts, since
+	}
+	clone := filepath.Join(t.TempDir(), "clone.git")
+	pass := func(at time.Duration) updater.ImageStatus {
+		t.Helper()
+		now = t0.Add(at)
+		return sync(t, u, remote, clone)
+	}
+	if st := pass(0); st.Action != updater.ActionRolloutOpen {
+		t.Fatalf("first pass: %+v", st)
+	}
+	merge(remote)
+	if st := pass(time.Minute); st.State != updater.StateUpToDate {
+		t.Fatalf("no canary yet: %+v", st)
+	}
+	hosts, since = 2, t0.Add(5*time.Minute)
+	if st := pass(50 * time.Minute); st.State != updater.StateUpToDate {
+		t.Fatalf("45 minutes of canaries: %+v", st)
+	}
+	if st := pass(66 * time.Minute); st.State != updater.StateProposed || st.Action != updater.ActionRolloutStage {
+		t.Fatalf("soaked: %+v", st)
+	}
+	msg := lastMessage(remote)
+	if !strings.HasPrefix(msg, "images/flatcar-stable.yaml: flatcar stable rollout of 2.0.0: 10% → 50% (pinned 1.0.0)\n") ||
+		!strings.Contains(msg, "2 hosts report 2.0.0, reported without a pause since 2026-12-01T09:05:00Z; this stage soaked for 1h1m0s") {
+		t.Errorf("commit message:\n%s", msg)
+	}
+	if body := branchFile(remote); !strings.Contains(body, "  share: 50%\n") || !strings.Contains(body, "version: 1.0.0   # bumped") {
+		t.Errorf("branch file:\n%s", body)
+	}
+	merge(remote)
+	if st := pass(70 * time.Minute); st.State != updater.StateUpToDate {
+		t.Fatalf("the 50%% stage just merged: %+v", st)
+	}
+	if st := pass(129 * time.Minute); st.State != updater.StateUpToDate {
+		t.Fatalf("the 50%% stage after 59 minutes: %+v", st)
+	}
+	if st := pass(131 * time.Minute); st.State != updater.StateProposed || st.Action != updater.ActionRolloutFinish {
+		t.Fatalf("the last stage soaked: %+v", st)
+	}
+	if msg := lastMessage(remote); !strings.HasPrefix(msg, "images/flatcar-stable.yaml: flatcar stable rollout of 2.0.0 finished: 1.0.0 → 2.0.0\n") {
+		t.Errorf("commit message:\n%s", msg)
+	}
+	body := branchFile(remote)
+	if strings.Contains(body, "rollout") || !strings.Contains(body, "version: 2.0.0   # bumped") || !strings.Contains(body, "sha256: "+sum(kernel)) || !strings.Contains(body, "sha256: "+sum(initrd)) {
+		t.Errorf("finished rollout:\n%s", body)
+	}
+	// Moving stages downloads nothing again.
+	if n := rel.Hits(omahatest.Dir("stable", "2.0.0") + "flatcar_production_pxe.vmlinuz"); n != 1 {
+		t.Errorf("kernel fetched %d times, want 1", n)
 	}
 }

@@ -33,12 +33,19 @@ type Updater struct {
 	// AllowRef lets the branch template name the served ref itself.
 	AllowRef bool
 	Metrics  *Metrics
+	// Hosts, inside serve, reads the Omaha census: how many hosts of an
+	// arch report a version, and since when without a pause. With it and
+	// omaha.rollout.soak, rollouts move to their next stage by themselves.
+	Hosts func(arch, version string) (int, time.Time)
+	// Now is the clock; nil is time.Now.
+	Now func() time.Time
 
 	pass    sync.Mutex // one pass at a time
 	mu      sync.Mutex
 	status  map[string]ImageStatus
 	lastErr string // of the last pass as a whole: repository, tree
 	trigger chan struct{}
+	stages  map[string]stageSeen // by image: the rollout stage in the base tree, since when
 }
 
 // Image states, as /status shows them.
@@ -149,7 +156,7 @@ func (u *Updater) Sync(ctx context.Context, repo *propose.Repo) (map[string]Imag
 }
 
 func (u *Updater) syncImage(ctx context.Context, repo *propose.Repo, fsys fs.FS, tree *schema.Tree, img *schema.Image) ImageStatus {
-	st := ImageStatus{Current: img.Version, LastCheck: time.Now().UTC()}
+	st := ImageStatus{Current: img.Version, LastCheck: u.now().UTC()}
 	fail := func(stage string, retry bool, err error) ImageStatus {
 		st.State, st.Stage, st.Retry, st.Error = StateFailed, stage, retry, err.Error()
 		if retry && errors.Is(err, ErrNotPublished) {
@@ -176,6 +183,9 @@ func (u *Updater) syncImage(ctx context.Context, repo *propose.Repo, fsys fs.FS,
 	}
 	ch := plan(img, o.Rollout, t)
 	if ch == nil {
+		ch = u.soaked(img, o.Rollout)
+	}
+	if ch == nil {
 		st.State = StateUpToDate
 		return st
 	}
@@ -188,6 +198,9 @@ func (u *Updater) syncImage(ctx context.Context, repo *propose.Repo, fsys fs.FS,
 	dir = strings.TrimSuffix(dir, "/") + "/"
 	var files [2]Asset
 	for i, name := range []string{o.Files.Kernel, o.Files.Initrd} {
+		if !ch.mirrors() {
+			break // the rollout's files are in the tree already
+		}
 		if files[i], err = u.Store.Mirror(ctx, dir+name, name, keys); err != nil {
 			var p permanent
 			var v *VerifyError
@@ -204,8 +217,14 @@ func (u *Updater) syncImage(ctx context.Context, repo *propose.Repo, fsys fs.FS,
 		}
 		return FileRef{URL: "/assets/" + a.Path(), SHA256: a.SHA256}
 	}
-	e := ImageEdit{Version: ch.Version, Kernel: ref(files[0]), Initrd: ref(files[1]), RemoveRollout: img.Rollout != nil}
-	if ch.Action == ActionRolloutOpen || ch.Action == ActionRolloutReplace {
+	// Moving the pin past an open rollout (no stages, or the rollout's
+	// finish) ends it; a newer rollout stays.
+	e := ImageEdit{Version: ch.Version, Kernel: ref(files[0]), Initrd: ref(files[1]),
+		RemoveRollout: img.Rollout != nil && omaha.CompareVersions(img.Rollout.Version, ch.Version) <= 0}
+	if r := img.Rollout; !ch.mirrors() {
+		e.Kernel, e.Initrd = FileRef(r.Kernel), FileRef(r.Initrd[0])
+	}
+	if ch.Action == ActionRolloutOpen || ch.Action == ActionRolloutReplace || ch.Action == ActionRolloutStage {
 		e = ImageEdit{Rollout: &RolloutEdit{Version: ch.Version, Share: ch.Share, Kernel: e.Kernel, Initrd: e.Initrd}}
 	}
 	src, err := fs.ReadFile(fsys, img.File())
@@ -223,7 +242,7 @@ func (u *Updater) syncImage(ctx context.Context, repo *propose.Repo, fsys fs.FS,
 		return fail("commit", false, err)
 	}
 	author := u.Author
-	author.When = time.Now()
+	author.When = u.now()
 	out, err := repo.Propose(ctx, propose.Proposal{
 		Branch: st.Branch, Files: []propose.File{{Path: img.File(), Content: edited}},
 		Message: commitMessage(img, ch, dir, files), Author: author,
@@ -292,11 +311,22 @@ func commitMessage(img *schema.Image, ch *change, dir string, files [2]Asset) st
 	if ch.Switch {
 		fmt.Fprintf(&b, "The image's channel is %s, which does not have %s: a PXE image is stateless, so it moves to %s's release.\n\n", img.Channel, img.Version, img.Channel)
 	}
-	fmt.Fprintf(&b, "Mirrored by pxeops omaha sync; both files verified before they were kept.\n\n")
-	for i, role := range []string{"kernel", "initrd"} {
-		fmt.Fprintf(&b, "%s: %s (%d bytes)\n  sha256 %s\n", role, files[i].Name, files[i].Size, files[i].SHA256)
+	if !ch.mirrors() {
+		fmt.Fprintf(&b, "%s\n\n", ch.Soaked)
+		r := img.Rollout
+		for _, f := range []struct {
+			role string
+			file schema.File
+		}{{"kernel", r.Kernel}, {"initrd", r.Initrd[0]}} {
+			fmt.Fprintf(&b, "%s: %s\n  sha256 %s\n", f.role, f.file.URL, f.file.SHA256)
+		}
+	} else {
+		fmt.Fprintf(&b, "Mirrored by pxeops omaha sync; both files verified before they were kept.\n\n")
+		for i, role := range []string{"kernel", "initrd"} {
+			fmt.Fprintf(&b, "%s: %s (%d bytes)\n  sha256 %s\n", role, files[i].Name, files[i].Size, files[i].SHA256)
+		}
+		fmt.Fprintf(&b, "signed by: %s (subkey %s)\n", files[0].Signer.Primary, files[0].Signer.KeyID)
 	}
-	fmt.Fprintf(&b, "signed by: %s (subkey %s)\n", files[0].Signer.Primary, files[0].Signer.KeyID)
 	fmt.Fprintf(&b, "release: %s\n", releaseLink(img.OS, ch.Version, dir))
 	return b.String()
 }
