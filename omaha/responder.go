@@ -40,7 +40,8 @@ type Responder struct {
 	// a contact moves its host to the front and the back makes room, so a
 	// request costs the same whether the census is full or not.
 	recent   list.List
-	forwards chan struct{} // bounds concurrent upstream forwards
+	versions map[string]*versionCount // by versionKey, for ImageCensus
+	forwards chan struct{}            // bounds concurrent upstream forwards
 	once     sync.Once
 }
 
@@ -52,6 +53,8 @@ type Policy struct {
 	// Pinned maps "<channel>/<arch>" to the version the tree serves for
 	// images the updater tracks.
 	Pinned map[string]string
+	// Sides are the versions the tree serves per image, for ImageCensus.
+	Sides []Side
 }
 
 // Host is one machine in the census.
@@ -65,7 +68,8 @@ type Host struct {
 	// LastEvent is "<type>/<result>" of the last event reported.
 	LastEvent string `json:"last_event,omitempty"`
 
-	series [2]string // the gauge labels it is counted under
+	series  [2]string // the gauge labels it is counted under
+	version string    // the versionKey it is counted under
 }
 
 const passthroughWait = 2 * time.Second
@@ -254,6 +258,13 @@ func (rs *Responder) record(req *Request, addr string) {
 			h.LastEvent = strconv.Itoa(e.Type) + "/" + strconv.Itoa(e.Result)
 		}
 		h.series = rs.Metrics.joinHost(h.Version, h.Channel)
+		// A host that reports the same version again does not restart the
+		// time since its version was first reported.
+		if key := versionKey(archOfBoard(h.Board), h.Version); key != h.version {
+			rs.countVersion(h.version, -1, now)
+			rs.countVersion(key, 1, now)
+			h.version = key
+		}
 	}
 }
 
@@ -276,6 +287,7 @@ func (rs *Responder) makeRoom() {
 		oldest := rs.recent.Remove(rs.recent.Back()).(*Host)
 		delete(rs.hosts, oldest.MachineID)
 		rs.Metrics.leaveHost(oldest.series)
+		rs.countVersion(oldest.version, -1, time.Time{})
 	}
 }
 

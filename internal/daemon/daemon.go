@@ -47,10 +47,31 @@ type Status struct {
 // OmahaStatus is the updater's and responder's part of /status.
 type OmahaStatus struct {
 	// Updater is "on", or "off: <why>".
-	Updater string                         `json:"updater"`
-	Error   string                         `json:"error,omitempty"`
-	Images  map[string]updater.ImageStatus `json:"images"`
-	Census  omaha.Census                   `json:"census"`
+	Updater string                `json:"updater"`
+	Error   string                `json:"error,omitempty"`
+	Images  map[string]OmahaImage `json:"images"`
+	Census  omaha.Census          `json:"census"`
+}
+
+// OmahaImage is one image in /status: the updater's state (when it
+// tracks the image) and the hosts on each of its versions.
+type OmahaImage struct {
+	updater.ImageStatus
+	Census *omaha.ImageCensus `json:"census,omitempty"`
+}
+
+// omahaImages joins the updater's states and the census per image.
+func omahaImages(states map[string]updater.ImageStatus, census map[string]omaha.ImageCensus) map[string]OmahaImage {
+	out := make(map[string]OmahaImage, len(states))
+	for id, st := range states {
+		out[id] = OmahaImage{ImageStatus: st}
+	}
+	for id, c := range census {
+		img := out[id]
+		img.Census = &c
+		out[id] = img
+	}
+	return out
 }
 
 // Run serves until ctx ends (nil) or a component stops that cannot go on
@@ -125,7 +146,7 @@ func (c *Config) Run(ctx context.Context) (err error) {
 	defer closeMachines()
 	status := func() Status {
 		st := Status{Version: c.Version, ServerURL: c.ServerURL, Access: c.Access.String(), Status: rec.Status(), Source: c.Tree.State(),
-			Omaha: OmahaStatus{Updater: updaterState, Error: upd.LastError(), Images: upd.Status(), Census: responder.Census()}}
+			Omaha: OmahaStatus{Updater: updaterState, Error: upd.LastError(), Images: omahaImages(upd.Status(), responder.ImageCensus()), Census: responder.Census()}}
 		if err := sup.err(); err != nil {
 			st.Down = err.Error()
 		}
@@ -292,11 +313,13 @@ func (c *Config) omaha(rec *reconcile.Reconciler, log *slog.Logger, reg promethe
 		return omaha.Policy{}
 	}
 	responder := &omaha.Responder{Log: log, Metrics: metrics, Policy: policy}
+	reg.MustRegister(responder.ImageHosts())
 	if c.Updater == nil {
 		log.Info("image updater off", "reason", c.UpdaterOff)
 		return &updater.Updater{}, "off: " + c.UpdaterOff, responder
 	}
 	c.Updater.Metrics = updaterMetrics
+	c.Updater.Hosts = responder.VersionHosts // the census is here: rollouts soak on it
 	responder.Trigger = c.Updater.Trigger
 	return c.Updater, "on", responder
 }
@@ -308,6 +331,12 @@ func policyOf(t *schema.Tree) omaha.Policy {
 	p := omaha.Policy{Proxy: o.Proxy, Passthrough: o.Passthrough, Server: o.Server, Pinned: map[string]string{}}
 	for _, id := range t.ImageIDs() {
 		img := t.Images[id]
+		if img.OS == "flatcar" || img.OS == "coreos" { // the OSes that check in
+			p.Sides = append(p.Sides, omaha.Side{Image: id, Name: omaha.SidePinned, Version: img.Version, Arch: img.Arch})
+			if r := img.Rollout; r != nil {
+				p.Sides = append(p.Sides, omaha.Side{Image: id, Name: omaha.SideRollout, Version: r.Version, Arch: img.Arch, Share: r.Share.String()})
+			}
+		}
 		if img.Update != "omaha" {
 			continue
 		}

@@ -40,8 +40,10 @@ type Release struct {
 	mu    sync.Mutex
 	files map[string][]byte // URL path -> body
 	// Latest is what the Omaha service offers to machines below it; ""
-	// answers noupdate.
-	Latest string
+	// answers noupdate. A channel given its own (SetChannelLatest) offers
+	// that instead.
+	Latest    string
+	byChannel map[string]string
 	// Status overrides the answer for a path (404, 500, ...).
 	Status map[string]int
 	// Truncate serves a path's body cut in half under a full Content-Length.
@@ -228,6 +230,18 @@ func (r *Release) SetLatest(v string) {
 	r.mu.Unlock()
 }
 
+// SetChannelLatest makes channel offer v, whatever Latest says; the
+// other channels keep Latest. An update check from 0.0.0 gets the
+// channel's current release, as from Nebraska.
+func (r *Release) SetChannelLatest(channel, v string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.byChannel == nil {
+		r.byChannel = map[string]string{}
+	}
+	r.byChannel[channel] = v
+}
+
 func (r *Release) serve(w http.ResponseWriter, req *http.Request) {
 	if req.URL.Path == "/v1/update/" {
 		r.omaha(w, req)
@@ -278,6 +292,12 @@ func (r *Release) omaha(w http.ResponseWriter, req *http.Request) {
 	}
 	resp := omaha.Response{Protocol: "3.0", Server: "omahatest"}
 	for _, app := range parsed.Apps {
+		latest := latest
+		r.mu.Lock()
+		if v, ok := r.byChannel[app.Track]; ok {
+			latest = v
+		}
+		r.mu.Unlock()
 		uc := &omaha.UpdateCheck{Status: "noupdate"}
 		if latest != "" && omaha.CompareVersions(latest, app.Version) > 0 {
 			uc = &omaha.UpdateCheck{Status: "ok", URLs: []omaha.URL{{Codebase: r.URL + "/update/"}}}
@@ -318,10 +338,17 @@ initrd:
 update: omaha
 `
 
+// OldKernel and OldInitrd are release 1.0.0's files, the one CommitFleet
+// pins, published on the stable channel (where the updater looks for the
+// pinned release when the service offers nothing newer).
+var OldKernel, OldInitrd = []byte("kernel 1.0.0"), []byte("initrd 1.0.0")
+
 // CommitFleet commits to remote a config tree with one image tracked
-// against this release server, its key pinned; extra lines go into the
-// omaha: mapping of pxeops.yaml (e.g. "  fallback: true").
+// against this release server, its key pinned, and publishes the pinned
+// release 1.0.0 on stable; extra lines go into the omaha: mapping of
+// pxeops.yaml (e.g. "  fallback: true").
 func (r *Release) CommitFleet(remote *gittest.Remote, extra ...string) string {
+	r.PublishImage("1.0.0", OldKernel, OldInitrd)
 	return remote.Commit("fleet", map[string]string{
 		"images/flatcar-stable.yaml": ImageYAML,
 		"profiles/worker.yaml":       "image: flatcar-stable\nargs: [flatcar.first_boot=yes]\n",
@@ -334,5 +361,10 @@ func (r *Release) CommitFleet(remote *gittest.Remote, extra ...string) string {
 
 // PublishImage publishes a stable release's PXE kernel and initrd.
 func (r *Release) PublishImage(version string, kernel, initrd []byte) {
-	r.Publish("stable", version, map[string][]byte{"flatcar_production_pxe.vmlinuz": kernel, "flatcar_production_pxe_image.cpio.gz": initrd})
+	r.PublishOn("stable", version, kernel, initrd)
+}
+
+// PublishOn publishes a release's PXE kernel and initrd on channel.
+func (r *Release) PublishOn(channel, version string, kernel, initrd []byte) {
+	r.Publish(channel, version, map[string][]byte{"flatcar_production_pxe.vmlinuz": kernel, "flatcar_production_pxe_image.cpio.gz": initrd})
 }

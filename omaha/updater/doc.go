@@ -10,4 +10,8 @@
 // images/<id>.yaml in place (EditImage), checks that the edited tree
 // still loads (schema), and commits the change to a branch of its own for
 // review (source/propose, the git layer discovery proposes through too).
+// With omaha.rollout.stages a new release is proposed as a rollout beside
+// the pinned version, moved through its stages once it has soaked on the
+// census (Hosts, inside serve); a changed channel is followed to its
+// release even when that is lower (rollout.go).
 package updater

@@ -33,12 +33,19 @@ type Updater struct {
 	// AllowRef lets the branch template name the served ref itself.
 	AllowRef bool
 	Metrics  *Metrics
+	// Hosts, inside serve, reads the Omaha census: how many hosts of an
+	// arch report a version, and since when without a pause. With it and
+	// omaha.rollout.soak, rollouts move to their next stage by themselves.
+	Hosts func(arch, version string) (int, time.Time)
+	// Now is the clock; nil is time.Now.
+	Now func() time.Time
 
 	pass    sync.Mutex // one pass at a time
 	mu      sync.Mutex
 	status  map[string]ImageStatus
 	lastErr string // of the last pass as a whole: repository, tree
 	trigger chan struct{}
+	stages  map[string]stageSeen // by image: the rollout stage in the base tree, since when
 }
 
 // Image states, as /status shows them.
@@ -67,6 +74,9 @@ type ImageStatus struct {
 	Commit string `json:"commit,omitempty"`
 	Pushed bool   `json:"pushed,omitempty"`
 	Signer string `json:"signer,omitempty"`
+	// Action is what was proposed: update, channel-switch, rollout-open,
+	// rollout-replace, rollout-stage or rollout-finish.
+	Action string `json:"action,omitempty"`
 }
 
 // Status returns a copy of every image's state.
@@ -146,7 +156,7 @@ func (u *Updater) Sync(ctx context.Context, repo *propose.Repo) (map[string]Imag
 }
 
 func (u *Updater) syncImage(ctx context.Context, repo *propose.Repo, fsys fs.FS, tree *schema.Tree, img *schema.Image) ImageStatus {
-	st := ImageStatus{Current: img.Version, LastCheck: time.Now().UTC()}
+	st := ImageStatus{Current: img.Version, LastCheck: u.now().UTC()}
 	fail := func(stage string, retry bool, err error) ImageStatus {
 		st.State, st.Stage, st.Retry, st.Error = StateFailed, stage, retry, err.Error()
 		if retry && errors.Is(err, ErrNotPublished) {
@@ -159,16 +169,28 @@ func (u *Updater) syncImage(ctx context.Context, repo *propose.Repo, fsys fs.FS,
 	if err != nil {
 		return fail("verify", false, err)
 	}
-	latest, err := u.latest(ctx, o, img)
+	latest, err := u.latest(ctx, o, img, img.Version)
 	if err != nil {
 		return fail("check", true, err)
 	}
 	st.Latest = latest
-	if latest == "" || omaha.CompareVersions(latest, img.Version) <= 0 {
+	t, err := u.target(ctx, o, img, latest)
+	if err != nil {
+		return fail("check", true, err)
+	}
+	if t.Switch {
+		st.Latest = t.Version
+	}
+	ch := plan(img, o.Rollout, t)
+	if ch == nil {
+		ch = u.soaked(img, o.Rollout)
+	}
+	if ch == nil {
 		st.State = StateUpToDate
 		return st
 	}
-	data := img.MirrorData(latest)
+	st.Action = ch.Action
+	data := img.MirrorData(ch.Version)
 	dir, err := data.Expand("omaha.mirror", o.Mirror)
 	if err != nil {
 		return fail("download", false, err)
@@ -176,6 +198,9 @@ func (u *Updater) syncImage(ctx context.Context, repo *propose.Repo, fsys fs.FS,
 	dir = strings.TrimSuffix(dir, "/") + "/"
 	var files [2]Asset
 	for i, name := range []string{o.Files.Kernel, o.Files.Initrd} {
+		if !ch.mirrors() {
+			break // the rollout's files are in the tree already
+		}
 		if files[i], err = u.Store.Mirror(ctx, dir+name, name, keys); err != nil {
 			var p permanent
 			var v *VerifyError
@@ -192,11 +217,21 @@ func (u *Updater) syncImage(ctx context.Context, repo *propose.Repo, fsys fs.FS,
 		}
 		return FileRef{URL: "/assets/" + a.Path(), SHA256: a.SHA256}
 	}
+	// Moving the pin past an open rollout (no stages, or the rollout's
+	// finish) ends it; a newer rollout stays.
+	e := ImageEdit{Version: ch.Version, Kernel: ref(files[0]), Initrd: ref(files[1]),
+		RemoveRollout: img.Rollout != nil && omaha.CompareVersions(img.Rollout.Version, ch.Version) <= 0}
+	if r := img.Rollout; !ch.mirrors() {
+		e.Kernel, e.Initrd = FileRef(r.Kernel), FileRef(r.Initrd[0])
+	}
+	if ch.Action == ActionRolloutOpen || ch.Action == ActionRolloutReplace || ch.Action == ActionRolloutStage {
+		e = ImageEdit{Rollout: &RolloutEdit{Version: ch.Version, Share: ch.Share, Kernel: e.Kernel, Initrd: e.Initrd}}
+	}
 	src, err := fs.ReadFile(fsys, img.File())
 	if err != nil {
 		return fail("edit", true, err)
 	}
-	edited, err := EditImage(src, ImageEdit{Version: latest, Kernel: ref(files[0]), Initrd: ref(files[1])})
+	edited, err := EditImage(src, e)
 	if err != nil {
 		return fail("edit", false, fmt.Errorf("%s:%w", img.File(), err))
 	}
@@ -207,10 +242,10 @@ func (u *Updater) syncImage(ctx context.Context, repo *propose.Repo, fsys fs.FS,
 		return fail("commit", false, err)
 	}
 	author := u.Author
-	author.When = time.Now()
+	author.When = u.now()
 	out, err := repo.Propose(ctx, propose.Proposal{
 		Branch: st.Branch, Files: []propose.File{{Path: img.File(), Content: edited}},
-		Message: commitMessage(img, latest, dir, files), Author: author,
+		Message: commitMessage(img, ch, dir, files), Author: author,
 		SignKey: u.SignKey, Push: u.Push, AllowRef: u.AllowRef,
 	})
 	st.Commit, st.Pushed = out.Commit, out.Pushed
@@ -228,10 +263,11 @@ func (u *Updater) syncImage(ctx context.Context, repo *propose.Repo, fsys fs.FS,
 	return st
 }
 
-// latest asks the update service which version a machine running img
-// would move to ("" for none), falling back to version.txt when enabled.
-func (u *Updater) latest(ctx context.Context, o schema.OmahaSettings, img *schema.Image) (string, error) {
-	offer, err := u.Client.Check(ctx, omaha.Query{Server: o.Server, Channel: img.Channel, Arch: img.Arch, Board: schema.Board(img.Arch), Version: img.Version, MachineID: "pxeops-" + img.ID()})
+// latest asks the update service which version a machine of img's
+// channel running version would move to ("" for none), falling back to
+// version.txt (the channel's current release) when enabled.
+func (u *Updater) latest(ctx context.Context, o schema.OmahaSettings, img *schema.Image, version string) (string, error) {
+	offer, err := u.Client.Check(ctx, omaha.Query{Server: o.Server, Channel: img.Channel, Arch: img.Arch, Board: schema.Board(img.Arch), Version: version, MachineID: "pxeops-" + img.ID()})
 	if err == nil || !o.Fallback {
 		return offer.Version, err
 	}
@@ -269,15 +305,29 @@ func keyringFor(fsys fs.FS, o schema.OmahaSettings, osName string) (*Keyring, er
 	return k, err
 }
 
-func commitMessage(img *schema.Image, latest, dir string, files [2]Asset) string {
+func commitMessage(img *schema.Image, ch *change, dir string, files [2]Asset) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s: %s %s %s → %s\n\n", img.File(), img.OS, img.Channel, img.Version, latest)
-	fmt.Fprintf(&b, "Mirrored by pxeops omaha sync; both files verified before they were kept.\n\n")
-	for i, role := range []string{"kernel", "initrd"} {
-		fmt.Fprintf(&b, "%s: %s (%d bytes)\n  sha256 %s\n", role, files[i].Name, files[i].Size, files[i].SHA256)
+	fmt.Fprintf(&b, "%s: %s\n\n", img.File(), ch.headline(img))
+	if ch.Switch {
+		fmt.Fprintf(&b, "The image's channel is %s, which does not have %s: a PXE image is stateless, so it moves to %s's release.\n\n", img.Channel, img.Version, img.Channel)
 	}
-	fmt.Fprintf(&b, "signed by: %s (subkey %s)\n", files[0].Signer.Primary, files[0].Signer.KeyID)
-	fmt.Fprintf(&b, "release: %s\n", releaseLink(img.OS, latest, dir))
+	if !ch.mirrors() {
+		fmt.Fprintf(&b, "%s\n\n", ch.Soaked)
+		r := img.Rollout
+		for _, f := range []struct {
+			role string
+			file schema.File
+		}{{"kernel", r.Kernel}, {"initrd", r.Initrd[0]}} {
+			fmt.Fprintf(&b, "%s: %s\n  sha256 %s\n", f.role, f.file.URL, f.file.SHA256)
+		}
+	} else {
+		fmt.Fprintf(&b, "Mirrored by pxeops omaha sync; both files verified before they were kept.\n\n")
+		for i, role := range []string{"kernel", "initrd"} {
+			fmt.Fprintf(&b, "%s: %s (%d bytes)\n  sha256 %s\n", role, files[i].Name, files[i].Size, files[i].SHA256)
+		}
+		fmt.Fprintf(&b, "signed by: %s (subkey %s)\n", files[0].Signer.Primary, files[0].Signer.KeyID)
+	}
+	fmt.Fprintf(&b, "release: %s\n", releaseLink(img.OS, ch.Version, dir))
 	return b.String()
 }
 
