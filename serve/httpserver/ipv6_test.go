@@ -16,7 +16,7 @@ import (
 func TestIPv6ServerURL(t *testing.T) {
 	const base = "http://[fd77::3]:8080"
 	snap, diags := render.Load(context.Background(), fstest.MapFS{
-		"profiles/p.yaml": {Data: []byte("kernel: /assets/k\ninitrd: [/assets/i.gz]\nargs: [\"cfg={{ .ConfigURL }}\"]\nconfig: {template: c.yaml, type: cloud-config}\n")},
+		"profiles/p.yaml":  {Data: []byte("kernel: /assets/k\ninitrd: [/assets/i.gz]\nargs: [\"cfg={{ .ConfigURL }}\"]\nconfig: {template: c.yaml, type: cloud-config}\n")},
 		"templates/c.yaml": {Data: []byte("#cloud-config\n")},
 		"groups/g.yaml":    {Data: []byte("profile: p\nselector: {mac: \"52:54:00:00:00:01\"}\n")},
 	}, render.Options{ServerURL: base, Revision: "rev1"})
