@@ -231,6 +231,12 @@ func TestAnswers(t *testing.T) {
 // status.
 func checkWire(t *testing.T, req, reply []byte, mt dhcpv6.MessageType, file, vendor string) {
 	t.Helper()
+	checkWireAs(t, req, reply, mt, file, vendor, ourDUID)
+}
+
+// checkWireAs is checkWire for a server whose DUID is serverID.
+func checkWireAs(t *testing.T, req, reply []byte, mt dhcpv6.MessageType, file, vendor string, serverID []byte) {
+	t.Helper()
 	innerReq, _ := innermost(t, req)
 	inner, relayOpts := innermost(t, reply)
 	if len(relayOpts) > 0 || req[0] == 12 {
@@ -252,8 +258,8 @@ func checkWire(t *testing.T, req, reply []byte, mt dhcpv6.MessageType, file, ven
 	if !bytes.Equal(got[1], want[1]) {
 		t.Errorf("client ID %x, want the request's %x", got[1], want[1])
 	}
-	if !bytes.Equal(got[2], ourDUID) {
-		t.Errorf("server ID %x, want DUID-LL %x", got[2], ourDUID)
+	if !bytes.Equal(got[2], serverID) {
+		t.Errorf("server ID %x, want DUID-LL %x", got[2], serverID)
 	}
 	if string(got[59]) != file {
 		t.Errorf("option 59 %q, want %q", got[59], file)
