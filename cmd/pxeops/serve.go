@@ -31,6 +31,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fset.StringVar(&ta.HTTPSURL, "https-url", "", "URL machines reach HTTPS at, which configs are fetched from ({{ .ConfigServerURL }}; default https://<--server-url's host>:<--https-addr's port>)")
 	fset.StringVar(&ta.AdminAddr, "admin-addr", "", "serve /status, /metrics and /hooks/git here (e.g. 127.0.0.1:9090), not on the boot ports; empty: on the boot ports")
 	proxyDHCP := fset.Bool("proxy-dhcp", false, "answer PXE clients as a ProxyDHCP server (ports 67 and 4011) on --interface; needs root or CAP_NET_BIND_SERVICE (before Linux 5.7 also CAP_NET_RAW)")
+	proxyDHCP6 := fset.Bool("proxy-dhcp6", false, "answer IPv6 PXE, HTTP-boot and iPXE clients as a ProxyDHCPv6 server (ports 547 and 4011, no addresses) on --interface, which needs a global or ULA IPv6 address; TFTP then also listens on IPv6 (on every interface beside --proxy-dhcp: one dual-stack socket). Needs root or CAP_NET_BIND_SERVICE")
 	shimFile := fset.String("shim-binary", debianShim, "with --proxy-dhcp: shim for x86-64 UEFI machines whose loader is grub (Secure Boot with Microsoft's keys); served over TFTP as shimx64.efi (Debian package shim-signed). The default is used only when it and --grub-binary's default exist")
 	grubFile := fset.String("grub-binary", debianGRUB, "the signed GRUB that --shim-binary loads, served as grubx64.efi (Debian package grub-efi-amd64-signed)")
 	arm64Shim := fset.String("arm64-shim-binary", "", "shim for arm64 UEFI machines (shimaa64.efi.signed from shim-signed:arm64): their loader when --arm64-binary is empty, or when theirs is grub")
@@ -79,7 +80,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	cfg := daemon.Config{
 		Source: *src, StateDir: g.stateDir,
 		AssetsDir: *assetsDir, TLSAdmin: ta,
-		ProxyDHCP: *proxyDHCP, SecureBootCert: *sbCert,
+		ProxyDHCP: *proxyDHCP, ProxyDHCP6: *proxyDHCP6, SecureBootCert: *sbCert,
 		ShimBinary: *shimFile, GRUBBinary: *grubFile, ARM64ShimBinary: *arm64Shim, ARM64GRUBBinary: *arm64GRUB,
 		Updater: upd, UpdaterOff: "--assets-dir is required: where verified images are kept and served from",
 		Version: version, Logger: log,

@@ -74,6 +74,11 @@ type Config struct {
 	Interface                          string
 	DHCPConn, BootServerConn           *net.UDPConn
 	BIOSBinary, EFIBinary, ARM64Binary string
+	// ProxyDHCP6 answers DHCPv6 PXE, HTTP-boot and iPXE clients on
+	// Interface, ports 547 and 4011 (DHCP6Conn and BootServer6Conn when
+	// handed in): see proxydhcp6.go.
+	ProxyDHCP6                 bool
+	DHCP6Conn, BootServer6Conn *net.UDPConn
 	// Seen, with ProxyDHCP, is told the MAC of every PXE client's request
 	// before it is answered (proxydhcp.Config.Seen); it must not block.
 	Seen func(mac string)
@@ -116,6 +121,7 @@ type Config struct {
 	Registry *prometheus.Registry // nil: a new one with Go and process metrics
 
 	serverIP   net.IP // Interface's address
+	proxy6     proxy6 // with ProxyDHCP6
 	secureBoot *SecureBoot
 	loaders    *bootfiles.Loaders // nil: no GRUB route
 	validated  bool
@@ -156,7 +162,7 @@ func (c *Config) Validate() error {
 	}
 	if c.Interface != "" {
 		ip, err := proxydhcp.InterfaceIP(c.Interface)
-		if err != nil {
+		if err != nil && (c.ProxyDHCP || !c.ProxyDHCP6) { // an IPv6-only interface serves ProxyDHCP6
 			return &FieldError{Field: "Interface", Value: c.Interface, Err: err}
 		}
 		c.serverIP = ip
@@ -172,22 +178,28 @@ func (c *Config) Validate() error {
 			c.ServerURL = "http://" + net.JoinHostPort(c.serverIP.String(), c.httpPort())
 		}
 	}
+	if err := c.validateProxyDHCP6(); err != nil {
+		return err
+	}
 	if c.TFTPAddr != "" && c.TFTPListener == nil {
 		if err := checkHostPort(c.TFTPAddr, ":69"); err != nil {
 			return &FieldError{Field: "TFTPAddr", Value: c.TFTPAddr, Err: err}
 		}
 		// Only the interface machines boot on, not every network.
-		if host, port, _ := net.SplitHostPort(c.TFTPAddr); host == "" && c.serverIP != nil {
-			c.TFTPAddr = net.JoinHostPort(c.serverIP.String(), port)
+		if host, port, _ := net.SplitHostPort(c.TFTPAddr); host == "" {
+			c.TFTPAddr = c.tftpHost(port)
 		}
 	}
 	if c.TFTPAddr != "" || c.TFTPListener != nil {
 		var binaries []string
+		if c.ProxyDHCP6 {
+			binaries = []string{c.EFIBinary} // no BIOS over IPv6
+		}
 		if c.ProxyDHCP {
 			binaries = []string{c.BIOSBinary, c.EFIBinary}
-			if c.ARM64Binary != "" {
-				binaries = append(binaries, c.ARM64Binary)
-			}
+		}
+		if (c.ProxyDHCP || c.ProxyDHCP6) && c.ARM64Binary != "" {
+			binaries = append(binaries, c.ARM64Binary)
 		}
 		// These errors name --ipxe-dir already.
 		if err := tftpserver.CheckDir(c.IPXEDir, binaries...); err != nil {

@@ -243,6 +243,10 @@ func (c *Config) Run(ctx context.Context) (err error) {
 			log.Info("listening", "component", l.name(), "interface", c.Interface, "addr", l.conn.LocalAddr().String())
 		}
 	}
+	dhcp6, dhcp6Conns, err := c.bindProxyDHCP6(boots, rec, log, reg, &closers)
+	if err != nil {
+		return err
+	}
 	log.Info("pxeops serving", "version", c.Version, "http", ln.Addr().String(), "server_url", c.ServerURL, "access", c.Access.String(), "source", source.Redact(c.Source), "assets", c.AssetsDir)
 
 	srv := httpserver.Server(c.HTTPAddr, handler)
@@ -257,6 +261,9 @@ func (c *Config) Run(ctx context.Context) (err error) {
 	}
 	for _, l := range dhcpConns {
 		sup.Go(l.name(), func() error { return dhcp.Serve(l.conn, l.port) })
+	}
+	for _, l := range dhcp6Conns {
+		sup.Go(l.name(), func() error { return dhcp6.Serve(l.conn, l.port) })
 	}
 	if c.Updater != nil {
 		sup.Go("updater", func() error { c.Updater.Run(runCtx, c.OpenUpdateRepo, c.schedule(rec)); return nil })
@@ -280,6 +287,9 @@ func (c *Config) Run(ctx context.Context) (err error) {
 		tftp.Shutdown()
 	}
 	for _, l := range dhcpConns {
+		l.conn.Close()
+	}
+	for _, l := range dhcp6Conns {
 		l.conn.Close()
 	}
 	sup.wg.Wait()

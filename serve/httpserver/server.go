@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -197,10 +198,18 @@ func (s *server) register(mux *http.ServeMux) func(pattern, endpoint string, h h
 // separate DHCP server, iPXE may act on an offer before the proxy's),
 // then chains to /ipxe with every identifier iPXE knows, URI-encoded by
 // iPXE itself so none can break the query.
+//
+// Behind an IPv6 literal server URL the address to wait for is an IPv6
+// one (${ip6}); only then, as iPXE may hold a link-local ${ip6} long
+// before DHCPv4 gives it an ${ip}.
 func bootScript(serverURL string) []byte {
+	addr := "${ip}"
+	if u, err := url.Parse(serverURL); err == nil && strings.Contains(u.Hostname(), ":") {
+		addr = "${ip6}"
+	}
 	return []byte("#!ipxe\n" +
 		":settings\n" +
-		"isset ${ip} || goto retry_dhcp\n" +
+		"isset " + addr + " || goto retry_dhcp\n" +
 		"chain --autofree " + serverURL + "/ipxe?mac=${mac:hexhyp}&uuid=${uuid:uristring}&hostname=${hostname:uristring}&serial=${serial:uristring}&arch=${buildarch:uristring} || goto failed\n" +
 		"exit\n" +
 		":retry_dhcp\n" +
