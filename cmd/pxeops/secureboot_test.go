@@ -141,7 +141,14 @@ func TestCheckSecureBoot(t *testing.T) {
 			t.Errorf("%s %v: exit %d, want %d and %q:\n%s%s", tc.kernel, tc.flags, code, tc.code, tc.want, out, stderr)
 		}
 	}
-	tree := writeTree(t, map[string]string{"profiles/p.yaml": "kernel: /assets/signed\ninitrd: [/assets/i]\n", "groups/g.yaml": group(mac1)})
+	// A rollout's kernel boots its share of the machines: checked too.
+	image := "os: linux\nversion: \"1\"\nkernel: {url: /assets/signed}\ninitrd: [{url: /assets/i}]\nrollout:\n  version: \"2\"\n  share: 10%\n  kernel: {url: /assets/unsigned}\n  initrd: [{url: /assets/i}]\n"
+	tree := writeTree(t, map[string]string{"images/i.yaml": image, "profiles/p.yaml": "image: i\n", "groups/g.yaml": group(mac1)})
+	if code, out, _ := runCLI(t, "check", "--secure-boot-cert", snakeoilCert, "--assets-dir", assets, tree); code != exitInvalid ||
+		!strings.Contains(out, "images/i.yaml:8:17: error: kernel /assets/unsigned would be refused under Secure Boot") {
+		t.Errorf("unsigned rollout kernel: exit %d %q", code, out)
+	}
+	tree = writeTree(t, map[string]string{"profiles/p.yaml": "kernel: /assets/signed\ninitrd: [/assets/i]\n", "groups/g.yaml": group(mac1)})
 	if code, out, _ := runCLI(t, "check", "--secure-boot-cert", snakeoilCert, tree); code != exitOK || !strings.Contains(out, "not checked against --secure-boot-cert: no --assets-dir") {
 		t.Errorf("without --assets-dir: exit %d %q", code, out)
 	}

@@ -109,6 +109,9 @@ func (s *SecureBoot) Diagnostics(assetsDir string, snap *render.Snapshot) schema
 	for _, id := range t.ImageIDs() {
 		img := t.Images[id]
 		check(img.Pos("kernel.url"), img.Kernel.URL)
+		if img.Rollout != nil { // its machines boot that kernel under the same firmware
+			check(img.Pos("rollout.kernel.url"), img.Rollout.Kernel.URL)
+		}
 	}
 	return ds
 }
