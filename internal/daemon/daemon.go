@@ -50,7 +50,11 @@ type OmahaStatus struct {
 	Updater string                         `json:"updater"`
 	Error   string                         `json:"error,omitempty"`
 	Images  map[string]updater.ImageStatus `json:"images"`
-	Census  omaha.Census                   `json:"census"`
+	// Keyrings, by OS, are what releases were last verified with: mode
+	// (fetched, repository, builtin), source, and for a fetched one when
+	// it was fetched and the last refresh's error.
+	Keyrings map[string]updater.KeyringStatus `json:"keyrings,omitempty"`
+	Census   omaha.Census                     `json:"census"`
 }
 
 // Run serves until ctx ends (nil) or a component stops that cannot go on
@@ -125,7 +129,7 @@ func (c *Config) Run(ctx context.Context) (err error) {
 	defer closeMachines()
 	status := func() Status {
 		st := Status{Version: c.Version, ServerURL: c.ServerURL, Access: c.Access.String(), Status: rec.Status(), Source: c.Tree.State(),
-			Omaha: OmahaStatus{Updater: updaterState, Error: upd.LastError(), Images: upd.Status(), Census: responder.Census()}}
+			Omaha: OmahaStatus{Updater: updaterState, Error: upd.LastError(), Images: upd.Status(), Keyrings: upd.KeyringStatus(), Census: responder.Census()}}
 		if err := sup.err(); err != nil {
 			st.Down = err.Error()
 		}

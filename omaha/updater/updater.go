@@ -33,12 +33,16 @@ type Updater struct {
 	// AllowRef lets the branch template name the served ref itself.
 	AllowRef bool
 	Metrics  *Metrics
+	// Keyrings gives the keys releases are verified with; nil: one
+	// keeping fetched vendor keys in Store's directory, through Store.HTTP.
+	Keyrings *Keyrings
 
 	pass    sync.Mutex // one pass at a time
 	mu      sync.Mutex
 	status  map[string]ImageStatus
 	lastErr string // of the last pass as a whole: repository, tree
 	trigger chan struct{}
+	keys    *Keyrings // when Keyrings is nil
 }
 
 // Image states, as /status shows them.
@@ -155,9 +159,10 @@ func (u *Updater) syncImage(ctx context.Context, repo *propose.Repo, fsys fs.FS,
 		return st
 	}
 	o := tree.Settings.OmahaFor(img.OS)
-	keys, err := keyringFor(fsys, o, img.OS)
+	keys, err := u.keyrings().For(ctx, fsys, o, img.OS)
 	if err != nil {
-		return fail("verify", false, err)
+		var ke *KeyringError
+		return fail("verify", errors.As(err, &ke) && ke.Retry, err)
 	}
 	latest, err := u.latest(ctx, o, img)
 	if err != nil {
@@ -245,28 +250,6 @@ func (u *Updater) latest(ctx context.Context, o schema.OmahaSettings, img *schem
 	}
 	u.log().Warn("omaha server failed; using version.txt", "image", img.ID(), "err", err, "version", v)
 	return v, nil
-}
-
-func keyringFor(fsys fs.FS, o schema.OmahaSettings, osName string) (*Keyring, error) {
-	pins := o.Fingerprints
-	if len(pins) == 0 {
-		pins = DefaultFingerprints(osName)
-	}
-	var data []byte
-	var err error
-	if o.Keyring != "" {
-		data, err = fs.ReadFile(fsys, o.Keyring)
-	} else {
-		data, err = BuiltinKeyring(osName)
-	}
-	if err != nil {
-		return nil, err
-	}
-	k, err := NewKeyring(data, pins)
-	if err != nil && o.Keyring != "" {
-		err = fmt.Errorf("%s (pxeops.yaml omaha.keyring): %w", o.Keyring, err)
-	}
-	return k, err
 }
 
 func commitMessage(img *schema.Image, latest, dir string, files [2]Asset) string {
