@@ -12,6 +12,9 @@ type Severity string
 const (
 	Error   Severity = "error"
 	Warning Severity = "warning"
+	// Notice says how a valid tree will be used (pxeops check's own
+	// findings); nothing to fix.
+	Notice Severity = "notice"
 )
 
 // Pos is a position in a file of the tree: 1-based line and column.
@@ -94,8 +97,17 @@ func (ds Diagnostics) FirstError() string {
 	return ""
 }
 
-// Warnings counts the diagnostics that do not block serving.
-func (ds Diagnostics) Warnings() int { return len(ds) - ds.Errors() }
+// Warnings counts the diagnostics that do not block serving but want a
+// look; notices are not counted.
+func (ds Diagnostics) Warnings() int {
+	n := 0
+	for _, d := range ds {
+		if d.Severity == Warning {
+			n++
+		}
+	}
+	return n
+}
 
 // Sort orders diagnostics by file, line and column so output is stable.
 func (ds Diagnostics) Sort() {

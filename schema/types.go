@@ -156,7 +156,7 @@ type OmahaSettings struct {
 	Interval Duration    `yaml:"interval" json:"interval" doc:"Time between checks, jittered; at least 1m." default:"1h"`
 	Mirror   string      `yaml:"mirror" json:"mirror" doc:"Template of the release directory URL; data: .Channel .Arch .Board .Version .Image." default:"https://{{ .Channel }}.release.flatcar-linux.net/{{ .Board }}/{{ .Version }}/"`
 	Files    MirrorFiles `yaml:"files" json:"files" doc:"File names under the mirror URL."`
-	Keyring  string      `yaml:"keyring" json:"keyring,omitempty" doc:"Armored OpenPGP keyring, a path in this repository. Absent: the keys built into pxeops."`
+	Keyring  string      `yaml:"keyring" json:"keyring,omitempty" doc:"Armored OpenPGP keyring, a path in this repository (air-gapped sites). Absent: the vendor's key fetched from keyringURL."`
 	Branch   string      `yaml:"branch" json:"branch" doc:"Template of the branch updates are pushed to; data: .Image." default:"pxeops/update-{{ .Image }}"`
 	Proxy    bool        `yaml:"proxy" json:"proxy" doc:"Forward host update checks upstream too (corepxe mode); a newer upstream version starts a mirroring pass at once." default:"false"`
 	// The fields below are pxeops' additions to the design's settings.
@@ -166,6 +166,9 @@ type OmahaSettings struct {
 	URLs         string          `yaml:"urls" json:"urls" doc:"assets: mirrored images are served from /assets/<sha256>/<file>; upstream: images keep the mirror's URLs, pinned by sha256." default:"assets"`
 	Fingerprints []string        `yaml:"fingerprints" json:"fingerprints,omitempty" doc:"Primary key fingerprints (40 hex digits) allowed to sign images. Absent: Flatcar's key for os flatcar, CoreOS's for os coreos."`
 	Rollout      RolloutSettings `yaml:"rollout" json:"rollout" doc:"How the updater rolls a new release out in stages."`
+	// KeyringURL defaults to Flatcar's published key; os: coreos images
+	// keep the CoreOS key built into pxeops unless it is set.
+	KeyringURL string `yaml:"keyringURL" json:"keyringURL" doc:"Where the vendor publishes its armored public key (https://), used without keyring: fetched, used only if its primary key is one of fingerprints, kept in the assets dir and fetched again daily or for a subkey it lacks. Not used for os coreos unless set: CoreOS's key is built into pxeops." default:"https://www.flatcar.org/security/image-signing-key/Flatcar_Image_Signing_Key.asc"`
 }
 
 // Legacy CoreOS defaults, used for images with os: coreos where
@@ -194,6 +197,7 @@ func (s *Settings) OmahaFor(osName string) OmahaSettings {
 		{"omaha.mirror", &o.Mirror, coreosMirror},
 		{"omaha.files.kernel", &o.Files.Kernel, coreosKernel},
 		{"omaha.files.initrd", &o.Files.Initrd, coreosInitrd},
+		{"omaha.keyringURL", &o.KeyringURL, ""}, // the built-in key
 	} {
 		if !s.has(f.path) {
 			*f.field = f.coreos

@@ -171,6 +171,9 @@ func (v *validator) settings(s *Settings) {
 	if u, err := url.Parse(o.Server); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		v.errorf(m, "omaha.server", "invalid omaha.server %q: want an http(s):// URL", o.Server)
 	}
+	if u, err := url.Parse(o.KeyringURL); o.KeyringURL != "" && (err != nil || u.Scheme != "https" || u.Host == "") {
+		v.errorf(m, "omaha.keyringURL", "invalid omaha.keyringURL %q: want an https:// URL", o.KeyringURL)
+	}
 	if time.Duration(o.Interval) < time.Minute {
 		v.errorf(m, "omaha.interval", "omaha.interval %s is too short: at least 1m, so the update service is not hammered", time.Duration(o.Interval))
 	}

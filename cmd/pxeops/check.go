@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/pxeops/pxeops/internal/daemon"
+	"github.com/pxeops/pxeops/omaha/updater"
 	"github.com/pxeops/pxeops/render"
 	"github.com/pxeops/pxeops/schema"
 	"github.com/pxeops/pxeops/serve/access"
@@ -87,6 +88,9 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	if len(loaderDiags) > 0 {
 		diags, snap = append(loaderDiags, diags...), nil
+	}
+	if snap != nil {
+		diags = append(diags, updater.KeyringNotices(snap.Tree)...)
 	}
 	r := checkReport{Dir: dir, Valid: snap != nil, Errors: diags.Errors(), Warnings: diags.Warnings(), Diagnostics: diags}
 	if r.Diagnostics == nil {

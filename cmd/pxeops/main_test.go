@@ -42,6 +42,10 @@ func TestExamplesPassCheck(t *testing.T) {
 		if code != exitOK || !strings.Contains(out, ": valid: ") || !strings.Contains(out, " 0 warnings;") {
 			t.Errorf("check %s = %d\n%s%s", ex, code, out, errOut)
 		}
+		// It says which keyring the updater verifies the example's image with.
+		if want := "pxeops.yaml:1:1: notice: omaha: flatcar images are verified with the keyring fetched from https://www.flatcar.org/"; ex == "flatcar" && !strings.Contains(out, want) {
+			t.Errorf("check %s lacks %q:\n%s", ex, want, out)
+		}
 	}
 }
 

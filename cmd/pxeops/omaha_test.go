@@ -235,9 +235,10 @@ func TestServeProxyModeMirrorsAndMergeDeploys(t *testing.T) {
 
 	var st struct {
 		Omaha struct {
-			Updater string
-			Images  map[string]struct{ State, Branch string }
-			Census  struct{ Hosts int }
+			Updater  string
+			Images   map[string]struct{ State, Branch string }
+			Keyrings map[string]struct{ Mode, Source string }
+			Census   struct{ Hosts int }
 		}
 	}
 	s.eventually(t, "the update is proposed", func() bool {
@@ -245,7 +246,7 @@ func TestServeProxyModeMirrorsAndMergeDeploys(t *testing.T) {
 		json.Unmarshal([]byte(body), &st)
 		return st.Omaha.Images["flatcar-stable"].State == "proposed"
 	})
-	if st.Omaha.Census.Hosts != 1 || st.Omaha.Updater != "on" {
+	if k := st.Omaha.Keyrings["flatcar"]; st.Omaha.Census.Hosts != 1 || st.Omaha.Updater != "on" || k.Mode != "repository" || k.Source != "keys/release.asc" {
 		t.Errorf("omaha status %+v", st.Omaha)
 	}
 	branchHead := remote.Git("--git-dir", remote.Bare, "rev-parse", updateBranch)

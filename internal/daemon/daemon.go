@@ -50,7 +50,11 @@ type OmahaStatus struct {
 	Updater string                `json:"updater"`
 	Error   string                `json:"error,omitempty"`
 	Images  map[string]OmahaImage `json:"images"`
-	Census  omaha.Census          `json:"census"`
+	// Keyrings, by OS, are what releases were last verified with: mode
+	// (fetched, repository, builtin), source, and for a fetched one when
+	// it was fetched and the last refresh's error.
+	Keyrings map[string]updater.KeyringStatus `json:"keyrings,omitempty"`
+	Census   omaha.Census                     `json:"census"`
 }
 
 // OmahaImage is one image in /status: the updater's state (when it
@@ -146,7 +150,7 @@ func (c *Config) Run(ctx context.Context) (err error) {
 	defer closeMachines()
 	status := func() Status {
 		st := Status{Version: c.Version, ServerURL: c.ServerURL, Access: c.Access.String(), Status: rec.Status(), Source: c.Tree.State(),
-			Omaha: OmahaStatus{Updater: updaterState, Error: upd.LastError(), Images: omahaImages(upd.Status(), responder.ImageCensus()), Census: responder.Census()}}
+			Omaha: OmahaStatus{Updater: updaterState, Error: upd.LastError(), Images: omahaImages(upd.Status(), responder.ImageCensus()), Keyrings: upd.KeyringStatus(), Census: responder.Census()}}
 		if err := sup.err(); err != nil {
 			st.Down = err.Error()
 		}

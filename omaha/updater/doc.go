@@ -6,7 +6,8 @@
 // omaha.Client) what a machine of each tracked image would be offered,
 // mirrors a newer release's PXE kernel and initrd into the
 // content-addressed asset Store only after their OpenPGP signatures check
-// out against the pinned Keyring (keys/ holds the built-in keys), edits
+// out against the pinned Keyring (the repository's, the vendor's fetched
+// and kept by Keyrings, or built in from keys/), edits
 // images/<id>.yaml in place (EditImage), checks that the edited tree
 // still loads (schema), and commits the change to a branch of its own for
 // review (source/propose, the git layer discovery proposes through too).

@@ -2,7 +2,9 @@ package updater
 
 import (
 	"bytes"
+	"context"
 	"embed"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -35,6 +37,9 @@ const maxSignature = 64 << 10
 // signature by any other key is by an unknown issuer.
 type Keyring struct {
 	keys openpgp.EntityList
+	// refresh, for a keyring fetched from the vendor, fetches it again
+	// (at most once per Keyrings.Pause); nil for the others.
+	refresh func(context.Context) (*Keyring, error)
 }
 
 // DefaultFingerprints are the keys pinned for an OS when pxeops.yaml
@@ -46,11 +51,13 @@ func DefaultFingerprints(osName string) []string {
 	return []string{FlatcarFingerprint}
 }
 
-// BuiltinKeyring returns the vendor key shipped with pxeops for osName.
+// BuiltinKeyring returns the vendor key shipped with pxeops for osName:
+// CoreOS's, frozen since CoreOS ended. Flatcar's is fetched
+// (omaha.keyringURL) or the repository's (omaha.keyring).
 func BuiltinKeyring(osName string) ([]byte, error) {
 	data, err := builtinKeys.ReadFile("keys/" + osName + ".asc")
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("this build of pxeops ships no %s signing key: add the vendor's public key to the repository and name it in pxeops.yaml omaha.keyring", osName)
+		return nil, fmt.Errorf("pxeops ships no %s signing key: set pxeops.yaml omaha.keyringURL to where the vendor publishes it, or add it to the repository and name it in omaha.keyring", osName)
 	}
 	return data, err
 }
@@ -91,10 +98,22 @@ type Signer struct {
 
 // Verify checks sig, binary or armored, over signed. The signing key must
 // have been valid when it signed: a subkey that has expired since still
-// verifies the releases it signed, which is how vendors rotate them.
-func (k *Keyring) Verify(signed io.Reader, sig []byte) (Signer, error) {
+// verifies the releases it signed, which is how vendors rotate them. A
+// fetched vendor keyring that lacks the signature's issuer is fetched
+// again first, as the vendor may have added a subkey since; whatever it
+// holds, only pinned primaries and their subkeys ever verify.
+func (k *Keyring) Verify(ctx context.Context, signed io.Reader, sig []byte) (Signer, error) {
 	if len(sig) > maxSignature {
 		return Signer{}, fmt.Errorf("signature larger than %d bytes", maxSignature)
+	}
+	keys := k.keys
+	var refreshErr error
+	if id, ok := issuerID(sig); ok && k.refresh != nil && len(keys.KeysById(id)) == 0 {
+		fresh, err := k.refresh(ctx)
+		if fresh != nil {
+			keys = fresh.keys
+		}
+		refreshErr = err
 	}
 	body := io.Reader(bytes.NewReader(sig))
 	if bytes.HasPrefix(bytes.TrimSpace(sig), []byte("-----BEGIN")) {
@@ -107,9 +126,12 @@ func (k *Keyring) Verify(signed io.Reader, sig []byte) (Signer, error) {
 		}
 		body = block.Body
 	}
-	s, signer, err := openpgp.VerifyDetachedSignature(k.keys, signed, body, &packet.Config{})
+	s, signer, err := openpgp.VerifyDetachedSignature(keys, signed, body, &packet.Config{})
 	if err != nil {
-		return Signer{}, explain(err, sig)
+		if err = explain(err, sig); refreshErr != nil {
+			err = fmt.Errorf("%w (fetching the keyring again for it: %v)", err, refreshErr)
+		}
+		return Signer{}, err
 	}
 	keyID := "unknown"
 	if s.IssuerKeyId != nil {
@@ -140,15 +162,32 @@ func explain(err error, sig []byte) error {
 
 // issuer names the key id a signature claims, for errors.
 func issuer(sig []byte) string {
+	if id, ok := issuerID(sig); ok {
+		return fmt.Sprintf("%016X", id)
+	}
+	return "unknown"
+}
+
+// issuerID is the key id a signature claims: its issuer key id, or the
+// one its issuer fingerprint implies.
+func issuerID(sig []byte) (uint64, bool) {
 	body := io.Reader(bytes.NewReader(sig))
 	if block, err := armor.Decode(bytes.NewReader(sig)); err == nil {
 		body = block.Body
 	}
 	p, err := packet.NewReader(body).Next()
-	if s, ok := p.(*packet.Signature); err == nil && ok && s.IssuerKeyId != nil {
-		return fmt.Sprintf("%016X", *s.IssuerKeyId)
+	s, ok := p.(*packet.Signature)
+	switch {
+	case err != nil || !ok:
+		return 0, false
+	case s.IssuerKeyId != nil && *s.IssuerKeyId != 0:
+		return *s.IssuerKeyId, true
+	case len(s.IssuerFingerprint) == 20: // v4: the fingerprint's low 64 bits
+		return binary.BigEndian.Uint64(s.IssuerFingerprint[12:]), true
+	case len(s.IssuerFingerprint) == 32: // v6: its high 64 bits
+		return binary.BigEndian.Uint64(s.IssuerFingerprint[:8]), true
 	}
-	return "unknown"
+	return 0, false
 }
 
 func fingerprint(k *packet.PublicKey) string {

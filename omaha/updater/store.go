@@ -69,7 +69,7 @@ func (s *Store) Mirror(ctx context.Context, url, name string, keys *Keyring) (As
 		return Asset{}, fmt.Errorf("asset store: %w", err)
 	}
 	s.removeStale()
-	if a, ok := s.mirrored(url, name, keys); ok {
+	if a, ok := s.mirrored(ctx, url, name, keys); ok {
 		return a, nil
 	}
 	var sig []byte
@@ -95,7 +95,7 @@ func (s *Store) Mirror(ctx context.Context, url, name string, keys *Keyring) (As
 	if err != nil {
 		return Asset{}, err
 	}
-	asset.Signer, err = keys.Verify(f, sig)
+	asset.Signer, err = keys.Verify(ctx, f, sig)
 	f.Close()
 	if err != nil {
 		return Asset{}, &VerifyError{URL: url, Err: err}
@@ -128,7 +128,7 @@ func (s *Store) remember(url string, a Asset) {
 
 // mirrored finds url's asset from an earlier pass and checks its kept
 // signature again with today's keys.
-func (s *Store) mirrored(url, name string, keys *Keyring) (Asset, bool) {
+func (s *Store) mirrored(ctx context.Context, url, name string, keys *Keyring) (Asset, bool) {
 	// Kept files are opened through safefile: whoever else writes to the
 	// assets directory cannot park a pass on a named pipe.
 	ref, err := safefile.ReadFile(s.indexPath(url), 4096)
@@ -150,7 +150,7 @@ func (s *Store) mirrored(url, name string, keys *Keyring) (Asset, bool) {
 	if err != nil {
 		return Asset{}, false
 	}
-	signer, err := keys.Verify(f, sig)
+	signer, err := keys.Verify(ctx, f, sig)
 	if err != nil {
 		s.logger().Warn("a kept asset no longer verifies; downloading it again", "url", url, "err", err)
 		return Asset{}, false

@@ -39,6 +39,9 @@ type Updater struct {
 	Hosts func(arch, version string) (int, time.Time)
 	// Now is the clock; nil is time.Now.
 	Now func() time.Time
+	// Keyrings gives the keys releases are verified with; nil: one
+	// keeping fetched vendor keys in Store's directory, through Store.HTTP.
+	Keyrings *Keyrings
 
 	pass    sync.Mutex // one pass at a time
 	mu      sync.Mutex
@@ -46,6 +49,7 @@ type Updater struct {
 	lastErr string // of the last pass as a whole: repository, tree
 	trigger chan struct{}
 	stages  map[string]stageSeen // by image: the rollout stage in the base tree, since when
+	keys    *Keyrings            // when Keyrings is nil
 }
 
 // Image states, as /status shows them.
@@ -165,9 +169,10 @@ func (u *Updater) syncImage(ctx context.Context, repo *propose.Repo, fsys fs.FS,
 		return st
 	}
 	o := tree.Settings.OmahaFor(img.OS)
-	keys, err := keyringFor(fsys, o, img.OS)
+	keys, err := u.keyrings().For(ctx, fsys, o, img.OS)
 	if err != nil {
-		return fail("verify", false, err)
+		var ke *KeyringError
+		return fail("verify", errors.As(err, &ke) && ke.Retry, err)
 	}
 	latest, err := u.latest(ctx, o, img, img.Version)
 	if err != nil {
@@ -281,28 +286,6 @@ func (u *Updater) latest(ctx context.Context, o schema.OmahaSettings, img *schem
 	}
 	u.log().Warn("omaha server failed; using version.txt", "image", img.ID(), "err", err, "version", v)
 	return v, nil
-}
-
-func keyringFor(fsys fs.FS, o schema.OmahaSettings, osName string) (*Keyring, error) {
-	pins := o.Fingerprints
-	if len(pins) == 0 {
-		pins = DefaultFingerprints(osName)
-	}
-	var data []byte
-	var err error
-	if o.Keyring != "" {
-		data, err = fs.ReadFile(fsys, o.Keyring)
-	} else {
-		data, err = BuiltinKeyring(osName)
-	}
-	if err != nil {
-		return nil, err
-	}
-	k, err := NewKeyring(data, pins)
-	if err != nil && o.Keyring != "" {
-		err = fmt.Errorf("%s (pxeops.yaml omaha.keyring): %w", o.Keyring, err)
-	}
-	return k, err
 }
 
 func commitMessage(img *schema.Image, ch *change, dir string, files [2]Asset) string {

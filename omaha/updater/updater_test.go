@@ -246,11 +246,11 @@ func TestOldReleaseSignedByRotatedSubkeyVerifies(t *testing.T) {
 	data := []byte("a release from two and a half years ago")
 	// Signed while the first subkey was valid; it has expired since.
 	sig := rel.Sign(data, rel.Expired, time.Now().Add(-(3*365-30)*24*time.Hour))
-	signer, err := keys.Verify(strings.NewReader(string(data)), sig)
+	signer, err := keys.Verify(context.Background(), strings.NewReader(string(data)), sig)
 	if err != nil || signer.Primary != rel.Fingerprint() {
 		t.Fatalf("signer %+v, err %v", signer, err)
 	}
-	if _, err := keys.Verify(strings.NewReader("other data"), sig); err == nil || !strings.Contains(err.Error(), "bad signature") {
+	if _, err := keys.Verify(context.Background(), strings.NewReader("other data"), sig); err == nil || !strings.Contains(err.Error(), "bad signature") {
 		t.Fatalf("tampered: %v", err)
 	}
 	if _, err := updater.NewKeyring([]byte(rel.StrangerKey()), []string{rel.Fingerprint()}); err == nil {
