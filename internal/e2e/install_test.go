@@ -272,12 +272,19 @@ func TestInstallOnce(t *testing.T) {
 	l.start("pxe", "pxeops-restarted.log", serve...)
 	l.ready("pxeops-restarted.log", 20*time.Second)
 
+	// SeaBIOS's debug console says which boot entry it ran: iPXE's
+	// sanboot should start the disk, not SeaBIOS's fallback to it after
+	// iPXE gave up.
+	guest.args = append(guest.args, "-chardev", "file,id=dbg,path="+filepath.Join(l.dir, "seabios.log"), "-device", "isa-debugcon,iobase=0x402,chardev=dbg")
 	serial, took = l.bootUntil("disk", 120*time.Second, regexp.MustCompile(regexp.QuoteMeta(diskMarker)), guest)
 	log := l.file("pxeops-restarted.log")
 	if !strings.Contains(serial, diskMarker) {
 		t.Fatalf("no %q from the disk after %s\nserial tail:\n%s\npxeops log tail:\n%s", diskMarker, took, tail(serial, 3000), tail(log, 3000))
 	}
 	t.Logf("the second boot reached the disk's boot sector in %s", took)
+	if bios := l.file("seabios.log"); !strings.Contains(bios, "Booting from ROM") || strings.Contains(bios, "Booting from Hard Disk") {
+		t.Errorf("the disk was not booted by iPXE's sanboot (SeaBIOS's own boot entries: %q)", regexp.MustCompile(`Booting from [^\n]*`).FindAllString(bios, -1))
+	}
 	if strings.Contains(serial, "PXEOPS-INSTALLER-STARTED") {
 		t.Errorf("the installer ran again:\n%s", tail(serial, 3000))
 	}
