@@ -134,9 +134,15 @@ func buildAssets(t *testing.T, dir string) string { return buildAssetsFor(t, dir
 // buildAssetsFor builds the quickstart's payload for arch (ARCH of
 // build-assets.sh) into dir/assets and returns that directory.
 func buildAssetsFor(t *testing.T, dir, arch string) string {
+	return buildAssetsWith(t, "../../examples/quickstart/build-assets.sh", dir, arch)
+}
+
+// buildAssetsWith is buildAssetsFor with another copy of build-assets.sh
+// (one a test edited).
+func buildAssetsWith(t *testing.T, script, dir, arch string) string {
 	t.Helper()
 	assets := filepath.Join(dir, "assets")
-	cmd := exec.Command("bash", "../../examples/quickstart/build-assets.sh", assets)
+	cmd := exec.Command("bash", script, assets)
 	cmd.Env = append(os.Environ(), "ARCH="+arch)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("ARCH=%s build-assets.sh: %v\n%s", arch, err, out)

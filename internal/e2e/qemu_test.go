@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"cmp"
 	"context"
 	"os/exec"
 	"path/filepath"
@@ -29,6 +30,8 @@ const (
 type machine struct {
 	qemu string
 	args []string
+	// order is QEMU's -boot order; empty: n, the network alone.
+	order string
 }
 
 // bios is SeaBIOS with QEMU's default iPXE option ROM on an e1000
@@ -91,7 +94,7 @@ func (l *lab) bootUntil(name string, timeout time.Duration, stop *regexp.Regexp,
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	args := append([]string{"netns", "exec", l.ns("lab"), m.qemu, "-accel", "tcg", "-display", "none",
-		"-serial", "file:" + filepath.Join(l.dir, name+".serial"), "-no-reboot", "-boot", "order=n",
+		"-serial", "file:" + filepath.Join(l.dir, name+".serial"), "-no-reboot", "-boot", "order=" + cmp.Or(m.order, "n"),
 		"-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no"}, m.args...)
 	var out strings.Builder
 	cmd := exec.CommandContext(ctx, "ip", args...)
