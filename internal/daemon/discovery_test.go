@@ -210,3 +210,30 @@ func checkBranch(t *testing.T, url, tokenFile string, want map[string]string) {
 		}
 	}
 }
+
+// With a directory source discovery does not run, whatever the tree
+// says: pxeops never writes to it. serve logs that once, and /status
+// says why.
+func TestDiscoveryServeOffForADirectory(t *testing.T) {
+	tree := fleetOf(t, map[string]string{
+		"pxeops.yaml":     "discovery:\n  serve: true\n",
+		"profiles/p.yaml": "kernel: /assets/k\n",
+		"groups/g.yaml":   "profile: p\nselector: {mac: \"52:54:00:00:00:01\"}\n",
+	})
+	r := start(t, Config{Source: "fleet", Tree: tree, OpenUpdateRepo: func(context.Context) (*propose.Repo, error) {
+		t.Error("a directory source's repository was opened")
+		return nil, os.ErrInvalid
+	}, discoveryFirst: 10 * time.Millisecond, discoveryEvery: 20 * time.Millisecond})
+	var st DiscoveryStatus
+	r.until(t, 5*time.Second, "/status says discovery is off", func() bool {
+		st = r.discovery(t)
+		return strings.HasPrefix(st.State, "off: the source is a directory")
+	})
+	time.Sleep(200 * time.Millisecond) // ten ticks
+	if n := strings.Count(r.logs.String(), "discovery.serve is set but discovery does not run in serve"); n != 1 {
+		t.Errorf("logged %d times, want once:\n%s", n, r.logs)
+	}
+	if st = r.discovery(t); st.LastPass != nil || st.Branch != discoveredBranch {
+		t.Errorf("/status discovery %+v", st)
+	}
+}
