@@ -10,7 +10,7 @@ import (
 type DiscoverySettings struct {
 	Profile  string   `yaml:"profile" json:"profile,omitempty" doc:"Id of profiles/<id>.yaml that proposed groups boot; they are written to groups/. Absent: they are written as groups/discovered-<mac>.yaml.disabled, which pxeops does not load: name a profile in the file and drop the suffix to boot the machine."`
 	Branch   string   `yaml:"branch" json:"branch" doc:"Branch proposals are committed to (replacing what it held); never the served one." default:"pxeops/discovered"`
-	Serve    bool     `yaml:"serve" json:"serve" doc:"Reserved for running discovery inside pxeops serve every interval; not built yet: check warns, and pxeops discover runs the pass on demand." default:"false"`
+	Serve    bool     `yaml:"serve" json:"serve" doc:"Run the discovery pass inside pxeops serve every interval, pushing to the branch; only when the source is a git URL (with a directory source /status says why it does not run: use pxeops discover)." default:"false"`
 	Interval Duration `yaml:"interval" json:"interval" doc:"Time between passes inside serve, jittered; at least 10s. A pass commits only when the unmatched machines or the served revision changed." default:"1m"`
 }
 
@@ -22,9 +22,6 @@ func (v *validator) discovery(s *Settings) {
 	}
 	if !validBranch(d.Branch) {
 		v.errorf(m, "discovery.branch", "invalid discovery.branch %q: a git branch name such as pxeops/discovered", d.Branch)
-	}
-	if d.Serve {
-		v.diags.warnf(m.Pos("discovery.serve"), "discovery.serve: the pass inside pxeops serve is not built yet, this does nothing; run pxeops discover (e.g. from a systemd timer)")
 	}
 	if time.Duration(d.Interval) < 10*time.Second {
 		v.errorf(m, "discovery.interval", "discovery.interval %s is too short: at least 10s", time.Duration(d.Interval))

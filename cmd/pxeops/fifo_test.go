@@ -48,6 +48,7 @@ func TestKeyFlagsRefuseFIFOs(t *testing.T) {
 		{"--verify-commits", []string{"serve", "--source", remote, "--verify-commits", fifo}},
 		{"--verify-commits", []string{"check", "--verify-commits", fifo, remote}},
 		{"--sign-key", []string{"omaha", "sync", "--repo", t.TempDir(), "--assets-dir", t.TempDir(), "--sign-key", fifo}},
+		{"--machines", []string{"discover", "--repo", t.TempDir(), "--machines", fifo}},
 		{"--ssh-key", []string{"serve", "--source", "git@git.invalid:fleet.git", "--ssh-key", fifo, "--known-hosts", fifo}},
 	} {
 		args := c.args

@@ -88,7 +88,8 @@ type Config struct {
 	ShimBinary, GRUBBinary, ARM64ShimBinary, ARM64GRUBBinary string
 
 	// Updater mirrors images when the tree asks for it; nil: off, for
-	// UpdaterOff's reason. OpenUpdateRepo gives it the repository.
+	// UpdaterOff's reason. OpenUpdateRepo gives it the repository, and
+	// the discovery pass (discovery.serve) too when Source is a git URL.
 	Updater        *updater.Updater
 	UpdaterOff     string
 	OpenUpdateRepo func(context.Context) (*propose.Repo, error)
@@ -119,6 +120,10 @@ type Config struct {
 	Version  string
 	Logger   *slog.Logger
 	Registry *prometheus.Registry // nil: a new one with Go and process metrics
+
+	// discoveryFirst and discoveryEvery, when set, replace the wait
+	// before discovery's first look and discovery.interval (tests).
+	discoveryFirst, discoveryEvery time.Duration
 
 	serverIP   net.IP // Interface's address
 	proxy6     proxy6 // with ProxyDHCP6

@@ -40,6 +40,8 @@ type Status struct {
 	// shutting down.
 	Down  string      `json:"down,omitempty"`
 	Omaha OmahaStatus `json:"omaha"`
+	// Discovery is the discovery pass inside serve (discovery.serve).
+	Discovery DiscoveryStatus `json:"discovery"`
 	// TLS is the certificate served over HTTPS, when on.
 	TLS *httpserver.CertStatus `json:"tls,omitempty"`
 }
@@ -124,6 +126,7 @@ func (c *Config) Run(ctx context.Context) (err error) {
 
 	upd, updaterState, responder := c.omaha(rec, log, reg)
 	boots := c.timeline(reg, responder)
+	disc := c.discoverer(rec.Snapshot, boots, log)
 	var trigger func()
 	if len(c.WebhookSecret) > 0 {
 		trigger = c.Tree.Trigger
@@ -150,7 +153,8 @@ func (c *Config) Run(ctx context.Context) (err error) {
 	defer closeMachines()
 	status := func() Status {
 		st := Status{Version: c.Version, ServerURL: c.ServerURL, Access: c.Access.String(), Status: rec.Status(), Source: c.Tree.State(),
-			Omaha: OmahaStatus{Updater: updaterState, Error: upd.LastError(), Images: omahaImages(upd.Status(), responder.ImageCensus()), Keyrings: upd.KeyringStatus(), Census: responder.Census()}}
+			Omaha:     OmahaStatus{Updater: updaterState, Error: upd.LastError(), Images: omahaImages(upd.Status(), responder.ImageCensus()), Keyrings: upd.KeyringStatus(), Census: responder.Census()},
+			Discovery: disc.Status()}
 		if err := sup.err(); err != nil {
 			st.Down = err.Error()
 		}
@@ -269,6 +273,9 @@ func (c *Config) Run(ctx context.Context) (err error) {
 	for _, l := range dhcp6Conns {
 		sup.Go(l.name(), func() error { return dhcp6.Serve(l.conn, l.port) })
 	}
+	// Like the updater, discovery never stops the daemon: its passes
+	// fail into /status. It ends only with runCtx.
+	sup.Go("discovery", func() error { disc.Run(runCtx); return nil })
 	if c.Updater != nil {
 		sup.Go("updater", func() error { c.Updater.Run(runCtx, c.OpenUpdateRepo, c.schedule(rec)); return nil })
 	}
