@@ -291,7 +291,7 @@ func identify(msg *dhcpv6.Message, relays []*dhcpv6.RelayMessage, from netip.Add
 			c.MAC = d.LinkLayerAddr
 		}
 	case *dhcpv6.DUIDUUID:
-		c.UUID = uuidString(d.UUID)
+		c.UUID = timeline.SMBIOSUUID(d.UUID)
 	}
 	if c.MAC == nil {
 		c.MAC = eui64MAC(peer)
@@ -301,7 +301,7 @@ func identify(msg *dhcpv6.Message, relays []*dhcpv6.RelayMessage, from netip.Add
 	}
 	if archs := msg.Options.ArchTypes(); len(archs) > 0 {
 		c.archType = archs[0]
-		c.Arch = archName(archs[0])
+		c.Arch = timeline.ArchName(archs[0])
 	} else if !c.IPXE {
 		return c, "no client architecture (option 61)"
 	}
@@ -345,20 +345,6 @@ func bootFile(c Client, cfg Config) (string, string) {
 	return "tftp://[" + cfg.ServerIP.WithZone("").String() + "]/" + file, ""
 }
 
-// archName names option 61's architectures the way selectors and
-// iPXE's ${buildarch} do.
-func archName(a iana.Arch) string {
-	switch a {
-	case iana.EFI_X86_64, iana.EFI_BC, iana.EFI_X86_64_HTTP:
-		return "x86_64"
-	case iana.EFI_ARM64, iana.EFI_ARM64_HTTP:
-		return "arm64"
-	case iana.EFI_IA32:
-		return "i386"
-	}
-	return ""
-}
-
 // eui64MAC is the MAC inside a link-local address formed by modified
 // EUI-64 (RFC 4291 appendix A), as EDK2 and iPXE form theirs; nil for
 // any other address.
@@ -371,17 +357,4 @@ func eui64MAC(a netip.Addr) net.HardwareAddr {
 		return nil
 	}
 	return net.HardwareAddr{b[8] ^ 0x02, b[9], b[10], b[13], b[14], b[15]}
-}
-
-// uuidString prints a DUID-UUID as firmware's ${uuid} would: EDK2 puts
-// the SMBIOS GUID there, whose first three fields are little-endian, as
-// in DHCPv4's option 97. All zeros (QEMU without -uuid) is no UUID.
-func uuidString(u [16]byte) string {
-	if u == [16]byte{} {
-		return ""
-	}
-	u[0], u[1], u[2], u[3] = u[3], u[2], u[1], u[0]
-	u[4], u[5] = u[5], u[4]
-	u[6], u[7] = u[7], u[6]
-	return fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16])
 }
