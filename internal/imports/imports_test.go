@@ -15,7 +15,7 @@ const module = "github.com/pxeops/pxeops/"
 
 // helpers are the leaf packages anything may use: they know nothing of
 // the model or the servers.
-var helpers = []string{"internal/safefile", "internal/ratelog"}
+var helpers = []string{"internal/safefile", "internal/ratelog", "internal/udpserve"}
 
 // rule says which packages of the module a package (or, with a trailing
 // "/...", a subtree) may import, and which outside modules it must not
@@ -80,7 +80,7 @@ var rules = []rule{
 	{pkg: "internal/gentree/...", allow: []string{"internal/gentree"}},
 	{pkg: "internal/e2e", allow: []string{"internal/podmantest"}},
 	{pkg: "internal/gittest"}, {pkg: "internal/logtest"}, {pkg: "internal/podmantest"}, {pkg: "internal/txtar"},
-	{pkg: "internal/safefile/..."}, {pkg: "internal/ratelog"}, {pkg: "internal/packaging"}, {pkg: "internal/imports"}, {pkg: "internal/tlstest"}, {pkg: "internal/browsertest"}, {pkg: "internal/benchcpu"},
+	{pkg: "internal/safefile/..."}, {pkg: "internal/ratelog"}, {pkg: "internal/udpserve"}, {pkg: "internal/packaging"}, {pkg: "internal/imports"}, {pkg: "internal/tlstest"}, {pkg: "internal/browsertest"}, {pkg: "internal/benchcpu"},
 }
 
 // match reports whether a module-relative path is pattern or, for

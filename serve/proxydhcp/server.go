@@ -7,13 +7,13 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"runtime"
 	"strconv"
 	"syscall"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/pxeops/pxeops/internal/udpserve"
 	"github.com/pxeops/pxeops/render"
 )
 
@@ -110,85 +110,62 @@ func Listen(iface, addr string) (*net.UDPConn, error) {
 // together is the normal case. Bad packets are counted and dropped;
 // nothing in a packet can stop a reader.
 func (s *Server) Serve(conn *net.UDPConn, port Port) error {
-	errs := make(chan error, runtime.GOMAXPROCS(0))
-	for range cap(errs) {
-		go func() { errs <- s.serve(conn, port) }()
-	}
-	var first error
-	for range cap(errs) {
-		if err := <-errs; err != nil && first == nil {
-			first = err
-			conn.Close() // stop the other readers too
-		}
-	}
-	return first
-}
-
-func (s *Server) serve(conn *net.UDPConn, port Port) error {
-	buf := make([]byte, maxPacket+1)
 	label := strconv.Itoa(int(port))
 	count := map[string]prometheus.Counter{}
 	for _, result := range []string{"offer", "ack", "ignored", "malformed", "oversized"} {
 		count[result] = s.packets.WithLabelValues(label, result)
 	}
-	// The per-packet log lines are built only when their level is on: at
-	// tens of thousands of packets a second, formatting them for nothing
-	// costs more than answering.
+	return udpserve.Serve(conn, maxPacket, count["oversized"].Inc, func(pkt []byte, peer netip.AddrPort) {
+		s.handle(conn, port, count, pkt, peer)
+	})
+}
+
+// handle answers one datagram. The per-packet log lines are built only
+// when their level is on: at tens of thousands of packets a second,
+// formatting them for nothing costs more than answering.
+func (s *Server) handle(conn *net.UDPConn, port Port, count map[string]prometheus.Counter, pkt []byte, peer netip.AddrPort) {
 	ctx := context.Background()
-	for {
-		n, peer, err := conn.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return nil
-			}
-			return err
+	req, err := dhcpv4.FromBytes(pkt)
+	if err != nil {
+		count["malformed"].Inc()
+		return
+	}
+	if s.cfg.Seen != nil && bootClient(req) {
+		s.cfg.Seen(req.ClientHWAddr.String())
+	}
+	reply, why := Answer(req, port, s.snaps.Snapshot(), s.cfg)
+	if reply == nil {
+		count["ignored"].Inc()
+		if why.NoGroup && s.cfg.Timeline != nil {
+			s.cfg.Timeline.Unmatched(clientOf(req))
 		}
-		if n > maxPacket {
-			count["oversized"].Inc()
-			continue
+		if s.log.Enabled(ctx, slog.LevelDebug) {
+			s.log.Debug("dhcp: no answer", "mac", req.ClientHWAddr.String(), "port", port, "reason", why)
 		}
-		req, err := dhcpv4.FromBytes(buf[:n])
-		if err != nil {
-			count["malformed"].Inc()
-			continue
+		return
+	}
+	// Learned before the reply goes out: the machine's next request
+	// (its script, over HTTP) must find it.
+	if port == BootServerPort && s.cfg.Learn != nil {
+		if ci, ok := netip.AddrFromSlice(req.ClientIPAddr.To4()); ok && ci == peer.Addr().Unmap() && !ci.IsUnspecified() {
+			s.cfg.Learn(req.ClientHWAddr.String(), ci)
 		}
-		if s.cfg.Seen != nil && bootClient(req) {
-			s.cfg.Seen(req.ClientHWAddr.String())
-		}
-		reply, why := Answer(req, port, s.snaps.Snapshot(), s.cfg)
-		if reply == nil {
-			count["ignored"].Inc()
-			if why.NoGroup && s.cfg.Timeline != nil {
-				s.cfg.Timeline.Unmatched(clientOf(req))
-			}
-			if s.log.Enabled(ctx, slog.LevelDebug) {
-				s.log.Debug("dhcp: no answer", "mac", req.ClientHWAddr.String(), "port", port, "reason", why)
-			}
-			continue
-		}
-		// Learned before the reply goes out: the machine's next request
-		// (its script, over HTTP) must find it.
-		if port == BootServerPort && s.cfg.Learn != nil {
-			if ci, ok := netip.AddrFromSlice(req.ClientIPAddr.To4()); ok && ci == peer.Addr().Unmap() && !ci.IsUnspecified() {
-				s.cfg.Learn(req.ClientHWAddr.String(), ci)
-			}
-		}
-		dst := s.destination(req, peer, port)
-		if _, err := conn.WriteToUDPAddrPort(reply.ToBytes(), dst); err != nil {
-			s.log.Warn("dhcp: reply not sent", "to", dst.String(), "err", err)
-			continue
-		}
-		result := "offer"
-		if reply.MessageType() == dhcpv4.MessageTypeAck {
-			result = "ack"
-		}
-		count[result].Inc()
-		if s.cfg.Timeline != nil {
-			s.noteAnswer(req, port, reply)
-		}
-		if s.log.Enabled(ctx, slog.LevelInfo) {
-			s.log.Info("dhcp: "+result, "mac", req.ClientHWAddr.String(), "file", reply.BootFileName, "to", dst.String())
-		}
+	}
+	dst := s.destination(req, peer, port)
+	if _, err := conn.WriteToUDPAddrPort(reply.ToBytes(), dst); err != nil {
+		s.log.Warn("dhcp: reply not sent", "to", dst.String(), "err", err)
+		return
+	}
+	result := "offer"
+	if reply.MessageType() == dhcpv4.MessageTypeAck {
+		result = "ack"
+	}
+	count[result].Inc()
+	if s.cfg.Timeline != nil {
+		s.noteAnswer(req, port, reply)
+	}
+	if s.log.Enabled(ctx, slog.LevelInfo) {
+		s.log.Info("dhcp: "+result, "mac", req.ClientHWAddr.String(), "file", reply.BootFileName, "to", dst.String())
 	}
 }
 

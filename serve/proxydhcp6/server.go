@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"runtime"
 	"strconv"
 	"sync"
 	"syscall"
@@ -17,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/net/ipv6"
 
+	"github.com/pxeops/pxeops/internal/udpserve"
 	"github.com/pxeops/pxeops/render"
 	"github.com/pxeops/pxeops/serve/timeline"
 )
@@ -129,68 +129,46 @@ func Listen(iface string, port Port) (*net.UDPConn, error) {
 // conn is closed, with one reader per CPU. Bad packets are counted and
 // dropped; nothing in a packet can stop a reader.
 func (s *Server) Serve(conn *net.UDPConn, port Port) error {
-	errs := make(chan error, runtime.GOMAXPROCS(0))
-	for range cap(errs) {
-		go func() { errs <- s.serve(conn, port) }()
-	}
-	var first error
-	for range cap(errs) {
-		if err := <-errs; err != nil && first == nil {
-			first = err
-			conn.Close() // stop the other readers too
-		}
-	}
-	return first
-}
-
-func (s *Server) serve(conn *net.UDPConn, port Port) error {
-	buf := make([]byte, maxPacket+1)
 	label := strconv.Itoa(int(port))
 	count := map[string]prometheus.Counter{}
 	for _, result := range []string{"advertise", "reply", "ignored", "malformed", "oversized"} {
 		count[result] = s.packets.WithLabelValues(label, result)
 	}
+	return udpserve.Serve(conn, maxPacket, count["oversized"].Inc, func(pkt []byte, peer netip.AddrPort) {
+		s.handle(conn, port, count, pkt, peer)
+	})
+}
+
+// handle answers one datagram.
+func (s *Server) handle(conn *net.UDPConn, port Port, count map[string]prometheus.Counter, pkt []byte, peer netip.AddrPort) {
 	ctx := context.Background()
-	for {
-		n, peer, err := conn.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return nil
-			}
-			return err
+	msg, err := dhcpv6.FromBytes(pkt)
+	if err != nil {
+		count["malformed"].Inc()
+		return
+	}
+	reply, dst, why := s.answer(msg, peer, port)
+	if reply == nil {
+		count["ignored"].Inc()
+		if s.log.Enabled(ctx, slog.LevelDebug) {
+			s.log.Debug("dhcp6: no answer", "from", peer.String(), "port", port, "reason", why)
 		}
-		if n > maxPacket {
-			count["oversized"].Inc()
-			continue
-		}
-		msg, err := dhcpv6.FromBytes(buf[:n])
-		if err != nil {
-			count["malformed"].Inc()
-			continue
-		}
-		reply, dst, why := s.answer(msg, peer, port)
-		if reply == nil {
-			count["ignored"].Inc()
-			if s.log.Enabled(ctx, slog.LevelDebug) {
-				s.log.Debug("dhcp6: no answer", "from", peer.String(), "port", port, "reason", why)
-			}
-			continue
-		}
-		if _, err := conn.WriteToUDPAddrPort(reply.Msg.ToBytes(), dst); err != nil {
-			s.log.Warn("dhcp6: reply not sent", "to", dst.String(), "err", err)
-			continue
-		}
-		result := "reply"
-		if inner, err := innerType(reply.Msg); err == nil && inner == dhcpv6.MessageTypeAdvertise {
-			result = "advertise"
-		}
-		count[result].Inc()
-		if s.cfg.Timeline != nil {
-			s.noteAnswer(reply, peer.Addr(), port)
-		}
-		if s.log.Enabled(ctx, slog.LevelInfo) {
-			s.log.Info("dhcp6: "+result, "mac", macString(reply.Client.MAC), "file", reply.File, "to", dst.String())
-		}
+		return
+	}
+	if _, err := conn.WriteToUDPAddrPort(reply.Msg.ToBytes(), dst); err != nil {
+		s.log.Warn("dhcp6: reply not sent", "to", dst.String(), "err", err)
+		return
+	}
+	result := "reply"
+	if inner, err := innerType(reply.Msg); err == nil && inner == dhcpv6.MessageTypeAdvertise {
+		result = "advertise"
+	}
+	count[result].Inc()
+	if s.cfg.Timeline != nil {
+		s.noteAnswer(reply, peer.Addr(), port)
+	}
+	if s.log.Enabled(ctx, slog.LevelInfo) {
+		s.log.Info("dhcp6: "+result, "mac", macString(reply.Client.MAC), "file", reply.File, "to", dst.String())
 	}
 }
 

@@ -40,7 +40,7 @@ const shards = 64
 // Options bound the recorder; zero values take the defaults.
 type Options struct {
 	Events    int // per machine; default 32
-	Machines  int // default 10,000; past it the machine seen longest ago goes
+	Machines  int // default 10,000; past it the machine seen longest ago in its shard goes
 	Unmatched int // unmatched clients kept; default 4,096
 	// Addresses bounds the learned IP → MAC map; default twice Machines.
 	Addresses int
@@ -83,6 +83,8 @@ type Recorder struct {
 	now      func() time.Time
 	events   int
 	machines []machineShard
+	n        atomic.Int64 // machines kept
+	max      int64
 	addrs    []addrShard
 	unmatch  unmatched
 	counters *counters
@@ -94,7 +96,6 @@ type machineShard struct {
 	byMAC  map[MAC]*machine
 	newest *machine // LRU list by last event, newest first
 	oldest *machine
-	n, max int
 	_      [64]byte // keeps shards' locks off one cache line
 }
 
@@ -104,6 +105,7 @@ type machine struct {
 	ring      []Event // len Options.Events, allocated once per machine
 	next, n   int
 	last      time.Time
+	moved     time.Time // last put at the newest end of the shard's list
 	newer     *machine
 	older     *machine
 	group     *render.Group     // the last boot answer's
@@ -123,10 +125,10 @@ func New(opts Options) *Recorder {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	r := &Recorder{now: opts.Now, events: opts.Events}
+	r := &Recorder{now: opts.Now, events: opts.Events, max: int64(opts.Machines)}
 	r.machines = make([]machineShard, shardsFor(opts.Machines))
 	for i := range r.machines {
-		r.machines[i] = machineShard{byMAC: map[MAC]*machine{}, max: share(opts.Machines, len(r.machines), i)}
+		r.machines[i] = machineShard{byMAC: map[MAC]*machine{}}
 	}
 	r.addrs = make([]addrShard, shardsFor(opts.Addresses))
 	for i := range r.addrs {
@@ -167,12 +169,16 @@ func (r *Recorder) record(mac MAC, e Event, g *render.Group, files *render.BootF
 	sh := &r.machines[mac.shard(len(r.machines))]
 	sh.mu.Lock()
 	m := sh.byMAC[mac]
-	if m == nil {
-		m = sh.add(mac, r.events)
-	} else {
+	switch {
+	case m == nil:
+		m = r.add(sh, mac)
+		sh.pushNewest(m)
+		m.moved = e.At
+	case e.At.Sub(m.moved) >= reorderEvery:
 		sh.unlink(m)
+		sh.pushNewest(m)
+		m.moved = e.At
 	}
-	sh.pushNewest(m)
 	if e.Stage == StageUnmatched { // served nothing: counted under no group
 		m.group, m.files, m.revision, m.stages = nil, nil, "", r.counters.none
 	}
@@ -203,10 +209,20 @@ func (r *Recorder) record(mac MAC, e Event, g *render.Group, files *render.BootF
 	stages.inc(r.counters, e.Stage)
 }
 
-// add makes room and enters a machine; the one evicted lends its ring.
-func (sh *machineShard) add(mac MAC, events int) *machine {
+// reorderEvery is how stale a machine's place in its shard's list may
+// get: moving it on every event touched its two neighbours, two cache
+// misses per DHCP packet in a fleet, for an order eviction needs only
+// to the second.
+const reorderEvery = time.Second
+
+// add enters a machine in sh, making room when the recorder is full:
+// the machine seen longest ago in sh goes and lends its ring. The count
+// is the recorder's, not the shard's, because MACs do not spread evenly:
+// a fleet the size of the cap would otherwise evict, from its fullest
+// shards, machines it still boots, on every event.
+func (r *Recorder) add(sh *machineShard, mac MAC) *machine {
 	var m *machine
-	if sh.n >= sh.max && sh.oldest != nil {
+	if full := !r.reserve(); full && sh.oldest != nil {
 		m = sh.oldest
 		sh.unlink(m)
 		delete(sh.byMAC, m.mac)
@@ -214,12 +230,28 @@ func (sh *machineShard) add(mac MAC, events int) *machine {
 		clear(ring)
 		*m = machine{ring: ring}
 	} else {
-		m = &machine{ring: make([]Event, events)}
-		sh.n++
+		if full {
+			r.n.Add(1)
+		}
+		m = &machine{ring: make([]Event, r.events)}
 	}
 	m.mac = mac
 	sh.byMAC[mac] = m
 	return m
+}
+
+// reserve counts one more machine unless the recorder is full. A shard
+// with none to evict takes one anyway: at most one per shard over.
+func (r *Recorder) reserve() bool {
+	for {
+		n := r.n.Load()
+		if n >= r.max {
+			return false
+		}
+		if r.n.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
 }
 
 func (sh *machineShard) unlink(m *machine) {
